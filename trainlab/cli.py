@@ -1,0 +1,248 @@
+"""The ``trainlab`` command: argument parsing only; every command calls a library function.
+
+Exit codes: 0 success; 1 the study finished but some runs failed (the report says which and why); 2 a usage,
+configuration or data error (nothing was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainlab.errors import TrainlabError
+
+EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on a usage error already; keep its message but point to --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="trainlab", description="An experiment bench for neural-network training.")
+    from trainlab import __version__
+
+    p.add_argument("--version", action="version", version=f"trainlab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a study file (or recipe:NAME) and write its report")
+    r.add_argument("study", help="study TOML file, or recipe:NAME for a shipped recipe")
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. --set train.lr=0.05 (repeatable)",
+    )
+    r.add_argument("--out", help="output folder (default: runs/<study name>)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    r.add_argument(
+        "--inline",
+        action="store_true",
+        help="run in this process instead of one child process per run (debugging)",
+    )
+    r.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny generated stand-in of the dataset, one short epoch per variant",
+    )
+    r.add_argument("--no-download", action="store_true", help="never fetch a missing dataset")
+
+    rep = sub.add_parser("report", help="rebuild a study's report from its store (no training)")
+    rep.add_argument("out", help="the study's output folder (holding trainlab.db)")
+    rep.add_argument(
+        "--format",
+        action="append",
+        choices=["html", "md", "csv", "latex"],
+        help="formats to write (default: html, md, csv); repeatable",
+    )
+
+    cmp_ = sub.add_parser("compare", help="one table across two studies' matching variants")
+    cmp_.add_argument("a", help="first study's output folder")
+    cmp_.add_argument("b", help="second study's output folder")
+    cmp_.add_argument("--out", help="write the comparison (Markdown) to this file too")
+
+    sch = sub.add_parser("schema", help="print the JSON schema of study files (for editors)")
+    sch.add_argument("--out", help="write to this file instead of stdout")
+
+    val = sub.add_parser("check", help="validate a study file and list its runs, without running")
+    val.add_argument("study")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    prof = sub.add_parser("profile", help="layer table, params, MACs, sizes of a model or of a study's variants")
+    prof.add_argument("target", help="a model name (e.g. simple_cnn), package.module:Class, or a study file")
+    prof.add_argument("--input", help="input shape CxHxW or F (e.g. 1x28x28); default from the study/dataset")
+    prof.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    prof.add_argument("--optimizer", default="sgd", help="optimizer for the one-step non-zero-gradient count")
+    prof.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model keyword (model.dropout=0.5) or study override",
+    )
+    prof.add_argument("--json", action="store_true", help="print one JSON object")
+
+    data = sub.add_parser("data", help="list datasets or fetch one")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    dsub.add_parser("list", help="each dataset, where it looks, and whether it is present")
+    get = dsub.add_parser("get", help="download a dataset (checksummed, resumable)")
+    get.add_argument("name")
+    get.add_argument("--root", help="folder to put it in (default: the dataset's default root)")
+
+    sub.add_parser("recipes", help="list the shipped recipes")
+    sub.add_parser("models", help="list the registered models and their parameters")
+
+    dep = sub.add_parser("deploy", help="quantize / export a study's trained models and compare them")
+    dep.add_argument("out", help="the study's output folder")
+    dep.add_argument(
+        "--method",
+        action="append",
+        choices=["dynamic", "static", "onnx"],
+        help="deployment variants (default: from the study's [deploy] section, else all)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except TrainlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are stored; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from trainlab.runner import run
+
+    overrides = list(args.overrides)
+    if args.no_download:
+        overrides.append("data.download=false")
+    if args.smoke:
+        from trainlab.recipes import smoke_overrides
+
+        overrides = smoke_overrides(args.study, overrides)
+    if args.quiet:
+        reporter = None
+    else:
+        from trainlab.progress import RichReporter
+
+        reporter = RichReporter()
+    result = run(args.study, overrides, args.out, reporter=reporter, isolate=not args.inline)
+    if args.quiet:
+        report = result.report_paths.get("html")
+        print(f"{len(result.records)} runs, {len(result.failed)} failed; report: {report or result.out_dir}")
+    return result.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trainlab.report import build_report
+
+    out = Path(args.out)
+    if not (out / "trainlab.db").is_file():
+        raise TrainlabError(f"{out} holds no trainlab.db: give the output folder of a study (e.g. runs/quickstart)")
+    paths = build_report(out, formats=args.format)
+    for kind, path in paths.items():
+        print(f"{kind:>6}: {path}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from trainlab.report.compare import compare_command
+
+    return compare_command(Path(args.a), Path(args.b), Path(args.out) if args.out else None)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from trainlab.config import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"schema written to {args.out}")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from trainlab.config import load_study
+
+    study = load_study(args.study, args.overrides)
+    print(f"study '{study.name}': {len(study.runs)} runs, baseline '{study.baseline}'")
+    for r in study.runs:
+        over = ", ".join(f"{k}={v}" for k, v in r.overrides.items()) or "(base config)"
+        print(f"  {r.run_id}  {r.variant:<30} seed {r.seed:<4} {over}")
+    return EXIT_OK
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from trainlab.profiling import profile_command
+
+    return profile_command(args)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from trainlab.data.commands import data_get, data_list
+
+    if args.data_command == "get":
+        return data_get(args.name, args.root)
+    return data_list()
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from trainlab.recipes import list_recipes
+
+    for name, desc in list_recipes():
+        print(f"{name:<28} {desc}")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from trainlab.models import registry
+
+    for name, entry in sorted(registry().items()):
+        keys = ", ".join(entry.params.model_fields) or "(no parameters)"
+        print(f"{name:<20} {entry.description}\n{'':<20} keys: {keys}")
+    return EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from trainlab.deploy import deploy_command
+
+    return deploy_command(Path(args.out), args.method)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "schema": cmd_schema,
+    "check": cmd_check,
+    "profile": cmd_profile,
+    "data": cmd_data,
+    "recipes": cmd_recipes,
+    "models": cmd_models,
+    "deploy": cmd_deploy,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The results store: one SQLite file per study output folder (``<out>/trainlab.db``).
+
+Tables:
+- ``meta``: key/value (the study's resolved config, its plan = the run ids in order, the baseline variant).
+- ``runs``: one row per run id (hash of the resolved config + variant name): status, error, config, overrides,
+  per-run figures (``results``), environment, profile, timestamps.
+- ``epochs``: one row per (run, epoch) with that epoch's record.
+
+Every write is its own transaction, so a run killed at any point leaves every completed epoch in the store.
+JSON columns hold plain data only (no pickles). Reports read the store and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainlab.config import Study
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    study       TEXT NOT NULL,
+    variant     TEXT NOT NULL,
+    repeat      INTEGER NOT NULL,
+    seed        INTEGER NOT NULL,
+    status      TEXT NOT NULL,          -- pending | running | done | failed | diverged | skipped
+    error       TEXT,
+    detail      TEXT,
+    config      TEXT NOT NULL,
+    overrides   TEXT NOT NULL,
+    results     TEXT,
+    env         TEXT,
+    profile     TEXT,
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id  TEXT NOT NULL,
+    epoch   INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+
+FINISHED = ("done", "diverged", "skipped")  # statuses a re-run of the study does not repeat
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None (JSON has no NaN), tuples become lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(_clean(obj), allow_nan=False)
+
+
+class Store:
+    """Read and write a study's results. Safe to open from the runner and from each run's process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as con, con:
+            con.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")  # readers (report) never block the writing run
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.row_factory = sqlite3.Row
+        return con
+
+    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute(sql, args)
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with closing(self._connect()) as con:
+            return con.execute(sql, args).fetchall()
+
+    # ---- study plan --------------------------------------------------------------------------------------------
+    def set_plan(self, study: Study) -> None:
+        """Record the study's config and its runs in order; new runs are added as pending."""
+        with closing(self._connect()) as con, con:
+            meta = {
+                "study": study.config.model_dump(mode="json"),
+                "study_path": str(study.path) if study.path else None,
+                "plan": [r.run_id for r in study.runs],
+                "baseline": study.baseline,
+                "swept_keys": study.swept_keys,
+            }
+            for k, v in meta.items():
+                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, _dumps(v)))
+            for r in study.runs:
+                con.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, study, variant, repeat, seed, status, config, overrides,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    (
+                        r.run_id,
+                        r.study,
+                        r.variant,
+                        r.repeat,
+                        r.seed,
+                        _dumps(r.config.model_dump(mode="json")),
+                        _dumps(r.overrides),
+                        _now(),
+                    ),
+                )
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    # ---- runs --------------------------------------------------------------------------------------------------
+    def status(self, run_id: str) -> str | None:
+        rows = self._read("SELECT status FROM runs WHERE run_id = ?", (run_id,))
+        return rows[0]["status"] if rows else None
+
+    def start_run(self, run_id: str, env: dict[str, Any], profile: dict[str, Any] | None) -> None:
+        self._write(
+            "UPDATE runs SET status='running', error=NULL, detail=NULL, env=?, profile=?, started_at=? WHERE run_id=?",
+            (_dumps(env), _dumps(profile), _now(), run_id),
+        )
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        results: dict[str, Any] | None = None,
+        error: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self._write(
+            "UPDATE runs SET status=?, results=?, error=?, detail=?, finished_at=? WHERE run_id=?",
+            (status, _dumps(results or {}), error, detail, _now(), run_id),
+        )
+
+    def runs(self, plan_only: bool = True) -> list[dict[str, Any]]:
+        """Run records (dicts with parsed JSON), in plan order; ``plan_only`` hides runs of older plans."""
+        rows = [self._row(r) for r in self._read("SELECT * FROM runs ORDER BY rowid")]
+        if not plan_only:
+            return rows
+        plan = self.meta("plan", [])
+        by_id = {r["run_id"]: r for r in rows}
+        return [by_id[i] for i in plan if i in by_id]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return self._row(rows[0]) if rows else None
+
+    @staticmethod
+    def _row(row: sqlite3.Row) -> dict[str, Any]:
+        d = dict(row)
+        for key in ("config", "overrides", "results", "env", "profile"):
+            d[key] = json.loads(d[key]) if d.get(key) else ({} if key != "profile" else None)
+        return d
+
+    # ---- epochs ------------------------------------------------------------------------------------------------
+    def add_epoch(self, run_id: str, metrics: dict[str, Any]) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)",
+            (run_id, int(metrics["epoch"]), _dumps(metrics)),
+        )
+
+    def epochs(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._read("SELECT metrics FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))
+        return [json.loads(r["metrics"]) for r in rows]
+
+    def truncate_epochs(self, run_id: str, after: int) -> None:
+        """Delete epochs after ``after`` (a resumed run replays them)."""
+        self._write("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, after))
