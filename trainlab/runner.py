@@ -221,6 +221,8 @@ def _child_main(spec: RunSpec, db_path: str, ckpt: str, study_path: str | None, 
     """Entry point of a run's child process."""
     from trainlab.train import execute_run
 
+    _die_with_parent()
+
     store = Store(db_path)
 
     def progress(ev: dict[str, Any]) -> None:
@@ -235,6 +237,18 @@ def _child_main(spec: RunSpec, db_path: str, ckpt: str, study_path: str | None, 
     )
     store.finish_run(spec.run_id, outcome.status, outcome.results, outcome.error, outcome.detail)
     events.put({"event": "run_end", "status": outcome.status})
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so a killed study leaves no orphan run behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the orphan finishes its run and records it
+        pass
 
 
 def _run_in_child(spec: RunSpec, store: Store, ckpt: Path, study_path: Path | None, reporter: Reporter) -> None:

@@ -463,6 +463,8 @@ def _final_figures(
         "test_loss": last["test_loss"],
         "test_acc": last["test_acc"],
         "best_test_acc": max((r["test_acc"] for r in history if r["test_acc"] is not None), default=None),
+        "task": ds.task,
+        "classes": ds.classes if len(ds.classes) <= 1000 else None,
         "device": str(device),
         "threads": torch.get_num_threads(),
         "num_train": n_train,
@@ -482,6 +484,11 @@ def _final_figures(
         if profile.train_flops_per_sample:
             samples = sum(r["samples"] for r in history)
             results["train_flops_per_s"] = profile.train_flops_per_sample * samples / max(train_time, 1e-12)
+            if mc.mfu:
+                from trainlab.measure.peak import peak_flops
+
+                results.update(peak_flops(device))
+                results["mfu"] = results["train_flops_per_s"] / results["peak_flops"]
 
     if ds.task == "classification" and ds.num_classes <= 100:
         ev = evaluate(model, test_loader, loss_fn, ds.task, ds.num_classes, confusion=True)
@@ -493,7 +500,7 @@ def _final_figures(
     if mc.infer_batch1:
         results.update(batch1_pass(model, images, device))
     results.update(latency_percentiles(model, images, device, mc.latency_warmup, mc.latency_repeats))
-    results.update(throughput(model, images, device, mc.throughput_batch))
+    results.update(throughput(model, images, device, mc.throughput_batch, mc.throughput_time_s))
     return results
 
 

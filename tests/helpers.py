@@ -1,0 +1,87 @@
+"""Test helpers: tiny study dicts and models with known timing or failure behaviour.
+
+Models here are referenced from studies as ``helpers:ClassName`` (pytest puts ``tests/`` on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def tiny_study(**sections: Any) -> dict[str, Any]:
+    """A seconds-long study on generated data; keyword arguments update its sections."""
+    study: dict[str, Any] = {
+        "study": {"name": "tiny"},
+        "data": {
+            "name": "synthetic",
+            "shape": [1, 8, 8],
+            "num_classes": 3,
+            "train_size": 96,
+            "test_size": 32,
+            "batch_size": 16,
+        },
+        "model": {"name": "mlp", "hidden": [16]},
+        "train": {"epochs": 2, "lr": 0.05, "momentum": 0.9, "seed": 3, "device": "cpu", "threads": 1},
+        "measure": {
+            "latency_repeats": 5,
+            "latency_warmup": 1,
+            "throughput_batch": 8,
+            "infer_limit": 16,
+            "throughput_time_s": 0.02,
+        },
+    }
+    for key, value in sections.items():
+        # [model] is replaced whole (another model's keys would not fit); other sections are updated.
+        if key != "model" and isinstance(value, dict) and isinstance(study.get(key), dict):
+            study[key].update(value)
+        else:
+            study[key] = value
+    return study
+
+
+def hold(seconds: float) -> float:
+    """Block for at least ``seconds`` of wall time; return the time really held (s).
+
+    A spin on the clock rather than time.sleep, and the real duration is returned because on a loaded machine
+    the process can be descheduled past the deadline: tests compare the clocks with what really happened.
+    """
+    start = time.perf_counter()
+    end = start + seconds
+    while (now := time.perf_counter()) < end:
+        pass
+    return now - start
+
+
+class SleepyNet(nn.Module):
+    """A linear classifier whose forward takes ``sleep_ms`` more milliseconds: a model of known cost."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, sleep_ms: float = 5.0) -> None:
+        super().__init__()
+        n = 1
+        for d in input_shape:
+            n *= d
+        self.fc = nn.Linear(n, num_classes)
+        self.sleep_s = sleep_ms / 1000.0
+
+    held: dict[bool, list[float]] = {True: [], False: []}  # seconds really held, by training mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        SleepyNet.held[self.training].append(hold(self.sleep_s))
+        return self.fc(x.flatten(1))
+
+
+class CrashingNet(nn.Module):
+    """Raises in its training forward pass: a model bug the runner must record, not propagate."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(int(torch.tensor(input_shape).prod()), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise RuntimeError("boom: deliberate crash in forward")
+        return self.fc(x.flatten(1))
