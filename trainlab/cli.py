@@ -79,9 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     prof = sub.add_parser("profile", help="layer table, params, MACs, sizes of a model or of a study's variants")
     prof.add_argument("target", help="a model name (e.g. simple_cnn), package.module:Class, or a study file")
-    prof.add_argument("--input", help="input shape CxHxW or F (e.g. 1x28x28); default from the study/dataset")
-    prof.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
-    prof.add_argument("--optimizer", default="sgd", help="optimizer for the one-step non-zero-gradient count")
+    prof.add_argument(
+        "--input", help="input shape CxHxW or F (e.g. 1x28x28); required for a model, from the data for a study"
+    )
+    prof.add_argument("--classes", type=int, default=None, help="number of classes (default 10; a study: its data)")
+    prof.add_argument(
+        "--optimizer", default=None, help="optimizer for the one-step non-zero-gradient count (default sgd)"
+    )
     prof.add_argument(
         "--set",
         dest="overrides",

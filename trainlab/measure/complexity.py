@@ -1,20 +1,37 @@
 """The anatomy and cost of a model, by one stated convention.
 
-- MACs: multiply-accumulates of one forward pass at batch 1, counted by
+- params / trainable_params / frozen_params: parameter entries; a parameter shared by two modules counts once.
+- macs: multiply-accumulates of one forward pass at batch 1 in ``eval()`` mode, counted by
   ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products only; bias, activations,
-  pooling and normalisation are not counted). ``flops = 2 * macs``. This matches fvcore and thop >= 0.1.
-- train_flops_per_sample: forward + backward FLOPs of one training step, counted the same way at batch 2 and
-  divided by 2 (batch norm needs more than one sample in training mode).
+  pooling, normalisation and resizing are not counted). ``flops = 2 * macs``. This matches fvcore and
+  thop >= 0.1. Worked example, the MNIST SimpleCNN on 1x28x28: conv 1->32 3x3 pad 1 is
+  32*28*28 outputs x 1*3*3 = 225,792 MACs; conv 32->64 3x3 on 14x14 is 64*14*14 x 32*3*3 = 3,612,672;
+  linear 3136->10 is 31,360; total 3,869,824 MACs.
+- train_flops_per_sample: FLOPs of one training step (forward in ``train()`` mode + backward, no optimizer)
+  counted the same way at batch 2 and divided by 2 (batch norm needs more than one sample in training mode).
+  Frozen parameters get no weight gradient, so freezing lowers it. Roughly 3x the forward FLOPs otherwise.
 - size_mb: bytes of parameters and buffers in memory / 2^20; saved_kb: bytes of the ``torch.save``-d
-  state_dict / 2^10.
-- nonzero_grads: non-zero gradient entries after one seeded optimizer step on a random batch, on a copy of
-  the model (the model itself is never changed by profiling).
+  state_dict / 2^10 (counted while serialising, nothing is written; a buffer's zip records are named
+  ``archive/...``, a file's after its stem, so a file on disk differs by a few bytes per tensor).
+- conv_layers / linear_layers: Conv*/ConvTranspose* and ``nn.Linear`` modules (ResNet-18 has 20 convolutions:
+  the stem, 16 in its blocks and 3 1x1 shortcuts); last_linear_in_features: the last-registered Linear's input
+  width (the classifier's feature count).
+- nonzero_grads: gradient entries that are non-zero after one optimizer step on a seeded random batch of 2
+  (standard normal inputs, uniform random labels), on a copy of the model.
+
+Counting runs on a copy of the model on PyTorch's ``meta`` device (shapes only, no arithmetic), so it costs
+almost nothing even for large models; a model whose forward needs real values (data-dependent control flow,
+CPU tensors created inside forward) is counted on a real copy instead. Only ``nonzero_grads`` needs real
+arithmetic: one forward and backward at batch 2, on one CPU thread. The model passed in is never modified,
+nor the global RNG or the thread count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,18 +39,26 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from trainlab.errors import unknown_name
+
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+ROOT_ROW = "(model)"  # layer-table name of the model's own work (parameters or ops not inside a child module)
+TRAIN_BATCH = 2  # batch of the counted training step and of the nonzero_grads step
 
 
 @dataclass
 class LayerRow:
-    """One leaf module of the layer table."""
+    """One row of the layer table: a leaf module, or a module with its own parameters or operations.
+
+    ``output_shape`` is at batch 1 (``[1, C, H, W]``); ``macs`` are the module's own (not its children's).
+    """
 
     name: str
     type: str
     output_shape: list[int] | None
     params: int
     macs: int
+    trainable_params: int = 0
 
 
 @dataclass
@@ -63,17 +88,18 @@ class Profile:
         return d
 
     def to_dict(self) -> dict[str, Any]:
+        """Figures and layer table, JSON-ready."""
         return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Sizes
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameter counts; shared parameters are counted once."""
-    seen: set[int] = set()
     total = trainable = 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
+    for p in model.parameters():  # parameters() already yields a shared parameter once
         total += p.numel()
         if p.requires_grad:
             trainable += p.numel()
@@ -87,61 +113,218 @@ def size_in_memory_mb(model: nn.Module) -> float:
     return nbytes / 2**20
 
 
+class _ByteCounter(io.RawIOBase):
+    """A write-only sink that counts bytes (torch.save's zip writer only calls write and flush)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        n = memoryview(b).nbytes
+        self.n += n
+        return n
+
+
 def saved_size_kb(model: nn.Module) -> float:
-    """Bytes of ``torch.save(model.state_dict())`` / 2^10."""
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    return buf.tell() / 1024.0
+    """Bytes of ``torch.save(model.state_dict())`` / 2^10, counted without keeping the bytes."""
+    sink = _ByteCounter()
+    torch.save(model.state_dict(), sink)
+    return sink.n / 1024.0
 
 
-def _example(input_shape: tuple[int, ...], batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    return torch.randn((batch, *input_shape), generator=g, dtype=dtype).to(device)
+# ------------------------------------------------------------------------------------------------------
+# Copies the counter works on
 
 
 def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     for p in model.parameters():
         return p.device, p.dtype if p.dtype.is_floating_point else torch.float32
+    for b in model.buffers():
+        if b.dtype.is_floating_point:
+            return b.device, b.dtype
     return torch.device("cpu"), torch.float32
 
 
-def count_forward(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, dict[str, int], dict[str, list[int]]]:
-    """Forward MACs at batch 1 (eval mode, no grad), MACs per leaf module, and each leaf's output shape."""
+def _example(input_shape: tuple[int, ...], batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A seeded standard-normal batch ``(batch, *input_shape)``; on ``meta`` only its shape exists."""
+    if device.type == "meta":
+        return torch.empty((batch, *input_shape), dtype=dtype, device=device)
+    g = torch.Generator().manual_seed(0)
+    return torch.randn((batch, *input_shape), generator=g, dtype=dtype).to(device)
+
+
+def _meta_clone(model: nn.Module) -> nn.Module:
+    """A deep copy whose parameters and buffers live on the ``meta`` device (no data copied)."""
+    memo: dict[int, Any] = {}
+    for t in model.parameters():
+        memo[id(t)] = nn.Parameter(t.detach().to("meta"), requires_grad=t.requires_grad)
+    for t in model.buffers():
+        memo[id(t)] = t.detach().to("meta")
+    return copy.deepcopy(model, memo)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Counting
+
+
+@dataclass
+class _Count:
+    total: int  # MACs of the whole pass
+    per_module: dict[str, int]  # MACs by module name (a parent includes its children), root is ""
+    shapes: dict[str, list[int]]  # output shape by module name
+
+
+def _counted_pass(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch: int,
+    train: bool,
+    num_outputs: int = 2,
+    seed: int = 0,
+) -> tuple[_Count, torch.Tensor | None]:
+    """Run ``model`` (forward, and backward when ``train``) under FlopCounterMode; MACs are FLOPs / 2.
+
+    Returns the count and the loss (None for a forward-only pass). ``model`` is used as given: callers pass
+    a meta or real copy.
+    """
     device, dtype = _model_device_dtype(model)
-    was_training = model.training
-    model.eval()
-    root_name = type(model).__name__
+    root = type(model).__name__
     shapes: dict[str, list[int]] = {}
     handles = []
     for name, mod in model.named_modules():
-        if name and not list(mod.children()):
 
-            def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
-                if isinstance(out, torch.Tensor):
-                    shapes[name] = list(out.shape)
+        def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
+            if isinstance(out, torch.Tensor):
+                shapes[name] = list(out.shape)
 
-            handles.append(mod.register_forward_hook(hook))
+        handles.append(mod.register_forward_hook(hook))
+    model.train(train)
+    loss = None
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(_example(input_shape, 1, device, dtype))
+        x = _example(input_shape, batch, device, dtype)
+        with torch.set_grad_enabled(train), FlopCounterMode(display=False) as counter:
+            out = model(x)
+            if train:
+                loss = _loss(out, num_outputs, seed)
+                if loss.requires_grad:  # False when every parameter is frozen: nothing to backpropagate
+                    loss.backward()
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     per_module: dict[str, int] = {}
     for key, ops in counter.get_flop_counts().items():
-        if key.startswith(root_name + "."):
-            per_module[key[len(root_name) + 1 :]] = int(sum(ops.values())) // 2
-    return int(counter.get_total_flops()) // 2, per_module, shapes
+        if key == root:
+            per_module[""] = int(sum(ops.values())) // 2
+        elif key.startswith(root + "."):
+            per_module[key[len(root) + 1 :]] = int(sum(ops.values())) // 2
+    return _Count(int(counter.get_total_flops()) // 2, per_module, shapes), loss
+
+
+def _loss(out: Any, num_outputs: int, seed: int) -> torch.Tensor:
+    """Cross-entropy on seeded random labels for (B, K>1) logits; otherwise the mean square of the output."""
+    if isinstance(out, tuple | list):  # e.g. (logits, aux): the first output is the prediction
+        out = out[0]
+    if out.dim() == 2 and out.shape[1] > 1:
+        g = torch.Generator().manual_seed(seed)
+        target = torch.randint(0, max(num_outputs, 1), (out.shape[0],), generator=g)
+        target = target.clamp(max=out.shape[1] - 1).to(out.device)
+        return nn.functional.cross_entropy(out, target)
+    return out.float().pow(2).mean()
+
+
+def _count(model: nn.Module, input_shape: tuple[int, ...], batch: int, train: bool, num_outputs: int = 2) -> _Count:
+    """Count on a meta copy; fall back to a real copy when the forward needs real values."""
+    try:
+        count, _ = _counted_pass(_meta_clone(model), input_shape, batch, train, num_outputs)
+        return count
+    except Exception:  # any failure on meta (data-dependent code, CPU tensors made in forward): count for real
+        with _one_thread(), torch.random.fork_rng(devices=_cuda_devices(model)):
+            torch.manual_seed(0)
+            count, _ = _counted_pass(copy.deepcopy(model), input_shape, batch, train, num_outputs)
+        return count
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the profiler's real arithmetic on one CPU thread, then restore the caller's thread count.
+
+    The work is small (batch 2), so more threads gain little, and on a busy machine OpenMP threads competing
+    for cores made it several times slower (ResNet-18: 0.8 s on one thread vs 5 s on two at load 7 on 2
+    cores). One thread also makes the floating-point summation order independent of the machine.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _cuda_devices(model: nn.Module) -> list[int]:
+    device, _ = _model_device_dtype(model)
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+def count_forward(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, dict[str, int], dict[str, list[int]]]:
+    """Forward MACs at batch 1 (eval mode, no grad), MACs per module name, and each module's output shape.
+
+    Per-module MACs include the module's children; the root module is the empty name ``""``.
+    """
+    c = _count(model, tuple(input_shape), 1, train=False)
+    return c.total, c.per_module, c.shapes
+
+
+def check_optimizer_name(name: str) -> None:
+    """Raise :class:`~trainlab.errors.ConfigError` (with a did-you-mean) unless ``name`` is a train.optimizer."""
+    from trainlab.config import OPTIMIZERS
+
+    if name not in OPTIMIZERS:
+        raise unknown_name("optimizer", name, OPTIMIZERS)
 
 
 def build_optimizer_for(name: str, model: nn.Module) -> torch.optim.Optimizer:
-    """A default-hyper-parameter optimizer of kind ``name`` for profiling's one step."""
-    from trainlab.config import TrainConfig
-    from trainlab.train import build_optimizer
+    """A default-hyper-parameter optimizer of kind ``name`` for profiling's one step.
 
-    momentum = 0.9 if name in ("nesterov",) else 0.0
+    Raises :class:`~trainlab.errors.ConfigError` for an unknown name (with a did-you-mean).
+    """
+    from trainlab.config import TrainConfig
+    from trainlab.optim import build_optimizer
+
+    check_optimizer_name(name)
+    momentum = 0.9 if name == "nesterov" else 0.0  # nesterov needs momentum > 0
     return build_optimizer(TrainConfig(optimizer=name, momentum=momentum, lr=0.01), model)
+
+
+def _real_train_step(
+    model: nn.Module, input_shape: tuple[int, ...], num_outputs: int, optimizer: str, seed: int = 0
+) -> tuple[int, int]:
+    """One counted training step on a real copy: (training MACs of the batch, non-zero gradient entries).
+
+    The caller's model, its batch-norm statistics and the global RNG (CPU and CUDA) are left untouched.
+    """
+    with _one_thread(), torch.random.fork_rng(devices=_cuda_devices(model)):
+        torch.manual_seed(seed)  # dropout masks
+        clone = copy.deepcopy(model)
+        for p in clone.parameters():
+            p.grad = None
+        trainable = any(p.requires_grad for p in clone.parameters())
+        opt = build_optimizer_for(optimizer, clone) if trainable else None  # no parameters: no optimizer
+        count, _ = _counted_pass(clone, input_shape, TRAIN_BATCH, train=True, num_outputs=num_outputs, seed=seed)
+        if opt is None:
+            return count.total, 0
+        opt.step()
+        nonzero = sum(int(torch.count_nonzero(p.grad)) for p in clone.parameters() if p.grad is not None)
+        return count.total, nonzero
+
+
+def nonzero_grads_after_step(
+    model: nn.Module, input_shape: tuple[int, ...], num_outputs: int, optimizer: str, seed: int = 0
+) -> int:
+    """Non-zero gradient entries after one ``optimizer`` step on a seeded random batch of 2, on a copy."""
+    return _real_train_step(model, tuple(input_shape), num_outputs, optimizer, seed)[1]
 
 
 def train_step_figures(
@@ -149,32 +332,46 @@ def train_step_figures(
 ) -> tuple[int, int | None]:
     """Training FLOPs per sample and (when ``optimizer`` is given) non-zero gradient entries after one step.
 
-    Works on a deep copy so the caller's model, its batch-norm statistics and its RNG are untouched.
+    With an optimizer the FLOPs are counted on that real step (one pass serves both figures); without one,
+    on a meta copy.
     """
-    device, dtype = _model_device_dtype(model)
-    clone = copy.deepcopy(model)
-    clone.train()
-    cpu_rng = torch.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        x = _example(input_shape, 2, device, dtype)
-        target = torch.randint(0, max(num_outputs, 1), (2,), generator=torch.Generator().manual_seed(seed)).to(device)
-        opt = build_optimizer_for(optimizer, clone) if optimizer else None
-        with FlopCounterMode(display=False) as counter:
-            out = clone(x)
-            if out.dim() == 2 and out.shape[1] > 1:
-                loss = nn.functional.cross_entropy(out, target)
-            else:
-                loss = out.float().pow(2).mean()
-            loss.backward()
-        train_flops = int(counter.get_total_flops()) // 2  # per sample: batch of 2
-        nonzero = None
-        if opt is not None:
-            opt.step()
-            nonzero = sum(int((p.grad != 0).sum()) for p in clone.parameters() if p.grad is not None)
-    finally:
-        torch.set_rng_state(cpu_rng)
-    return train_flops, nonzero
+    input_shape = tuple(input_shape)
+    if optimizer is not None:
+        check_optimizer_name(optimizer)  # an unknown name fails before any work
+        macs, nonzero = _real_train_step(model, input_shape, num_outputs, optimizer, seed)
+    else:
+        macs, nonzero = _count(model, input_shape, TRAIN_BATCH, train=True, num_outputs=num_outputs).total, None
+    return 2 * macs // TRAIN_BATCH, nonzero
+
+
+# ------------------------------------------------------------------------------------------------------
+# The profile
+
+
+def layer_rows(model: nn.Module, per_module: dict[str, int], shapes: dict[str, list[int]]) -> list[LayerRow]:
+    """The layer table: leaf modules, plus any module with parameters or operations of its own.
+
+    A module's own MACs are its count minus its children's, so the rows add up to the total (a functional
+    matmul in a container's ``forward`` shows on the container's row; on the model itself as ``(model)``).
+    """
+    rows = []
+    for name, mod in model.named_modules():
+        children = [f"{name}.{c}" if name else c for c, _ in mod.named_children()]
+        own_macs = per_module.get(name, 0) - sum(per_module.get(c, 0) for c in children)
+        own = list(mod.parameters(recurse=False))
+        is_leaf = not children
+        if (name and is_leaf) or own or own_macs > 0:
+            rows.append(
+                LayerRow(
+                    name=name or ROOT_ROW,
+                    type=type(mod).__name__,
+                    output_shape=shapes.get(name),
+                    params=sum(p.numel() for p in own),
+                    macs=max(own_macs, 0),
+                    trainable_params=sum(p.numel() for p in own if p.requires_grad),
+                )
+            )
+    return rows
 
 
 def profile_model(
@@ -184,24 +381,17 @@ def profile_model(
     optimizer: str | None = "sgd",
     train_figures: bool = True,
 ) -> Profile:
-    """Profile ``model`` for samples of ``input_shape`` (no batch dimension). The model is not modified."""
-    input_shape = tuple(input_shape)
+    """Profile ``model`` for samples of ``input_shape`` (no batch dimension). The model is not modified.
+
+    ``num_outputs``: the class count (labels of the training step; default: the last Linear's width).
+    ``optimizer``: a ``train.optimizer`` name for ``nonzero_grads`` (None: skip that step). ``train_figures``:
+    False skips ``train_flops_per_sample`` and ``nonzero_grads``.
+    """
+    input_shape = tuple(int(d) for d in input_shape)
     total, trainable = count_params(model)
-    macs, per_module, shapes = count_forward(model, input_shape)
+    count = _count(model, input_shape, 1, train=False)
     convs = [m for m in model.modules() if isinstance(m, CONV_TYPES)]
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    layers = []
-    for name, mod in model.named_modules():
-        if name and not list(mod.children()):
-            layers.append(
-                LayerRow(
-                    name=name,
-                    type=type(mod).__name__,
-                    output_shape=shapes.get(name),
-                    params=sum(p.numel() for p in mod.parameters(recurse=False)),
-                    macs=per_module.get(name, 0),
-                )
-            )
     train_flops = nonzero = None
     if train_figures:
         if num_outputs is None:
@@ -212,8 +402,8 @@ def profile_model(
         params=total,
         trainable_params=trainable,
         frozen_params=total - trainable,
-        macs=macs,
-        flops=2 * macs,
+        macs=count.total,
+        flops=2 * count.total,
         train_flops_per_sample=train_flops,
         size_mb=size_in_memory_mb(model),
         saved_kb=saved_size_kb(model),
@@ -222,5 +412,5 @@ def profile_model(
         last_linear_in_features=linears[-1].in_features if linears else None,
         nonzero_grads=nonzero,
         optimizer=optimizer if train_figures else None,
-        layers=layers,
+        layers=layer_rows(model, count.per_module, count.shapes),
     )

@@ -46,12 +46,7 @@ def register(name: str, description: str, params: type[BaseModel]) -> Callable:
 
 def _ensure_loaded() -> None:
     # Importing the family modules fills MODELS; done lazily so `import trainlab` stays light.
-    from trainlab.models import cnn, mlp  # noqa: F401
-
-    try:
-        from trainlab.models import zoo  # noqa: F401  (simplenet, alexnet, resnet18: model-zoo issue)
-    except ImportError:
-        pass
+    from trainlab.models import alexnet, cnn, mlp, resnet, simplenet  # noqa: F401
 
 
 def registry() -> dict[str, ModelEntry]:
