@@ -1,0 +1,228 @@
+"""Findings: each rule fires on the records that show it, stays quiet on those that do not, and states figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainlab.report import anchors
+from trainlab.report import findings as fnd
+from trainlab.report.findings import Finding, pareto_front, run_findings, study_findings
+from trainlab.report.study import RunView, StudyView
+
+
+def _epochs(test_loss: list[float], train_loss: list[float] | None = None, **cols: list[float]) -> list[dict]:
+    n = len(test_loss)
+    train_loss = train_loss or [1.0 / (e + 1) for e in range(n)]
+    rows = []
+    for i in range(n):
+        row = {
+            "epoch": i + 1,
+            "train_loss": train_loss[i],
+            "test_loss": test_loss[i],
+            "train_acc": 0.9,
+            "test_acc": 0.88,
+            "epoch_time_s": 1.0,
+            "data_time_s": 0.1,
+            "compute_time_s": 0.85,
+        }
+        for k, vals in cols.items():
+            row[k] = vals[i]
+        rows.append(row)
+    return rows
+
+
+_n = 0
+
+
+def _run(variant: str, epochs: list[dict] | None = None, status: str = "done", seed: int = 0,
+         error: str | None = None, **results: Any) -> RunView:  # fmt: skip
+    global _n
+    _n += 1
+    record = {
+        "run_id": f"r{_n:04d}",
+        "study": "s",
+        "variant": variant,
+        "repeat": 0,
+        "seed": seed,
+        "status": status,
+        "error": error,
+        "config": {"train": {"epochs": len(epochs or []) or 5, "lr": 0.1, "loss": "cross_entropy"}},
+        "overrides": {},
+        "results": results,
+        "env": {},
+        "profile": None,
+    }
+    return RunView(record, epochs or [])
+
+
+def _study(*runs: RunView, baseline: str | None = None) -> StudyView:
+    return StudyView(
+        out_dir=Path("."),
+        meta_study={"study": {"name": "s"}},
+        baseline_name=baseline or runs[0].variant,
+        swept_keys=[],
+        study_path=None,
+        runs=list(runs),
+        generated_at="2025-01-01T00:00:00+00:00",
+    )
+
+
+def _kinds(fs: list[Finding]) -> list[str]:
+    return [f.kind for f in fs]
+
+
+# ---- per run ------------------------------------------------------------------------------------------------
+
+
+def test_overfitting_names_the_best_epoch_and_the_gap_after_it() -> None:
+    test_loss = [0.8, 0.5, 0.35, 0.30, 0.36, 0.42, 0.5]  # lowest at epoch 4, then up 67%
+    train_loss = [0.9, 0.5, 0.3, 0.2, 0.12, 0.08, 0.05]
+    train_acc = [0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 1.0]
+    test_acc = [0.68, 0.77, 0.85, 0.88, 0.87, 0.87, 0.86]
+    run = _run("wide", _epochs(test_loss, train_loss, train_acc=train_acc, test_acc=test_acc), train_acc=1.0)
+    [f] = [f for f in run_findings(run) if f.kind == "overfitting"]
+    assert f.severity == "warning" and f.anchor == anchors.CURVES and f.variant == "wide"
+    assert f.figures["best_epoch"] == 4 and f.figures["min_test_loss"] == pytest.approx(0.30)
+    assert f.figures["last_test_loss"] == pytest.approx(0.5)
+    gap = sum(a - b for a, b in zip(train_acc[3:], test_acc[3:])) / 4 * 100
+    assert f.figures["acc_gap_after_best_pp"] == pytest.approx(gap, rel=1e-2)
+    assert "epoch 4" in f.text and "67%" in f.text and f"{gap:.1f} pp" in f.text
+
+
+def test_no_overfitting_for_falling_loss_a_last_epoch_blip_or_a_small_rise() -> None:
+    falling = _run("a", _epochs([0.8, 0.5, 0.4, 0.35, 0.3, 0.28]))
+    blip = _run("b", _epochs([0.8, 0.5, 0.4, 0.35, 0.3, 0.45]))  # one bad epoch at the end: noise
+    rise = 1 + fnd.OVERFIT_LOSS_RISE * 0.5  # below the threshold
+    small = _run("c", _epochs([0.8, 0.5, 0.4, 0.3, 0.3 * rise, 0.3 * rise]))
+    both_up = _run("d", _epochs([0.8, 0.5, 0.3, 0.5, 0.6, 0.7], [0.9, 0.5, 0.3, 0.5, 0.6, 0.7]))  # unstable
+    for run in (falling, blip, small, both_up):
+        assert "overfitting" not in _kinds(run_findings(run)), run.variant
+
+
+def test_underfitting_low_train_accuracy_or_a_flat_train_loss() -> None:
+    low_acc = _run("tiny", _epochs([1.0] * 5), train_acc=fnd.UNDERFIT_TRAIN_ACC - 0.1)
+    [f] = [f for f in run_findings(low_acc) if f.kind == "underfitting"]
+    assert f.figures["train_acc"] == pytest.approx(fnd.UNDERFIT_TRAIN_ACC - 0.1)
+    flat = _run("flat", _epochs([1.0] * 5, [1.0, 0.99, 0.98, 0.97, 0.96]), train_acc=0.9)
+    [f] = [f for f in run_findings(flat) if f.kind == "underfitting"]
+    assert f.figures["loss_drop"] == pytest.approx(0.04) and "4%" in f.text
+    good = _run("good", _epochs([1.0] * 5, [1.0, 0.5, 0.3, 0.2, 0.1]), train_acc=0.95)
+    assert "underfitting" not in _kinds(run_findings(good))
+
+
+def test_divergence_from_status_and_from_the_losses() -> None:
+    diverged = _run("hot", _epochs([0.5, 0.4], [0.5, math.nan]), status="diverged", error="loss became nan")
+    [f] = run_findings(diverged)
+    assert f.kind == "diverged" and f.severity == "problem" and "loss became nan" in f.text
+    assert f.figures["lr"] == 0.1 and f.anchor == anchors.run(diverged.run_id)
+    exploding = _run("boom", _epochs([1.0] * 4, [1.0, 5.0, 20.0, fnd.EXPLODING_LOSS_FACTOR * 1.5]))
+    assert "diverged" in _kinds(run_findings(exploding))
+    nan_loss = _run("nan", _epochs([1.0] * 3, [1.0, None, None]))  # the store keeps NaN as null
+    assert "diverged" in _kinds(run_findings(nan_loss))
+
+
+def test_failed_and_skipped_runs_say_why() -> None:
+    [f] = run_findings(_run("x", status="failed", error="RuntimeError: boom"))
+    assert f.kind == "failed" and f.severity == "problem" and "RuntimeError: boom" in f.text
+    [s] = run_findings(_run("y", status="skipped", error="no cuda"))
+    assert s.kind == "skipped" and "no cuda" in s.text
+
+
+def test_data_bound_above_the_stated_share() -> None:
+    share = fnd.DATA_BOUND_SHARE + 0.15
+    run = _run("loader", _epochs([0.5] * 3), data_time_s=share * 10, train_time_s=10.0)
+    [f] = [f for f in run_findings(run) if f.kind == "data_bound"]
+    assert f.figures["data_share"] == pytest.approx(share) and f.anchor == anchors.TIME_SPLIT
+    assert f"{share * 100:.0f}%" in f.text and f"{fnd.DATA_BOUND_SHARE * 100:.0f}%" in f.text
+    ok = _run("resident", _epochs([0.5] * 3), data_time_s=1.0, train_time_s=10.0)
+    assert "data_bound" not in _kinds(run_findings(ok))
+
+
+def test_low_utilisation_only_when_mfu_is_known() -> None:
+    low = _run("small", _epochs([0.5] * 3), mfu=0.02, train_flops_per_s=2e9, peak_flops=1e11, device="cuda")
+    [f] = [f for f in run_findings(low) if f.kind == "low_utilisation"]
+    assert f.figures["mfu"] == pytest.approx(0.02) and "uses 2% of cuda's" in f.text and "(2 of 100 GFLOP/s)" in f.text
+    assert "low_utilisation" not in _kinds(run_findings(_run("big", _epochs([0.5] * 3), mfu=0.4)))
+    assert "low_utilisation" not in _kinds(run_findings(_run("unknown", _epochs([0.5] * 3))))
+
+
+def test_low_utilisation_of_several_variants_is_one_finding() -> None:
+    runs = [_run(f"v{i}", _epochs([0.5] * 3), mfu=m, test_acc=0.9) for i, m in enumerate((0.00008, 0.03, 0.5))]
+    [f] = [f for f in study_findings(_study(*runs)) if f.kind == "low_utilisation"]
+    assert f.text.startswith("2 variants use less than 10%") and "v0 0.008%" in f.text and "v1 3%" in f.text
+    assert f.figures == {"mfu_v0": 0.00008, "mfu_v1": 0.03}
+
+
+# ---- per study ----------------------------------------------------------------------------------------------
+
+
+def test_pareto_front() -> None:
+    pts = [("a", 1.0, 0.90), ("b", 2.0, 0.95), ("c", 3.0, 0.93), ("d", 2.0, 0.95), ("e", 0.5, 0.80)]
+    # c is dominated by b (cheaper and more accurate); b and d tie (neither dominates the other).
+    assert pareto_front(pts) == ["e", "a", "b", "d"]
+    assert pareto_front([("only", 1.0, 1.0)]) == ["only"]
+
+
+def test_best_variant_tradeoff_and_single_seed_noise() -> None:
+    runs = [
+        _run("logreg", _epochs([0.5] * 4), test_acc=0.90, macs=100, train_time_s=1.0, test_loss=0.4),
+        _run("mlp", _epochs([0.5] * 4), test_acc=0.95, macs=1000, train_time_s=2.0, test_loss=0.2),
+        _run("fat", _epochs([0.5] * 4), test_acc=0.93, macs=5000, train_time_s=5.0, test_loss=0.3),
+    ]
+    fs = study_findings(_study(*runs))
+    best = [f for f in fs if f.kind == "best"]
+    acc = next(f for f in best if "test acc" in f.text)
+    assert acc.variant == "mlp" and "95.0%" in acc.text and "logreg" in acc.text and "+5.0 pp" in acc.text
+    assert acc.figures["test_acc"] == pytest.approx(0.95)
+    tradeoffs = [f for f in fs if f.kind == "tradeoff"]
+    assert len(tradeoffs) == 2
+    assert all(f.figures["front"] == ["logreg", "mlp"] and f.figures["dominated"] == ["fat"] for f in tradeoffs)
+    [noise] = [f for f in fs if f.kind == "noise"]
+    assert "one seed" in noise.text and noise.figures["repeats"] == 1
+    assert noise.figures["timing_cv_median"] == 0.0  # every epoch took 1.0 s here: CV 0, measured
+    assert _kinds(fs).index("best") < _kinds(fs).index("noise")  # the answer first
+
+
+def test_repeats_compare_with_the_baseline_by_welch() -> None:
+    runs = []
+    for seed, (a, b) in enumerate([(0.90, 0.95), (0.91, 0.96), (0.905, 0.955)]):
+        runs.append(_run("base", _epochs([0.5] * 4), seed=seed, test_acc=a, train_time_s=1.0 + seed * 0.01))
+        runs.append(_run("new", _epochs([0.5] * 4), seed=seed, test_acc=b, train_time_s=1.0 + seed * 0.012))
+    fs = study_findings(_study(*runs, baseline="base"))
+    [sig] = [f for f in fs if f.kind == "significance"]
+    assert sig.variant == "new" and sig.figures["p_test_acc"] < 0.05 and "larger than the noise" in sig.text
+    assert "Welch" in sig.text and sig.anchor == anchors.STATISTICS
+    [noise] = [f for f in fs if f.kind == "noise"]
+    assert "3 seeds" in noise.text and "Welch" in noise.text
+    best = next(f for f in fs if f.kind == "best" and "test acc" in f.text)
+    assert "mean ± 95% CI of 3 seeds" in best.text and "p_vs_baseline" in best.figures
+
+
+def test_per_run_findings_merge_over_seeds() -> None:
+    test_loss = [0.8, 0.5, 0.3, 0.4, 0.5, 0.6]
+    runs = [_run("wide", _epochs(test_loss), seed=s, test_acc=0.9) for s in range(3)]
+    [f] = [f for f in study_findings(_study(*runs)) if f.kind == "overfitting"]
+    assert f.figures["runs_flagged"] == 3 and "3 of 3 seeds" in f.text
+
+
+def test_a_running_study_says_so_first() -> None:
+    runs = [
+        _run("a", _epochs([0.5] * 3), test_acc=0.9),
+        _run("b", _epochs([0.5] * 2), status="running"),
+        _run("c", status="pending"),
+    ]
+    fs = study_findings(_study(*runs))
+    assert fs[0].kind == "progress" and "1 of 3 runs finished" in fs[0].text
+    assert fs[0].figures == {"done": 1, "running": 1, "pending": 1}
+
+
+def test_every_finding_has_the_documented_fields() -> None:
+    runs = [_run("a", _epochs([0.8, 0.5, 0.3, 0.4, 0.5, 0.6]), test_acc=0.9, macs=1, train_time_s=1.0)]
+    runs.append(_run("b", status="failed", error="boom"))
+    for f in study_findings(_study(*runs)):
+        assert f.kind and f.severity in ("problem", "warning", "info") and f.text.endswith((".", ")"))
+        assert isinstance(f.figures, dict) and f.anchor

@@ -1,0 +1,66 @@
+"""``trainlab compare A B``: one table across two studies' matching variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainlab.cli import main
+from trainlab.errors import TrainlabError
+from trainlab.report.compare import compare_command, compare_rows
+from trainlab.report.sample import sample_config, write_sample_store
+from trainlab.report.study import StudyView
+
+
+@pytest.fixture(scope="module")
+def two_studies(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    a, b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
+    write_sample_store(a, sample_config(repeats=3))
+    variants = [
+        {"name": "medium", "model.name": "mlp", "model.hidden": [64]},
+        {"name": "large", "model.name": "mlp", "model.hidden": [256]},
+        {"name": "only_in_b", "model.name": "mlp", "model.hidden": [8]},
+    ]
+    write_sample_store(b, sample_config(variants=variants, repeats=3), {"large": "failed"}, seed=7)
+    return a, b
+
+
+def test_rows_match_variants_by_name(two_studies: tuple[Path, Path]) -> None:
+    a, b = two_studies
+    rows = compare_rows(StudyView.load(a), StudyView.load(b))
+    assert list(dict.fromkeys(r.variant for r in rows)) == ["medium", "large"]
+    acc = next(r for r in rows if r.variant == "medium" and r.metric.key == "test_acc")
+    assert "±" in acc.a and "±" in acc.b and acc.delta.endswith("pp") and acc.p is not None
+    failed = next(r for r in rows if r.variant == "large" and r.metric.key == "test_acc")
+    assert failed.b == "3 failed" and failed.delta == "" and failed.p is None
+    params = next(r for r in rows if r.variant == "medium" and r.metric.key == "params")
+    assert params.p is None and params.delta == "±0%" and "±" not in params.a  # fixed by the model: not tested
+
+
+def test_command_prints_and_writes_markdown(two_studies, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a, b = two_studies
+    out = tmp_path / "cmp" / "comparison.md"
+    assert compare_command(a, b, out) == 0
+    printed = capsys.readouterr().out
+    assert "medium" in printed and "Welch" in printed and "only_in_b" not in printed
+    md = out.read_text()
+    assert md.startswith("# Comparison: sample study (A) vs sample study (B)")
+    assert "| Variant | Metric | A | B | Δ (B vs A) | Welch p |" in md and "| medium | Test acc (%) |" in md
+
+
+def test_cli_compare_and_its_errors(two_studies, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a, b = two_studies
+    assert main(["compare", str(a), str(b)]) == 0
+    assert main(["compare", str(a), str(tmp_path)]) == 2
+    assert "holds no trainlab.db" in capsys.readouterr().err
+    with pytest.raises(TrainlabError, match=r"no trainlab\.db"):
+        compare_command(tmp_path, a, None)
+
+
+def test_no_common_variant_is_a_clear_error(two_studies, tmp_path: Path) -> None:
+    a, _b = two_studies
+    other = tmp_path / "other"
+    write_sample_store(other, sample_config(variants=[{"name": "zzz", "model.name": "mlp", "model.hidden": [4]}]))
+    with pytest.raises(TrainlabError, match=r"no variant names in common.*zzz"):
+        compare_command(a, other, None)

@@ -1,0 +1,133 @@
+"""``trainlab compare DIR_A DIR_B``: the comparison table across two studies' matching variants.
+
+Variants are matched by name. For each matched variant and each headline metric either study reports, the
+table gives A's and B's value (mean ± 95% CI with several seeds), the change from A to B (percentage points for
+percentages, relative % otherwise), and — when both have 2+ seeds — Welch's t-test p-value. Typical use: the
+same study on two machines (cpu vs cuda), or before/after a code change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainlab.errors import TrainlabError
+from trainlab.measure.stats import ALPHA, TEST_NAME, relative_change, welch_test
+from trainlab.report.metrics import BY_KEY, HEADLINE, Metric, fmt_ci, fmt_delta, fmt_value
+from trainlab.report.study import StudyView, VariantView, machine_info
+from trainlab.report.tables import NOISE_MARK, SIG_MARK, header, md_escape
+
+
+@dataclass
+class CompareRow:
+    """One metric of one matched variant in both studies."""
+
+    variant: str
+    metric: Metric
+    label: str  # header with unit
+    a: str
+    b: str
+    delta: str
+    p: float | None
+    mark: str  # SIG_MARK, NOISE_MARK or ""
+
+
+def _cell(v: VariantView, m: Metric) -> str:
+    s = v.summary(m.key)
+    if s is None:
+        return v.status_text if v.status != "done" else "—"
+    text, ci = fmt_value(m, s.mean), fmt_ci(m, s.half_width)
+    return f"{text} ± {ci}" if ci else text
+
+
+def compare_rows(a: StudyView, b: StudyView) -> list[CompareRow]:
+    """Rows for every variant name both studies have, and every headline metric either reports."""
+    names_b = {v.name: v for v in b.variants}
+    matched = [(va, names_b[va.name]) for va in a.variants if va.name in names_b]
+    if not matched:
+        raise TrainlabError(
+            f"the two studies have no variant names in common: {a.out_dir} has "
+            f"{', '.join(v.name for v in a.variants) or 'none'}; {b.out_dir} has "
+            f"{', '.join(v.name for v in b.variants) or 'none'}"
+        )
+    present = {m.key for m in a.present()} | {m.key for m in b.present()}
+    metrics = [BY_KEY[k] for k in HEADLINE if k in present]
+    noise = max((s.timing_noise.cv_median for s in (a, b) if s.timing_noise is not None), default=None)
+    rows = []
+    for va, vb in matched:
+        for m in metrics:
+            ma, mb = va.mean(m.key), vb.mean(m.key)
+            delta = fmt_delta(m, mb, ma) if ma is not None and mb is not None else ""
+            test = None if m.deterministic else welch_test(vb.values(m.key), va.values(m.key))
+            mark = ""
+            if test is not None:
+                mark = SIG_MARK if test.significant else ""
+            elif m.timing and noise is not None and ma is not None and mb is not None:
+                rel = relative_change(mb, ma)
+                if rel is not None and abs(rel) < noise:
+                    mark = NOISE_MARK
+            rows.append(
+                CompareRow(va.name, m, header(m, a), _cell(va, m), _cell(vb, m), delta, test.p if test else None, mark)
+            )
+    return rows
+
+
+def compare_markdown(a: StudyView, b: StudyView, rows: list[CompareRow]) -> str:
+    """The comparison as GitHub-flavoured Markdown."""
+    out = [f"# Comparison: {md_escape(a.name)} (A) vs {md_escape(b.name)} (B)\n"]
+    for tag, s in (("A", a), ("B", b)):
+        machine = "; ".join(f"{label}: {text}" for label, text in machine_info(s)[:3])
+        out.append(f"- **{tag}:** `{md_escape(str(s.out_dir))}` — {md_escape(machine)}")
+    out.append("")
+    out.append("| Variant | Metric | A | B | Δ (B vs A) | Welch p |")
+    out.append("|---|---|---|---|---|---|")
+    for r in rows:
+        p = f"{r.p:.3g}" if r.p is not None else ""
+        out.append(
+            f"| {md_escape(r.variant)} | {md_escape(r.label)} | {md_escape(r.a)} | {md_escape(r.b)} |"
+            f" {r.delta}{r.mark} | {p} |"
+        )
+    out.append("")
+    out.append(
+        f"Δ: percentage points (pp) for percentages, relative change otherwise. {SIG_MARK} = larger than the noise "
+        f"({TEST_NAME}, p < {ALPHA:g}, when both studies have 2+ seeds); {NOISE_MARK} = a timing difference below "
+        "the within-run timing variation of epoch times (single seed): not distinguishable from noise."
+    )
+    return "\n".join(out) + "\n"
+
+
+def compare_command(a: Path, b: Path, out: Path | None) -> int:
+    """Print the comparison of two study folders (rich table); also write it as Markdown to ``out``."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    sa, sb = StudyView.load(a), StudyView.load(b)
+    rows = compare_rows(sa, sb)
+    console = Console()
+    table = Table(title=Text(f"{sa.name} (A: {a}) vs {sb.name} (B: {b})"), title_justify="left")
+    for col, justify in (("Variant", "left"), ("Metric", "left"), ("A", "right"), ("B", "right"),
+                         ("Δ B vs A", "right"), ("Welch p", "right")):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    last = None
+    for r in rows:
+        if last is not None and r.variant != last:
+            table.add_section()
+        cells = [r.variant if r.variant != last else "", r.label, r.a, r.b, f"{r.delta}{r.mark}",
+                 f"{r.p:.3g}" if r.p is not None else ""]  # fmt: skip
+        table.add_row(*(Text(c) for c in cells))  # Text: user names are never read as rich markup
+        last = r.variant
+    console.print(table)
+    console.print(
+        f"Δ: pp for percentages, relative % otherwise; {SIG_MARK} p < {ALPHA:g} ({TEST_NAME}); "
+        f"{NOISE_MARK} below the timing noise (single seed).",
+        markup=False,
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(compare_markdown(sa, sb, rows), encoding="utf-8")
+        console.print(f"written: {out}", markup=False)
+    return 0
+
+
+__all__ = ["CompareRow", "compare_command", "compare_markdown", "compare_rows"]

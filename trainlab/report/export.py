@@ -1,0 +1,231 @@
+"""Plain-file outputs: ``results.csv``, ``epochs.csv``, ``report.md`` and ``report.tex``.
+
+``results.csv`` has one row per run: study, variant, seed, status, error, one column per swept key, then every
+scalar per-run figure the runs recorded (nested dicts flattened as ``a.b``; lists such as the confusion matrix
+left out), then repeat and run_id. ``epochs.csv`` has one row per run and epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from trainlab.measure.stats import ALPHA, CONFIDENCE, TEST_NAME
+from trainlab.report.findings import Finding
+from trainlab.report.metrics import fmt_number
+from trainlab.report.plots import Plot
+from trainlab.report.study import StudyView, machine_info, run_dates
+from trainlab.report.tables import (
+    MD_LEGEND,
+    ClassTable,
+    Table,
+    class_table_markdown,
+    latex_escape,
+    md_escape,
+    table_latex,
+    table_markdown,
+)
+
+RESULTS_LEAD = ("study", "variant", "seed", "status", "error")
+RESULTS_TAIL = ("repeat", "run_id")
+
+
+def flatten(d: dict[str, Any], prefix: str = "", max_list: int = 0) -> dict[str, Any]:
+    """Values of ``d`` with dotted keys: nested dicts flattened; lists kept only when flat and at most
+    ``max_list`` long (default: no lists — e.g. the confusion matrix stays out of results.csv)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + ".", max_list))
+        elif isinstance(v, list | tuple):
+            if len(v) <= max_list and not any(isinstance(x, list | tuple | dict) for x in v):
+                out[key] = list(v)
+        else:
+            out[key] = v
+    return out
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, list | dict):
+        return json.dumps(v, separators=(",", ":"))
+    return v
+
+
+def results_csv(study: StudyView) -> str:
+    """Text of results.csv."""
+    figure_keys: list[str] = []
+    flat = []
+    for r in study.runs:
+        f = flatten(r.results)
+        flat.append(f)
+        for k in f:
+            if k not in figure_keys:
+                figure_keys.append(k)
+    header = [*RESULTS_LEAD, *study.swept_keys, *figure_keys, *RESULTS_TAIL]
+    factors = {v.name: v.factors for v in study.variants}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r, f in zip(study.runs, flat):
+        row = [r.record["study"], r.variant, r.seed, r.status, r.error or ""]
+        row += [_csv_value(factors[r.variant].get(k)) for k in study.swept_keys]
+        row += [_csv_value(f.get(k)) for k in figure_keys]
+        row += [r.repeat, r.run_id]
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def epochs_csv(study: StudyView) -> str:
+    """Text of epochs.csv: study, variant, seed, run_id, status, then every per-epoch key."""
+    keys: list[str] = ["epoch"]
+    for r in study.runs:
+        for e in r.epochs:
+            for k in e:
+                if k not in keys:
+                    keys.append(k)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["study", "variant", "seed", "run_id", "status", *keys])
+    for r in study.runs:
+        for e in r.epochs:
+            w.writerow(
+                [r.record["study"], r.variant, r.seed, r.run_id, r.status, *(_csv_value(e.get(k)) for k in keys)]
+            )
+    return buf.getvalue()
+
+
+def _figures_text(figures: dict[str, Any]) -> str:
+    parts = []
+    for k, v in figures.items():
+        text = (", ".join(map(str, v)) or "—") if isinstance(v, list) else fmt_number(v)
+        parts.append(f"{k} = {text}")
+    return "; ".join(parts)
+
+
+def statistics_text(study: StudyView) -> list[str]:
+    """Paragraphs saying which statistics the report uses (shared by HTML and Markdown)."""
+    paras = [
+        f"Intervals: mean ± half-width of the {CONFIDENCE:.0%} confidence interval, t distribution with n − 1 "
+        "degrees of freedom over a variant's seeds (shown when a variant has 2 or more finished seeds).",
+        f"Comparison with the baseline: {TEST_NAME} on the per-seed values (scipy.stats.ttest_ind, "
+        f"equal_var=False); a difference with p < {ALPHA:g} is marked * as larger than the noise. Figures fixed by "
+        "the model (parameters, MACs, sizes) are not tested.",
+    ]
+    if study.repeats < 2:
+        paras.append(
+            "This study ran each variant with one seed, so no interval or test applies: run-to-run variation was "
+            "not measured. Add repeats = N to the study file (N ≥ 3 recommended) to get them."
+        )
+    noise = study.timing_noise
+    if noise is not None:
+        paras.append(
+            f"Timing noise: epoch times vary by {noise.cv_median * 100:.1f}% within a run (median coefficient of "
+            f"variation of epoch_time_s, epoch 1 excluded as warm-up, over {noise.runs} runs; max "
+            f"{noise.cv_max * 100:.1f}%)."
+            + (
+                " With one seed per variant, timing differences below this are marked ≈ and cannot be told apart "
+                "from noise."
+                if study.repeats < 2
+                else ""
+            )
+        )
+    return paras
+
+
+def render_markdown(
+    study: StudyView,
+    findings: list[Finding],
+    comparison: Table,
+    groups: list[Table],
+    plots: dict[str, list[Plot]],
+    class_tables: list[ClassTable],
+) -> str:
+    """report.md: the same tables as the HTML page (GitHub-flavoured), plots as files under plots/."""
+    out: list[str] = [f"# {md_escape(study.name)}\n"]
+    if study.description:
+        out.append(md_escape(study.description) + "\n")
+    info = [("Runs", run_dates(study)), *machine_info(study), ("Report generated", study.generated_at)]
+    out.append("\n".join(f"- **{label}:** {md_escape(text)}" for label, text in info) + "\n")
+    out.append("## Findings\n")
+    for f in findings:
+        tag = {"problem": "**Problem:** ", "warning": "**Warning:** "}.get(f.severity, "")
+        line = f"- {tag}{md_escape(f.text)}"
+        if f.figures:
+            line += f"  \n  <sub>{md_escape(_figures_text(f.figures))}</sub>"
+        out.append(line)
+    out.append("")
+    out.append("## Comparison\n")
+    if comparison.rows:
+        out.append(table_markdown(comparison))
+        out.append(MD_LEGEND + "\n")
+    else:
+        out.append("No runs yet.\n")
+    for t in groups:
+        out.append(f"### {md_escape(t.title)}\n")
+        out.append(table_markdown(t))
+    if plots["main"] or plots["factors"]:
+        out.append("## Plots\n")
+        for p in plots["main"] + plots["factors"]:
+            out.append(f"### {md_escape(p.title)}\n")
+            out.append(f"![{md_escape(p.alt)}](plots/{p.name}.png)\n")
+            out.append(f"_{md_escape(p.caption)}_\n")
+    if class_tables:
+        out.append("## Confusion matrices and per-class figures\n")
+        for p in plots["confusion"]:
+            out.append(f"![{md_escape(p.alt)}](plots/{p.name}.png)\n")
+            out.append(f"_{md_escape(p.caption)}_\n")
+        for ct in class_tables:
+            out.append(f"### {md_escape(ct.variant.name)}\n")
+            out.append(class_table_markdown(ct))
+    out.append("## Statistics\n")
+    out.extend(md_escape(p) + "\n" for p in statistics_text(study))
+    out.append("## Runs\n")
+    out.append("| Variant | Seed | Status | Error | Run id | Epochs | Started | Finished |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for r in study.runs:
+        out.append(
+            f"| {md_escape(r.variant)} | {r.seed} | {r.status} | {md_escape(r.error or '')} | {r.run_id} |"
+            f" {len(r.epochs)} | {r.record.get('started_at') or ''} | {r.record.get('finished_at') or ''} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def render_latex(study: StudyView, comparison: Table, groups: list[Table], class_tables: list[ClassTable]) -> str:
+    """report.tex: the tables as LaTeX (booktabs) to ``\\input`` into a write-up."""
+    name = latex_escape(study.name)
+    out = [
+        f"% trainlab tables for study '{name}' — generated {study.generated_at}.",
+        "% Needs \\usepackage{booktabs}. Bold = best, italic = worst per column; Δ against the baseline;",
+        f"% * = larger than the noise ({TEST_NAME}, p < {ALPHA:g}); ± = 95% CI half-width (t distribution).",
+        "",
+    ]
+    if comparison.rows:
+        out.append(table_latex(comparison, f"{name}: comparison of variants"))
+    for t in groups:
+        out.append(table_latex(t, f"{name}: {t.title.lower()}"))
+    for ct in class_tables:
+        vname = latex_escape(ct.variant.name)
+        lines = [
+            r"\begin{table}[htbp]",
+            r"\centering\small",
+            rf"\caption{{{name}: per-class precision, recall and F1 of {vname} (\%)}}",
+            r"\begin{tabular}{lrrrr}",
+            r"\toprule",
+            r"Class & Support & Precision & Recall & F1 \\",
+            r"\midrule",
+        ]
+        for r in ct.rows:
+            cells = [_pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"])]
+            lines.append(f"{latex_escape(r['class'])} & {r['support']} & " + " & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+        out.append("\n".join(lines))
+    return "\n".join(out)
+
+
+def _pct(x: float | None) -> str:
+    return "---" if x is None else f"{x * 100:.1f}"

@@ -1,0 +1,180 @@
+"""report.html: one self-contained page (inline CSS, base64 PNG images, no script, nothing fetched).
+
+Rendered with Jinja2 with autoescaping on: every piece of user text (study name and description, variant and
+class names, errors, config values) is escaped, so a study named ``<script>alert(1)</script>`` shows as text.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import jinja2
+
+from trainlab.report import anchors
+from trainlab.report.export import flatten, statistics_text
+from trainlab.report.findings import Finding, run_findings
+from trainlab.report.metrics import BY_KEY, METRICS, fmt_number, fmt_value
+from trainlab.report.plots import Plot, confusion_summary
+from trainlab.report.study import RunView, StudyView, is_number, machine_info, run_dates
+from trainlab.report.tables import NOISE_MARK, SIG_MARK, ClassTable, Table
+
+# Per-epoch columns with a label and unit; other keys are shown under their own name.
+EPOCH_COLUMNS = {
+    "epoch": ("Epoch", None),
+    "train_loss": ("Train loss", "loss"),
+    "test_loss": ("Test loss", "loss"),
+    "train_acc": ("Train acc (%)", "pct"),
+    "test_acc": ("Test acc (%)", "pct"),
+    "test_mae": ("Test MAE", "num"),
+    "test_r2": ("Test R²", "num"),
+    "epoch_time_s": ("Epoch (s)", "num"),
+    "data_time_s": ("Data (s)", "num"),
+    "compute_time_s": ("Compute (s)", "num"),
+    "steps": ("Steps", "int"),
+    "samples": ("Samples", "int"),
+    "lr": ("LR", "num"),
+}
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("trainlab.report", "templates"),
+        autoescape=True,  # every {{ }} is HTML-escaped unless explicitly marked safe (only our base64 images)
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = fmt_number
+    return env
+
+
+def _epoch_table(run: RunView) -> dict[str, Any]:
+    keys: list[str] = []
+    for e in run.epochs:
+        keys += [k for k in e if k not in keys]
+    keys.sort(key=lambda k: list(EPOCH_COLUMNS).index(k) if k in EPOCH_COLUMNS else len(EPOCH_COLUMNS))
+    headers = [EPOCH_COLUMNS.get(k, (k, None))[0] for k in keys]
+    rows = []
+    for e in run.epochs:
+        row = []
+        for k in keys:
+            v, kind = e.get(k), EPOCH_COLUMNS.get(k, (k, None))[1]
+            if kind == "pct" and is_number(v):
+                row.append(f"{v * 100:.2f}")
+            elif kind == "loss" and is_number(v):
+                row.append(f"{v:.4g}")
+            else:
+                row.append(fmt_number(v))
+        rows.append(row)
+    return {"headers": headers, "rows": rows}
+
+
+def _figures_rows(run: RunView) -> list[tuple[str, str, str]]:
+    """(name, value with unit, definition) for every scalar figure of a run, curated ones first."""
+    flat = flatten(run.results, max_list=16)  # short lists (normalisation stats, class names) are shown
+    rows = []
+    for m in METRICS:
+        if m.key in flat and flat[m.key] is not None:
+            unit = f" {m.unit}" if m.unit and m.unit != "%" else m.unit
+            rows.append((m.key, fmt_value(m, flat[m.key]) + unit, m.definition))
+    for k, v in flat.items():
+        if k not in BY_KEY:
+            rows.append((k, fmt_number(v), ""))
+    return rows
+
+
+def _config_rows(run: RunView) -> list[tuple[str, Any, bool]]:
+    """(dotted key, value, set by this variant) for the run's resolved config."""
+    over = run.record.get("overrides") or {}
+    return [(k, v, k in over) for k, v in sorted(flatten(run.config, max_list=10_000).items())]
+
+
+def _run_context(run: RunView, quality_key: str) -> dict[str, Any]:
+    profile = run.profile or {}
+    return {
+        "run": run,
+        "findings": run_findings(run, quality_key),
+        "epochs": _epoch_table(run),
+        "figures": _figures_rows(run),
+        "config": _config_rows(run),
+        "overrides": run.record.get("overrides") or {},
+        "env": sorted(flatten(run.env, max_list=64).items()),
+        "layers": profile.get("layers") or [],
+        "profile_figures": [(k, v) for k, v in profile.items() if k != "layers"],
+    }
+
+
+HEATMAP_MAX_CLASSES = 30  # beyond this a confusion matrix is too wide for an HTML table: the PNG is shown instead
+
+
+def heatmap(ct: ClassTable) -> list[list[dict[str, Any]]]:
+    """Cells of a confusion matrix as an HTML heatmap: count, background (viridis of the row share), text colour."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["viridis"]
+    rows = []
+    for row in ct.confusion:
+        total = sum(row)
+        cells = []
+        for n in row:
+            share = n / total if total else 0.0
+            cells.append({"n": n, "share": share, "bg": to_hex(cmap(share)), "fg": "#000" if share > 0.55 else "#fff"})
+        rows.append(cells)
+    return rows
+
+
+def _img(p: Plot) -> dict[str, Any]:
+    return {"plot": p, "src": "data:image/png;base64," + base64.b64encode(p.png).decode("ascii")}
+
+
+def render_html(
+    study: StudyView,
+    findings: list[Finding],
+    comparison: Table,
+    groups: list[Table],
+    plots: dict[str, list[Plot]],
+    class_tables: list[ClassTable],
+) -> str:
+    """The page's HTML text."""
+    present = study.present()
+    conf = [
+        {"table": ct, "heat": heatmap(ct) if len(ct.confusion) <= HEATMAP_MAX_CLASSES else None,
+         "summary": confusion_summary(ct)}
+        for ct in class_tables
+    ]  # fmt: skip
+    grid = _img(plots["confusion"][0]) if plots["confusion"] and any(c["heat"] is None for c in conf) else None
+    ctx = {
+        "study": study,
+        "dates": run_dates(study),
+        "machine": machine_info(study),
+        "findings": findings,
+        "comparison": comparison,
+        "groups": groups,
+        "main_plots": [_img(p) for p in plots["main"]],
+        "factor_plots": [_img(p) for p in plots["factors"]],
+        "confusion": conf,
+        "confusion_grid": grid,
+        "statistics": statistics_text(study),
+        "runs": [_run_context(r, study.quality_key) for r in study.runs],
+        "definitions": present,
+        "anchors": anchors,
+        "SIG_MARK": SIG_MARK,
+        "NOISE_MARK": NOISE_MARK,
+        "pvalues": _pvalue_rows(study, comparison),
+    }
+    return _env().get_template("report.html.j2").render(**ctx)
+
+
+def _pvalue_rows(study: StudyView, table: Table) -> list[dict[str, Any]]:
+    """With repeats: Welch p-values of each variant against the baseline, per headline metric."""
+    if study.repeats < 2:
+        return []
+    out = []
+    for row in table.rows:
+        if row.baseline:
+            continue
+        cells = [("—" if c.p is None else f"{c.p:.3g}", c.mark == SIG_MARK) for c in row.cells]
+        out.append({"name": row.name, "cells": cells})
+    return out

@@ -1,0 +1,263 @@
+"""The curated per-run figures: label, unit, which direction is better, how to print, and their definition.
+
+Tables show the metrics listed here (in this order, grouped); ``results.csv`` holds these and any other numeric
+figure a run records. Definitions follow DESIGN.md's "Measurement definitions" and are shown in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Better = Literal["higher", "lower"] | None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How one per-run figure is labelled, scaled, compared and printed."""
+
+    key: str
+    label: str
+    unit: str  # unit of the displayed value ("%" for fractions shown as percentages; "" when dimensionless)
+    better: Better  # which direction is better; None: neither (not highlighted)
+    kind: Literal["fraction", "time", "count", "size", "loss", "epochs", "rate", "ratio"]
+    group: str
+    definition: str
+    timing: bool = False  # a wall-clock figure: single-seed differences are judged against timing noise
+
+    @property
+    def header(self) -> str:
+        """Column header with the unit, e.g. ``Test acc (%)``."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    @property
+    def scale(self) -> float:
+        return 100.0 if self.kind == "fraction" else 1.0
+
+    @property
+    def deterministic(self) -> bool:
+        """Fixed by the model, not by the seed (params, MACs, sizes): no significance test applies."""
+        return self.group == SIZE and self.key not in ("peak_mem_mb", "peak_reserved_mb")
+
+    @property
+    def delta_in_points(self) -> bool:
+        """Percentages are compared in percentage points (pp), everything else as a relative change (%)."""
+        return self.kind == "fraction"
+
+
+QUALITY, TIME, INFER, SIZE = "Accuracy and loss", "Training time", "Inference", "Size, cost and memory"
+GROUPS = (QUALITY, TIME, INFER, SIZE)
+
+_T = True
+METRICS: tuple[Metric, ...] = (
+    # --- accuracy and loss ------------------------------------------------------------------------------------
+    Metric("test_acc", "Test acc", "%", "higher", "fraction", QUALITY, "Test-split accuracy after the last epoch."),
+    Metric("best_test_acc", "Best test acc", "%", "higher", "fraction", QUALITY, "Highest test accuracy of any epoch."),
+    Metric("train_acc", "Train acc", "%", "higher", "fraction", QUALITY,
+           "Running mean of training accuracy over the last epoch's batches (training mode, dropout on)."),
+    Metric("test_loss", "Test loss", "", "lower", "loss", QUALITY, "Mean data loss on the test split, eval mode."),
+    Metric("train_loss", "Train loss", "", "lower", "loss", QUALITY,
+           "Running mean of the data loss over the last epoch's batches (L2 penalty not included)."),
+    Metric("test_mae", "Test MAE", "", "lower", "loss", QUALITY, "Mean absolute error on the test split."),
+    Metric("test_r2", "Test R²", "", "higher", "ratio", QUALITY, "Coefficient of determination on the test split."),
+    Metric("epochs_to_target", "Epochs to target", "", "lower", "epochs", QUALITY,
+           "First epoch (1-based) whose train accuracy reaches train.target_accuracy."),
+    Metric("time_to_target_s", "Time to target", "s", "lower", "time", QUALITY,
+           "Training time up to the end of the epoch that reached the train-accuracy target.", _T),
+    Metric("test_epochs_to_target", "Test epochs to target", "", "lower", "epochs", QUALITY,
+           "First epoch whose test accuracy reaches train.target_test_accuracy."),
+    Metric("test_time_to_target_s", "Test time to target", "s", "lower", "time", QUALITY,
+           "Training time up to the end of the epoch that reached the test-accuracy target.", _T),
+    # --- training time ----------------------------------------------------------------------------------------
+    Metric("train_time_s", "Train time", "s", "lower", "time", TIME,
+           "Wall time of the training phase of all epochs; evaluation and checkpoints excluded.", _T),
+    Metric("epoch_time_mean_s", "Epoch time", "s", "lower", "time", TIME,
+           "Mean wall time of one epoch's training phase.", _T),
+    Metric("data_time_s", "Data time", "s", "lower", "time", TIME,
+           "Total time the loop waited for the next batch from its loader (all epochs).", _T),
+    Metric("compute_time_s", "Compute time", "s", "lower", "time", TIME,
+           "Total time from a batch in hand to the optimizer step done (all epochs).", _T),
+    Metric("data_share", "Data share", "%", "lower", "fraction", TIME,
+           "data_time_s / train_time_s: the share of training time spent waiting for data.", _T),
+    Metric("train_flops_per_s", "Train FLOP/s", "GFLOP/s", "higher", "rate", TIME,
+           "Training FLOPs per sample × samples / train_time_s.", _T),
+    Metric("mfu", "MFU", "%", "higher", "fraction", TIME,
+           "Achieved training FLOP/s / the device's measured peak matmul FLOP/s.", _T),
+    # --- inference --------------------------------------------------------------------------------------------
+    Metric("infer_ms_per_image", "Infer / image", "ms", "lower", "time", INFER,
+           "Batch-1 pass over the test set, forward only, eval + no_grad: total / images.", _T),
+    Metric("infer_total_s", "Infer total", "s", "lower", "time", INFER, "Batch-1 pass over the test set, total.", _T),
+    Metric("latency_p50_ms", "Latency p50", "ms", "lower", "time", INFER,
+           "Median batch-1 forward latency after warm-up over repeated calls.", _T),
+    Metric("latency_p90_ms", "Latency p90", "ms", "lower", "time", INFER, "90th percentile batch-1 latency.", _T),
+    Metric("latency_p99_ms", "Latency p99", "ms", "lower", "time", INFER, "99th percentile batch-1 latency.", _T),
+    Metric("throughput_ips", "Throughput", "img/s", "higher", "rate", INFER,
+           "Images per second at a large batch (measure.throughput_batch).", _T),
+    # --- size, cost and memory --------------------------------------------------------------------------------
+    Metric("params", "Params", "", "lower", "count", SIZE, "Number of parameters (shared ones counted once)."),
+    Metric("trainable_params", "Trainable", "", None, "count", SIZE, "Parameters with requires_grad."),
+    Metric("frozen_params", "Frozen", "", None, "count", SIZE, "Parameters without requires_grad."),
+    Metric("macs", "MACs", "", "lower", "count", SIZE,
+           "Multiply-accumulates of one forward pass at batch 1 (convolutions and matrix products)."),
+    Metric("flops", "FLOPs", "", "lower", "count", SIZE, "2 × MACs."),
+    Metric("train_flops_per_sample", "Train FLOPs/sample", "", "lower", "count", SIZE,
+           "Forward + backward FLOPs of one training sample, same counter."),
+    Metric("size_mb", "Size", "MiB", "lower", "size", SIZE, "Bytes of parameters and buffers in memory / 2^20."),
+    Metric("saved_kb", "Saved", "KiB", "lower", "size", SIZE, "Bytes of the saved state_dict file / 2^10."),
+    Metric("peak_mem_mb", "Peak mem", "MiB", "lower", "size", SIZE,
+           "CUDA: max_memory_allocated over training; CPU: the run process's peak resident set (VmHWM)."),
+    Metric("peak_reserved_mb", "Peak reserved", "MiB", "lower", "size", SIZE,
+           "CUDA: max_memory_reserved over training."),
+    Metric("nonzero_grads", "Non-zero grads", "", None, "count", SIZE,
+           "Gradient entries that are non-zero after one optimizer step."),
+)  # fmt: skip
+
+BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
+
+# Headline columns of the comparison table (in order); those no run reports are dropped.
+HEADLINE = (
+    "test_acc",
+    "test_r2",
+    "test_mae",
+    "test_loss",
+    "epochs_to_target",
+    "test_epochs_to_target",
+    "train_time_s",
+    "epoch_time_mean_s",
+    "data_share",
+    "mfu",
+    "latency_p50_ms",
+    "params",
+    "macs",
+    "peak_mem_mb",
+)
+
+
+def derived(results: dict[str, Any]) -> dict[str, Any]:
+    """Figures the report derives from a run's stored ones (not stored themselves)."""
+    out: dict[str, Any] = {}
+    data, total = results.get("data_time_s"), results.get("train_time_s")
+    if _num(data) and _num(total) and total > 0:
+        out["data_share"] = data / total
+    return out
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _sig(v: float, digits: int = 3) -> str:
+    """``v`` with ``digits`` significant digits, no exponent for everyday magnitudes."""
+    if v == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(v)))
+    decimals = max(digits - 1 - mag, 0)
+    if abs(v) >= 1e6 or abs(v) < 1e-4:
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{decimals}f}"
+
+
+def compact_count(v: float) -> str:
+    """Counts: exact with thousands separators below 10^5, else 3 significant digits with k/M/G/T."""
+    if abs(v) < 1e5:
+        return f"{round(v):,}" if float(v).is_integer() else f"{v:,.1f}"
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{_sig(v / div)} {suffix}"
+    return f"{v:g}"
+
+
+def fmt_value(metric: Metric | None, value: Any) -> str:
+    """Display text of ``value`` in ``metric``'s unit (already scaled: fractions as %)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if metric is None:
+        return compact_count(value) if float(value).is_integer() else _sig(value, 4)
+    v = value * metric.scale
+    match metric.kind:
+        case "fraction":
+            if 0 < abs(v) < 0.1:  # e.g. a small model's MFU: 0.008%, not 0.01
+                return _sig(v, 2)
+            return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
+        case "count":
+            return compact_count(v)
+        case "epochs":
+            return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+        case "rate" if metric.unit == "GFLOP/s":
+            return _sig(v / 1e9)
+        case "rate":
+            return compact_count(v) if abs(v) >= 1e5 else (f"{v:,.0f}" if abs(v) >= 1000 else _sig(v))
+        case "ratio":
+            return f"{v:.3f}"
+        case _:
+            return _sig(v)
+
+
+def fmt_ci(metric: Metric | None, half_width: float | None) -> str:
+    """The ± part of a mean ± CI in the metric's display unit: two significant digits (percentages: the value's
+    decimals); empty for figures fixed by the model, which do not vary with the seed."""
+    if half_width is None or (metric is not None and metric.deterministic):
+        return ""
+    if metric is None:
+        return _sig(half_width, 2)
+    v = half_width * metric.scale
+    match metric.kind:
+        case "fraction":
+            return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
+        case "count":
+            return compact_count(v)
+        case "epochs":
+            return f"{v:.1f}"
+        case "rate" if metric.unit == "GFLOP/s":
+            return _sig(v / 1e9, 2)
+        case _:
+            return _sig(v, 2)
+
+
+def fmt_delta(metric: Metric, value: float | None, baseline: float | None) -> str:
+    """Difference against the baseline: percentage points for percentages, relative % otherwise."""
+    if value is None or baseline is None:
+        return ""
+    if metric.delta_in_points:
+        d = (value - baseline) * 100.0
+        return f"{d:+.1f} pp" if abs(d) >= 0.05 else "±0 pp"
+    if baseline == 0:
+        return ""
+    rel = (value - baseline) / abs(baseline) * 100.0
+    if abs(rel) < 0.05:
+        return "±0%"
+    return f"{rel:+.0f}%" if abs(rel) >= 100 else f"{rel:+.1f}%"
+
+
+def loss_unit(loss: str | None) -> str:
+    """Unit note for the loss columns: cross-entropy in nats, MSE in squared target units."""
+    return {"cross_entropy": "cross-entropy, nats", "mse": "MSE"}.get(loss or "", "")
+
+
+def fmt_number(v: Any) -> str:
+    """Generic display of a raw figure: ints with separators, floats with 4 significant digits, lists as JSON."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        if v == 0:
+            return "0"
+        if 1e-3 <= abs(v) < 1e6:
+            return f"{v:.4g}"
+        return f"{v:.3e}"
+    if isinstance(v, list | dict):
+        return json.dumps(v, separators=(",", ":"))
+    return str(v)

@@ -1,0 +1,518 @@
+"""The report's figures, drawn with matplotlib's Agg canvas (no display, no pyplot global state).
+
+Each plot is returned as a :class:`Plot` holding PNG bytes, an id the page links to, a caption and alt text
+that says what the figure shows in words (for screen readers and for readers of the Markdown file). Colours
+are the Okabe-Ito palette (distinguishable with the common colour-vision deficiencies); beyond eight variants
+markers tell lines apart as well. Every variant keeps its colour in every figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from trainlab.report import anchors
+from trainlab.report.findings import DATA_BOUND_SHARE, pareto_front
+from trainlab.report.metrics import BY_KEY, fmt_value
+from trainlab.report.study import StudyView, VariantView, dotted_get, is_number
+from trainlab.report.tables import ClassTable
+
+# Okabe & Ito (2008), "Color Universal Design"; yellow last: it is faint as a line on white.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+DPI = 110  # ~1100 px wide figures: sharp on screen, small enough to inline as base64
+LOG_SPAN = 20.0  # use a log axis when positive values span more than this ratio
+
+
+@dataclass
+class Plot:
+    """One rendered figure."""
+
+    id: str  # element id in report.html (anchors link here)
+    name: str  # file stem under plots/
+    title: str
+    caption: str
+    alt: str
+    png: bytes
+
+
+def colour(i: int) -> str:
+    return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def marker(i: int) -> str:
+    """Plain circles for the first eight variants; other markers once colours repeat."""
+    return "o" if i < len(OKABE_ITO) else MARKERS[(i // len(OKABE_ITO)) % len(MARKERS)]
+
+
+def _figure(width: float, height: float) -> Figure:
+    # No layout engine: constrained/tight layout re-draw the figure to measure it, which doubles the cost of every
+    # plot. Margins are set in inches by _margins instead.
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _margins(
+    fig: Figure,
+    left: float = 0.75,
+    right: float = 0.25,
+    top: float = 0.45,
+    bottom: float = 0.6,
+    legend_rows: int = 0,
+    wspace_in: float = 0.8,
+) -> None:
+    """Set subplot margins in inches (plus room for ``legend_rows`` rows of a legend under the axes)."""
+    w, h = fig.get_size_inches()
+    bottom += 0.27 * legend_rows
+    ncols = max(len(fig.axes), 1)
+    axes_w = (w - left - right - wspace_in * (ncols - 1)) / ncols
+    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
+                        wspace=wspace_in / max(axes_w, 0.1))  # fmt: skip
+
+
+def _legend_below(fig: Figure, handles: list[Any], labels: list[str] | None = None, ncol: int = 8) -> int:
+    """A frameless legend centred under the axes, read row by row; returns the number of rows it takes.
+
+    Uses the most columns (up to ``ncol``) whose widest entries fit side by side in the figure's width.
+    """
+    labels = labels if labels is not None else [h.get_label() for h in handles]
+    width = [0.6 + 0.075 * len(lb) for lb in labels]  # inches: marker, gap and label at font size 9
+    ncol = max(min(ncol, len(handles)), 1)
+    while ncol > 1 and sum(max(width[i] for i in col) for col in _columns(len(handles), ncol)) > fig.get_figwidth():
+        ncol -= 1
+    order = [i for col in _columns(len(handles), ncol) for i in col]
+    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower center",
+               bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False, fontsize=9)  # fmt: skip
+    return math.ceil(len(handles) / ncol)
+
+
+def _columns(n: int, ncol: int) -> list[list[int]]:
+    """Item indices per legend column so that matplotlib's column-by-column legend reads row by row.
+
+    matplotlib splits the entries into ``ncol`` columns of sizes ceil/floor(n / ncol), larger first
+    (``np.array_split``); the entry in row r, column c should be item r * ncol + c.
+    """
+    nrows = math.ceil(n / ncol)
+    full = n - ncol * (nrows - 1)  # columns holding nrows entries; the others hold nrows - 1
+    return [[r * ncol + c for r in range(nrows if c < full else nrows - 1)] for c in range(ncol)]
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _style(ax: Any) -> None:
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    if ax.get_yscale() == "linear":
+        with contextlib.suppress(AttributeError):  # categorical axes (bar labels) have no offset to turn off
+            ax.ticklabel_format(axis="y", useOffset=False)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _log_if_wide(ax: Any, values: Sequence[float], axis: str = "y") -> None:
+    pos = [v for v in values if v > 0]
+    if pos and len(pos) == len(values) and max(pos) / min(pos) > LOG_SPAN:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def _epoch_means(v: VariantView, key: str) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per epoch over the variant's runs (running and diverged ones included): epochs, mean, min, max."""
+    by_epoch: dict[int, list[float]] = {}
+    for r in v.runs:
+        for e in r.epochs:
+            val = e.get(key)
+            if is_number(val) and e.get("epoch") is not None:
+                by_epoch.setdefault(int(e["epoch"]), []).append(float(val))
+    xs = sorted(by_epoch)
+    return (
+        xs,
+        [statistics.fmean(by_epoch[x]) for x in xs],
+        [min(by_epoch[x]) for x in xs],
+        [max(by_epoch[x]) for x in xs],
+    )
+
+
+# ------------------------------------------------------------------------------------------------------
+# Loss and accuracy per epoch
+
+
+def curves(study: StudyView) -> Plot | None:
+    """Loss (left) and accuracy or R² (right) per epoch; train dashed, test solid; target epochs starred."""
+    variants = [v for v in study.variants if any(r.epochs for r in v.runs)]
+    if not variants:
+        return None
+    regression = study.task == "regression"
+    qual, qual_label = ("r2", "R²") if regression else ("acc", "accuracy (%)")
+    scale = 1.0 if regression else 100.0
+    fig = _figure(10.5, 4.4 + 0.27 * (math.ceil((len(variants) + 3) / 6) - 1))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    losses: list[float] = []
+    qual_points: list[tuple[int, float]] = []  # (epoch, lowest value over seeds) of every quality curve
+    targets_drawn: set[float] = set()
+    starred = []
+    idx = {v.name: i for i, v in enumerate(study.variants)}
+    for v in variants:
+        i = idx[v.name]
+        c, mk = colour(i), marker(i)
+        many = len(v.runs) > 1
+        for split, style in (("train", "--"), ("test", "-")):
+            xs, ys, lo, hi = _epoch_means(v, f"{split}_loss")
+            if xs:
+                ax_loss.plot(xs, ys, style, color=c, marker=mk, markersize=3, linewidth=1.6)
+                losses += ys
+                if many and split == "test":
+                    ax_loss.fill_between(xs, lo, hi, color=c, alpha=0.15, linewidth=0)
+            qkey = f"test_{qual}" if regression else f"{split}_{qual}"
+            if regression and split == "train":
+                continue
+            xs, ys, lo, hi = _epoch_means(v, qkey)
+            qual_points += [(x, y * scale) for x, y in zip(xs, lo)]
+            if xs:
+                ax_acc.plot(xs, [y * scale for y in ys], style, color=c, marker=mk, markersize=3, linewidth=1.6)
+                if many and split == "test":
+                    ax_acc.fill_between(xs, [y * scale for y in lo], [y * scale for y in hi], color=c, alpha=0.15)
+        if regression:
+            continue
+        # Target markers: the epoch each run first reached its train (and test) accuracy target.
+        for r in v.runs:
+            for ekey, tkey, akey in (
+                ("epochs_to_target", "train.target_accuracy", "train_acc"),
+                ("test_epochs_to_target", "train.target_test_accuracy", "test_acc"),
+            ):
+                ep, target = r.results.get(ekey), dotted_get(r.config, tkey)
+                if not is_number(target):
+                    continue
+                if target not in targets_drawn:
+                    ax_acc.axhline(target * 100, color="#777777", linestyle=":", linewidth=1)
+                    targets_drawn.add(target)
+                row = next((e for e in r.epochs if e.get("epoch") == ep), None)
+                if row is not None and is_number(row.get(akey)):
+                    ax_acc.plot([ep], [row[akey] * 100], marker="*", markersize=14, color=c, markeredgecolor="black",
+                                markeredgewidth=0.8, linestyle="none", zorder=5)  # fmt: skip
+                    starred.append(f"{v.name} at epoch {ep}")
+    ax_loss.set_title("Loss per epoch")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel(f"loss ({'MSE' if study.loss_name == 'mse' else 'cross-entropy, nats'})")
+    _log_if_wide(ax_loss, losses)
+    zoom = _zoom_floor(qual_points, [t * 100 for t in targets_drawn]) if not regression else None
+    if zoom is not None:
+        ax_acc.set_ylim(bottom=zoom, top=min(ax_acc.get_ylim()[1], 101.0))
+    ax_acc.set_title("Test R² per epoch" if regression else "Accuracy per epoch")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel(qual_label)
+    for ax in (ax_loss, ax_acc):
+        _style(ax)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles = [Line2D([], [], color=colour(idx[v.name]), marker=marker(idx[v.name]), label=v.name) for v in variants]
+    handles += [
+        Line2D([], [], color="#444444", linestyle="--", label="train"),
+        Line2D([], [], color="#444444", linestyle="-", label="test"),
+    ]
+    if targets_drawn:
+        handles.append(
+            Line2D([], [], color="#777777", marker="*", markersize=10, linestyle=":", label="target / epoch reached")
+        )
+    rows = _legend_below(fig, handles, ncol=10)
+    _margins(fig, legend_rows=rows)
+    finals = []
+    for v in variants:
+        xs, ys, _lo, _hi = _epoch_means(v, f"test_{qual}")
+        if ys:
+            finals.append(f"{v.name} {ys[-1] * scale:.1f}{'' if regression else '%'} at epoch {xs[-1]}")
+    alt = (
+        f"Two line charts per epoch for {len(variants)} variants ({', '.join(v.name for v in variants)}): "
+        f"left the train (dashed) and test (solid) loss, right the train and test "
+        f"{'R²' if regression else 'accuracy'}. Last test {'R²' if regression else 'accuracy'}: "
+        + ("; ".join(finals) or "none yet")
+        + "."
+        + (f" Stars mark the epoch each run reached its accuracy target: {'; '.join(starred)}." if starred else "")
+    )
+    caption = "Train loss/accuracy are running means over each epoch's batches (training mode); test figures are "
+    caption += "computed after each epoch in eval mode. "
+    if any(len(v.runs) > 1 for v in variants):
+        caption += "Lines are means over seeds; the shaded band spans the seeds' test values. "
+    if targets_drawn:
+        caption += "Dotted lines: accuracy targets; stars: the first epoch a run reached its target. "
+    if zoom is not None:
+        caption += (
+            f"The accuracy axis starts at {zoom:g}% to show the later epochs; lower early values (epoch 1) lie "
+            "below it — see the per-epoch tables."
+        )
+    return Plot(anchors.CURVES, "curves", "Loss and accuracy per epoch", caption.strip(), alt, _png(fig))
+
+
+def _zoom_floor(points: list[tuple[int, float]], targets: list[float]) -> float | None:
+    """Lower accuracy limit that leaves out a steep first epoch, or None when zooming would hide little.
+
+    Accuracy often jumps from ~50% after epoch 1 to >90%; a full axis then squashes every later difference. The
+    floor is the lowest value from epoch 2 on (and any target), rounded down to 5%, when epoch-1 values lie more
+    than 10 points below it.
+    """
+    later = [y for e, y in points if e >= 2]
+    if len(later) < 2 or not points:
+        return None
+    floor = math.floor((min(later + targets) - 1.0) / 5.0) * 5.0
+    return floor if min(y for _e, y in points) < floor - 10.0 else None
+
+
+# ------------------------------------------------------------------------------------------------------
+# Data vs compute time per epoch
+
+
+def _epoch_split(v: VariantView) -> tuple[float, float, float, str] | None:
+    """Mean data, compute and other time per epoch over the variant's runs (epoch 1 excluded when possible)."""
+    rows = [e for r in v.runs for e in r.epochs if is_number(e.get("epoch_time_s"))]
+    if not rows:
+        return None
+    later = [e for e in rows if e.get("epoch", 1) > 1]
+    use, which = (later, "epochs 2+") if later else (rows, "epoch 1")
+    data = statistics.fmean(float(e.get("data_time_s") or 0.0) for e in use)
+    comp = statistics.fmean(float(e.get("compute_time_s") or 0.0) for e in use)
+    total = statistics.fmean(float(e["epoch_time_s"]) for e in use)
+    return data, comp, max(total - data - comp, 0.0), which
+
+
+def time_split(study: StudyView) -> Plot | None:
+    """Horizontal stacked bars: data, compute and other (loop overhead) seconds per epoch, per variant."""
+    items = [(v, s) for v in study.variants if (s := _epoch_split(v)) is not None]
+    if not items:
+        return None
+    fig = _figure(9.0, 1.6 + 0.38 * len(items))
+    ax = fig.subplots()
+    names = [v.name for v, _s in items][::-1]
+    data = [s[0] for _v, s in items][::-1]
+    comp = [s[1] for _v, s in items][::-1]
+    other = [s[2] for _v, s in items][::-1]
+    ax.barh(names, data, color="#D55E00", label="data (waiting for the batch)")
+    ax.barh(names, comp, left=data, color="#0072B2", label="compute (forward, backward, step)")
+    ax.barh(names, other, left=[a + b for a, b in zip(data, comp)], color="#BBBBBB", hatch="//", label="other")
+    ax.set_xlabel("seconds per epoch (training phase)")
+    ax.set_title("Time per epoch: data vs compute")
+    _style(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    rows = _legend_below(fig, handles, labels, ncol=3)
+    longest = max(len(n) for n in names)
+    _margins(fig, left=min(0.3 + 0.075 * longest, 3.5), legend_rows=rows, bottom=0.65)
+    which = {s[3] for _v, s in items}
+    parts = [f"{v.name}: data {s[0]:.3g} s, compute {s[1]:.3g} s" for v, s in items]
+    alt = "Stacked horizontal bars of seconds per epoch for each variant. " + "; ".join(parts) + "."
+    caption = (
+        f"Mean over {' and '.join(sorted(which))} of every run of the variant (epoch 1 includes warm-up and is left "
+        "out when there are more). Data: waiting for the next batch; compute: batch in hand to optimizer step done; "
+        "other: the rest of the epoch's wall time (loop overhead)."
+    )
+    return Plot(anchors.TIME_SPLIT, "time_split", "Data vs compute time per epoch", caption, alt, _png(fig))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Swept numeric factor -> metric
+
+
+def numeric_factors(study: StudyView) -> list[str]:
+    """Swept keys whose values are numbers (not booleans) with at least two distinct values."""
+    out = []
+    for key in study.swept_keys:
+        vals = [v.factors.get(key) for v in study.variants if v.done]  # variants with figures to plot
+        nums = {float(x) for x in vals if is_number(x)}
+        if len(nums) >= 2:
+            out.append(key)
+    return out
+
+
+def factor_plot(study: StudyView, key: str) -> Plot | None:
+    """Metric against the swept value of ``key`` (lines grouped by the other swept keys); error bars = 95% CI."""
+    metrics = [study.quality_key, "test_loss", "epoch_time_mean_s"]
+    if any((v.mean("data_share") or 0) > DATA_BOUND_SHARE / 2 for v in study.variants):
+        metrics.append("data_share")  # only where data loading is a real part of the time
+    metrics = [m for m in metrics if any(v.values(m) for v in study.variants)]
+    if not metrics:
+        return None
+    others = [k for k in study.swept_keys if k != key]
+    groups: dict[str, list[VariantView]] = {}
+    for v in study.variants:
+        if not is_number(v.factors.get(key)) or not v.done:
+            continue
+        if "/" in v.name:  # an explicit variant crossed with the sweep: "bn/lr=0.1" -> line "bn"
+            label = v.name.split("/")[0]
+        else:
+            label = ", ".join(f"{k.split('.')[-1]}={v.factors.get(k)}" for k in others) or "all"
+        groups.setdefault(label, []).append(v)
+    if not any(len({float(v.factors[key]) for v in vs}) >= 2 for vs in groups.values()):
+        return None  # no line: every value of the factor comes with different other settings
+    fig = _figure(3.4 * len(metrics), 3.6 + 0.27 * math.ceil(len(groups) / 4) * (len(groups) > 1))
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    xs_all: list[float] = []
+    alt_parts = []
+    for ax, mkey in zip(axes, metrics):
+        m = BY_KEY[mkey]
+        for gi, (label, vs) in enumerate(groups.items()):
+            pts = sorted((float(v.factors[key]), v.summary(mkey)) for v in vs if v.summary(mkey) is not None)
+            if not pts:
+                continue
+            xs = [p[0] for p in pts]
+            ys = [p[1].mean * m.scale for p in pts]
+            err = [(p[1].half_width or 0.0) * m.scale for p in pts]
+            ax.errorbar(xs, ys, yerr=err if any(err) else None, color=colour(gi), marker=marker(gi) if gi < 8 else "s",
+                        capsize=3, linewidth=1.6, label=label)  # fmt: skip
+            xs_all += xs
+            if gi == 0:
+                alt_parts.append(
+                    f"{m.label}: " + ", ".join(f"{x:g} → {fmt_value(m, p.mean)}{m.unit}" for x, (_x, p) in zip(xs, pts))
+                )
+        ax.set_title(m.label)
+        ax.set_xlabel(key)
+        ax.set_ylabel(m.header)
+        _style(ax)
+        _log_if_wide(ax, xs_all, axis="x")
+    rows = 0
+    if len(groups) > 1:
+        rows = _legend_below(fig, *axes[0].get_legend_handles_labels(), ncol=4)
+    _margins(fig, left=0.8, legend_rows=rows, wspace_in=0.9)
+    alt = f"Line charts of {', '.join(BY_KEY[m].label for m in metrics)} against {key}. " + "; ".join(alt_parts) + "."
+    caption = "Each point is a variant's mean over its seeds (error bars: 95% CI when there are several)."
+    if len(groups) > 1:
+        caption += " One line per combination of the other swept keys."
+    pid = f"{anchors.FACTORS}-{anchors.slug(key)}"
+    return Plot(pid, f"factor_{anchors.slug(key)}", f"{key} → metrics", caption, alt, _png(fig))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Accuracy vs cost with the Pareto front
+
+
+def pareto(study: StudyView) -> Plot | None:
+    """Quality vs MACs and vs training time; the Pareto front joined and its points filled."""
+    q = study.quality_key
+    qm = BY_KEY[q]
+    panels = []
+    for cost in ("macs", "train_time_s"):
+        pts = [(v, v.mean(cost), v.mean(q)) for v in study.variants]
+        pts = [(v, c, a) for v, c, a in pts if c is not None and a is not None]
+        if len(pts) >= 2:
+            panels.append((cost, pts))
+    if not panels:
+        return None
+    idx = {v.name: i for i, v in enumerate(study.variants)}
+    fig = _figure(5.2 * len(panels), 4.4)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    alt_parts = []
+    for ax, (cost, pts) in zip(axes, panels):
+        cm = BY_KEY[cost]
+        front = pareto_front([(v.name, c, a) for v, c, a in pts])
+        costs = [c for _v, c, _a in pts]
+        log_x = min(costs) > 0 and max(costs) / min(costs) > LOG_SPAN
+        pos = [math.log(c) if log_x else c for c in costs]
+        right = min(pos) + 0.7 * (max(pos) - min(pos))  # labels of points beyond this go to the left of the point
+        for (v, c, a), x in zip(pts, pos):
+            on = v.name in front
+            i = idx[v.name]
+            ax.scatter([c], [a * qm.scale], s=70, marker=marker(i) if i >= 8 else "o", zorder=3,
+                       facecolors=colour(i) if on else "white", edgecolors=colour(i), linewidths=1.8)  # fmt: skip
+            left = x > right and max(pos) > min(pos)
+            ax.annotate(v.name, (c, a * qm.scale), textcoords="offset points", xytext=(-6 if left else 6, 5),
+                        ha="right" if left else "left", fontsize=8)  # fmt: skip
+        fpts = sorted((c, a * qm.scale) for v, c, a in pts if v.name in front)
+        if len(fpts) > 1:
+            ax.step([p[0] for p in fpts], [p[1] for p in fpts], where="post", color="#555555", linewidth=1,
+                    linestyle="--", zorder=2)  # fmt: skip
+        _log_if_wide(ax, [c for _v, c, _a in pts], axis="x")
+        ax.set_xlabel(cm.header if cm.unit else f"{cm.label} (forward, batch 1)")
+        ax.set_ylabel(qm.header)
+        ax.set_title(f"{qm.label} vs {cm.label}")
+        _style(ax)
+        ax.margins(x=0.15, y=0.12)
+        alt_parts.append(f"{qm.label} vs {cm.label}: Pareto front {', '.join(front)}")
+    handles = [
+        Line2D([], [], marker="o", color="#555555", markerfacecolor="#555555", linestyle="--", label="Pareto front"),
+        Line2D([], [], marker="o", color="#555555", markerfacecolor="white", linestyle="none", label="dominated"),
+    ]
+    rows = _legend_below(fig, handles, ncol=2)
+    _margins(fig, left=0.8, legend_rows=rows, wspace_in=0.9)
+    alt = "Scatter plots, one point per variant. " + "; ".join(alt_parts) + "."
+    caption = (
+        "Filled points are on the Pareto front (no other variant is at least as accurate for no more cost); "
+        "hollow points are dominated. Means over seeds."
+    )
+    return Plot(anchors.PARETO, "pareto", f"{qm.label} vs cost", caption, alt, _png(fig))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Confusion matrices
+
+
+def confusion_summary(ct: ClassTable) -> str:
+    """One sentence on a confusion matrix: accuracy and the most frequent confusions (alt text, captions)."""
+    k = len(ct.confusion)
+    worst = sorted(
+        ((ct.confusion[i][j], ct.classes[i], ct.classes[j]) for i in range(k) for j in range(k) if i != j),
+        reverse=True,
+    )[:3]
+    confused = "; ".join(f"{n} of class {a} predicted as {b}" for n, a, b in worst if n)
+    acc = f"{ct.accuracy * 100:.1f}%" if ct.accuracy is not None else "unknown"
+    return f"{ct.variant.name}: {k} classes, accuracy {acc}. " + (
+        f"Most frequent confusions: {confused}." if confused else "No confusions."
+    )
+
+
+def confusion_grid(tables: list[ClassTable]) -> Plot | None:
+    """One heatmap panel per variant (colour = share of the true class), in a single figure.
+
+    Counts are not written into the cells (hundreds of text objects make the figure slow to draw); the HTML page
+    shows each matrix with its counts as a coloured table, and report.md lists per-class precision/recall/F1.
+    """
+    if not tables:
+        return None
+    k = max(len(ct.confusion) for ct in tables)
+    panel = min(2.4 + 0.1 * k, 5.0)  # inches per panel
+    ncols = min(len(tables), max(int(11.0 // (panel + 0.6)), 1))
+    nrows = math.ceil(len(tables) / ncols)
+    fig = _figure(ncols * (panel + 0.6) + 1.0, nrows * (panel + 0.75) + 0.3)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    im = None
+    for ax, ct in zip(axes.flat, tables):
+        kk = len(ct.confusion)
+        norm = [[c / s if (s := sum(row)) else 0.0 for c in row] for row in ct.confusion]
+        im = ax.imshow(norm, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ticks = list(range(kk)) if kk <= 20 else list(range(0, kk, math.ceil(kk / 20)))
+        ax.set_xticks(ticks, [ct.classes[t] for t in ticks], fontsize=6, rotation=90 if kk > 10 else 0)
+        ax.set_yticks(ticks, [ct.classes[t] for t in ticks], fontsize=6)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("true", fontsize=7)
+        seeds = f" ({ct.seeds} seeds)" if ct.seeds > 1 else ""
+        ax.set_title(f"{ct.variant.name}{seeds}", fontsize=8)
+    for ax in list(axes.flat)[len(tables) :]:
+        ax.set_visible(False)
+    fig.subplots_adjust(left=0.6 / fig.get_figwidth(), right=1 - 1.0 / fig.get_figwidth(), bottom=0.08, top=0.93,
+                        wspace=0.45, hspace=0.5)  # fmt: skip
+    cax = fig.add_axes((1 - 0.8 / fig.get_figwidth(), 0.15, 0.15 / fig.get_figwidth(), 0.7))
+    cb = fig.colorbar(im, cax=cax)
+    cb.set_label("share of true class", fontsize=7)
+    cb.ax.tick_params(labelsize=6)
+    alt = "Confusion-matrix heatmaps, one per variant. " + " ".join(confusion_summary(ct) for ct in tables)
+    caption = "Rows: true class; columns: predicted class; colour: share of the true class (recall on the diagonal)."
+    return Plot(anchors.CONFUSION + "-grid", "confusion", "Confusion matrices", caption, alt, _png(fig))
+
+
+def all_plots(study: StudyView, class_tables: list[ClassTable]) -> dict[str, Any]:
+    """Every figure the study supports: {"main": [...], "factors": [...], "confusion": [...]}."""
+    main = [p for p in (curves(study), time_split(study), pareto(study)) if p is not None]
+    factors = [p for key in numeric_factors(study) if (p := factor_plot(study, key)) is not None]
+    conf = confusion_grid(class_tables)
+    return {"main": main, "factors": factors, "confusion": [conf] if conf else []}
+
+
+__all__ = ["OKABE_ITO", "Plot", "all_plots", "curves", "factor_plot", "pareto", "time_split"]

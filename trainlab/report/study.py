@@ -1,0 +1,375 @@
+"""A read-only view of a study's store for the report: runs, their epochs, variants and per-variant statistics.
+
+Everything the report shows comes from here, and this reads only ``<out>/trainlab.db``. A study still running
+is fine: pending and running runs have no results yet, and a running run's finished epochs are included.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from trainlab.errors import TrainlabError
+from trainlab.measure.stats import MeanCI, TimingNoise, WelchResult, mean_ci, timing_noise, welch_test
+from trainlab.report import anchors
+from trainlab.report.metrics import BY_KEY, METRICS, Metric, derived
+from trainlab.store import Store
+
+STATUSES = ("done", "running", "pending", "failed", "diverged", "skipped")
+
+
+def dotted_get(d: dict[str, Any] | None, key: str) -> Any:
+    """``d["a"]["b"]`` for ``key = "a.b"``; None when any part is missing."""
+    node: Any = d
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def is_number(v: Any) -> bool:
+    """A finite int or float (booleans are not numbers here)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass
+class RunView:
+    """One run record from the store with its epochs."""
+
+    record: dict[str, Any]
+    epochs: list[dict[str, Any]]
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def variant(self) -> str:
+        return self.record["variant"]
+
+    @property
+    def seed(self) -> int:
+        return self.record["seed"]
+
+    @property
+    def repeat(self) -> int:
+        return self.record.get("repeat") or 0
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]
+
+    @property
+    def error(self) -> str | None:
+        return self.record.get("error")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.record.get("config") or {}
+
+    @property
+    def env(self) -> dict[str, Any]:
+        return self.record.get("env") or {}
+
+    @property
+    def profile(self) -> dict[str, Any] | None:
+        return self.record.get("profile")
+
+    @cached_property
+    def results(self) -> dict[str, Any]:
+        """Stored per-run figures plus the ones the report derives (e.g. data_share)."""
+        res = dict(self.record.get("results") or {})
+        for k, v in derived(res).items():
+            res.setdefault(k, v)
+        return res
+
+    @property
+    def anchor(self) -> str:
+        return anchors.run(self.run_id)
+
+    @property
+    def planned_epochs(self) -> int | None:
+        return dotted_get(self.config, "train.epochs")
+
+    def value(self, key: str) -> float | None:
+        v = self.results.get(key)
+        return float(v) if is_number(v) else None
+
+
+@dataclass
+class VariantView:
+    """All runs (seeds) of one variant, in plan order."""
+
+    name: str
+    runs: list[RunView] = field(default_factory=list)
+    factors: dict[str, Any] = field(default_factory=dict)  # swept key -> this variant's resolved value
+
+    @property
+    def anchor(self) -> str:
+        return "variant-" + anchors.slug(self.name)
+
+    @property
+    def done(self) -> list[RunView]:
+        return [r for r in self.runs if r.status == "done"]
+
+    def values(self, key: str) -> list[float]:
+        """The metric over this variant's finished runs (one value per seed)."""
+        return [v for r in self.done if (v := r.value(key)) is not None]
+
+    def summary(self, key: str) -> MeanCI | None:
+        """Mean ± 95% CI over the finished seeds (memoised: tables, findings and plots all ask)."""
+        cache = self.__dict__.setdefault("_summaries", {})
+        if key not in cache:
+            cache[key] = mean_ci(self.values(key))
+        return cache[key]
+
+    def mean(self, key: str) -> float | None:
+        s = self.summary(key)
+        return s.mean if s else None
+
+    @property
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.runs:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return counts
+
+    @property
+    def status(self) -> str:
+        """One word for the variant: its runs' status when they agree, else 'mixed'."""
+        counts = self.status_counts
+        return next(iter(counts)) if len(counts) == 1 else "mixed"
+
+    @property
+    def status_text(self) -> str:
+        """E.g. ``done``, ``running (epoch 3/12)``, ``2 done, 1 failed``."""
+        counts = self.status_counts
+        if len(self.runs) == 1:
+            r = self.runs[0]
+            if r.status == "running":
+                return f"running (epoch {len(r.epochs)}/{r.planned_epochs or '?'})"
+            return r.status
+        return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: STATUSES.index(kv[0])))
+
+    @property
+    def reasons(self) -> list[str]:
+        """Distinct errors of the variant's failed, diverged or skipped runs, with their seeds."""
+        seeds: dict[str, list[int]] = {}
+        for r in self.runs:
+            if r.error and r.status in ("failed", "diverged", "skipped"):
+                seeds.setdefault(f"{r.status}: {r.error}", []).append(r.seed)
+        if len(self.runs) == 1:
+            return list(seeds)
+        out = []
+        for text, ss in seeds.items():
+            which = f"all {len(ss)} seeds" if len(ss) == len(self.runs) else "seed" + "s" * (len(ss) > 1)
+            out.append(f"{text} ({which}{'' if which.startswith('all') else ' ' + ', '.join(map(str, ss))})")
+        return out
+
+
+@dataclass
+class StudyView:
+    """The whole study as the report sees it."""
+
+    out_dir: Path
+    meta_study: dict[str, Any]
+    baseline_name: str | None
+    swept_keys: list[str]
+    study_path: str | None
+    runs: list[RunView]
+    generated_at: str
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> StudyView:
+        """Read ``<out_dir>/trainlab.db``; :class:`TrainlabError` when there is none."""
+        out_dir = Path(out_dir)
+        db = out_dir / "trainlab.db"
+        if not db.is_file():
+            raise TrainlabError(f"{out_dir} holds no trainlab.db: give the output folder of a study")
+        store = Store(db)
+        runs = [RunView(rec, store.epochs(rec["run_id"])) for rec in store.runs()]
+        return cls(
+            out_dir=out_dir,
+            meta_study=store.meta("study") or {},
+            baseline_name=store.meta("baseline"),
+            swept_keys=list(store.meta("swept_keys") or []),
+            study_path=store.meta("study_path"),
+            runs=runs,
+            generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
+    # ---- identity ----------------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return dotted_get(self.meta_study, "study.name") or (self.runs[0].record["study"] if self.runs else "study")
+
+    @property
+    def description(self) -> str:
+        return dotted_get(self.meta_study, "study.description") or ""
+
+    @cached_property
+    def variants(self) -> list[VariantView]:
+        """Variants in plan order, each with its runs and the resolved value of every swept key."""
+        by_name: dict[str, VariantView] = {}
+        for r in self.runs:
+            v = by_name.get(r.variant)
+            if v is None:
+                factors = {}
+                for key in self.swept_keys:
+                    val = dotted_get(r.config, key)
+                    factors[key] = val if val is not None else r.record.get("overrides", {}).get(key)
+                v = by_name[r.variant] = VariantView(r.variant, factors=factors)
+            v.runs.append(r)
+        return list(by_name.values())
+
+    @property
+    def baseline(self) -> VariantView | None:
+        for v in self.variants:
+            if v.name == self.baseline_name:
+                return v
+        return self.variants[0] if self.variants else None
+
+    @property
+    def repeats(self) -> int:
+        """Most seeds any variant has (1 = single-seed study)."""
+        return max((len(v.runs) for v in self.variants), default=0)
+
+    @property
+    def finished(self) -> bool:
+        return all(r.status not in ("pending", "running") for r in self.runs)
+
+    @property
+    def task(self) -> str:
+        """'regression' when finished runs report R² but no accuracy, else 'classification'."""
+        for r in self.runs:
+            res = r.results
+            if res.get("test_acc") is None and res.get("test_r2") is not None:
+                return "regression"
+            if res.get("test_acc") is not None:
+                return "classification"
+        for r in self.runs:
+            for e in r.epochs:
+                if e.get("test_r2") is not None:
+                    return "regression"
+        return "classification"
+
+    @property
+    def quality_key(self) -> str:
+        """The metric the study is judged by: test accuracy, or R² for regression."""
+        return "test_r2" if self.task == "regression" else "test_acc"
+
+    @property
+    def loss_name(self) -> str | None:
+        return dotted_get(self.runs[0].config, "train.loss") if self.runs else None
+
+    # ---- statistics --------------------------------------------------------------------------------------------
+    def present(self, metrics: tuple[Metric, ...] | list[Metric] = METRICS) -> list[Metric]:
+        """The metrics that at least one finished run reports."""
+        return [m for m in metrics if any(v.values(m.key) for v in self.variants)]
+
+    def compare(self, variant: VariantView, key: str) -> WelchResult | None:
+        """Welch's t-test of ``variant`` against the baseline on ``key`` (None without 2+ seeds on both)."""
+        base = self.baseline
+        if base is None or variant is base:
+            return None
+        return welch_test(variant.values(key), base.values(key))
+
+    @cached_property
+    def timing_noise(self) -> TimingNoise | None:
+        """Within-run variation of epoch times (epoch 1 excluded) over the runs with epochs."""
+        return timing_noise([[e.get("epoch_time_s") for e in r.epochs] for r in self.runs if r.epochs])
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        """The environment of the first run that recorded one (all runs of a study usually share it)."""
+        for r in self.runs:
+            if r.env:
+                return r.env
+        return {}
+
+    @property
+    def hosts(self) -> list[str]:
+        return sorted({r.env.get("hostname") for r in self.runs if r.env.get("hostname")})
+
+    def first_value(self, key: str) -> Any:
+        """The first run's stored value of ``key`` (e.g. peak_flops, a per-machine figure)."""
+        for r in self.runs:
+            v = r.results.get(key)
+            if v is not None:
+                return v
+        return None
+
+
+def metric(key: str) -> Metric | None:
+    return BY_KEY.get(key)
+
+
+def _flops_text(v: Any) -> str | None:
+    if not is_number(v):
+        return None
+    return f"{v / 1e12:.3g} TFLOP/s" if v >= 1e12 else f"{v / 1e9:.3g} GFLOP/s"
+
+
+def machine_info(study: StudyView) -> list[tuple[str, str]]:
+    """(label, text) pairs describing where the study ran, from the runs' environments and figures."""
+    env = study.environment
+    if not env:
+        return [("Machine", "not recorded yet (no run has started)")]
+    rows: list[tuple[str, str]] = []
+    cores = env.get("cpu_count")
+    usable = env.get("cpu_affinity")
+    core_text = f"{cores} cores" if cores else "cores unknown"
+    if usable and usable != cores:
+        core_text += f" ({usable} usable by this process)"
+    if env.get("torch_threads"):
+        core_text += f", {env['torch_threads']} torch threads"
+    rows.append(("CPU", f"{env.get('cpu') or 'unknown'}, {core_text}"))
+    if env.get("gpu"):
+        gpu = str(env["gpu"])
+        if is_number(env.get("gpu_memory_mb")):
+            gpu += f", {env['gpu_memory_mb'] / 1024:.0f} GiB"
+        extra = [f"driver {env['gpu_driver']}" if env.get("gpu_driver") else None,
+                 f"CUDA {env['cuda']}" if env.get("cuda") else None,
+                 f"cuDNN {env['cudnn']}" if env.get("cudnn") else None]  # fmt: skip
+        rows.append(("GPU", gpu + "".join(f", {e}" for e in extra if e)))
+    else:
+        rows.append(("GPU", "none used" if not env.get("cuda_available") else "available, not used by this run"))
+    rows.append(("Device", str(env.get("device") or "unknown")))
+    peak = _flops_text(study.first_value("peak_flops"))
+    rows.append(("Measured peak", f"{peak} (matmul probe, per machine)" if peak else "not measured"))
+    versions = ", ".join(
+        f"{name} {env[key]}" for name, key in (("Python", "python"), ("torch", "torch"), ("numpy", "numpy"),
+                                               ("trainlab", "trainlab")) if env.get(key)
+    )  # fmt: skip
+    rows.append(("Versions", versions or "unknown"))
+    if env.get("git_commit"):
+        rows.append(("Code", f"git {env['git_commit']}"))
+    if env.get("platform"):
+        rows.append(("Platform", str(env["platform"])))
+    hosts = study.hosts
+    if len(hosts) > 1:
+        rows.append(
+            ("Hosts", f"runs executed on {len(hosts)} machines: {', '.join(hosts)} — compare timings with care")
+        )
+    elif hosts:
+        rows.append(("Host", hosts[0]))
+    return rows
+
+
+def run_dates(study: StudyView) -> str:
+    """'2025-01-02 10:00 → 10:05 UTC' from the first start to the last finish (or 'not started')."""
+    starts = sorted(r.record["started_at"] for r in study.runs if r.record.get("started_at"))
+    ends = sorted(r.record["finished_at"] for r in study.runs if r.record.get("finished_at"))
+    if not starts:
+        return "not started"
+    first = starts[0].replace("T", " ")[:16]
+    if not ends or not study.finished:
+        return f"started {first} UTC, still running"
+    last = ends[-1].replace("T", " ")[:16]
+    last = last[11:] if last[:10] == first[:10] else last
+    return f"{first} → {last} UTC"

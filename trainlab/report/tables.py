@@ -1,0 +1,399 @@
+"""Comparison tables (one row per variant) and per-class tables, rendered to Markdown, LaTeX and rich.
+
+A :class:`Table` is built once from a :class:`StudyView` and rendered by every format, so the HTML page,
+``report.md``, ``report.tex`` and ``trainlab compare`` show the same numbers.
+
+Cell conventions: the mean over a variant's finished seeds, ``± half-width`` of the 95% CI when it has 2+ seeds;
+Δ against the baseline variant (percentage points for percentages, relative % otherwise); ``*`` when Welch's
+t-test says the difference is larger than the noise (p < 0.05), ``≈`` for a single-seed timing difference below
+the study's within-run timing variation. Best and worst per column are marked knowing which direction is better.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainlab.measure.stats import relative_change
+from trainlab.report import anchors
+from trainlab.report.metrics import BY_KEY, GROUPS, HEADLINE, Metric, fmt_ci, fmt_delta, fmt_value, loss_unit
+from trainlab.report.study import StudyView, VariantView
+
+SIG_MARK = "*"  # Welch p < alpha: larger than the noise
+NOISE_MARK = "≈"  # single seed: a timing difference below the within-run timing variation
+
+
+@dataclass
+class Cell:
+    """One metric of one variant."""
+
+    value: float | None  # the mean, in stored units (fractions as fractions)
+    text: str  # display value ("95.3"), "—" when missing
+    ci: str = ""  # "0.4" (half-width, display units) when there are 2+ seeds
+    delta: str = ""  # "+2.1 pp" / "-12.0%" against the baseline
+    mark: str = ""  # SIG_MARK, NOISE_MARK or ""
+    p: float | None = None  # Welch p-value against the baseline
+    rank: str | None = None  # "best" | "worst" | None
+    n: int = 0  # seeds behind the value
+
+    @property
+    def title(self) -> str:
+        """Tooltip: how the value was obtained."""
+        parts = []
+        if self.n > 1:
+            parts.append(f"mean of {self.n} seeds" + (f", 95% CI ± {self.ci}" if self.ci else ""))
+        if self.p is not None:
+            parts.append(f"Welch p = {self.p:.3g} vs baseline")
+        if self.mark == NOISE_MARK:
+            parts.append("difference below the within-run timing variation")
+        if self.rank:
+            parts.append(self.rank)
+        return "; ".join(parts)
+
+
+@dataclass
+class Row:
+    """One variant."""
+
+    name: str
+    anchor: str
+    baseline: bool
+    settings: str  # what this variant sets ("model.dropout=0.3, model.hidden=[128,64]"); "" when the name says it
+    status: str  # "done", "running (epoch 3/12)", "2 done, 1 failed"
+    status_class: str  # the variant's status word (CSS class)
+    reasons: list[str]
+    note: int | None = None  # number of the note under the table giving the reasons
+    cells: list[Cell] = field(default_factory=list)
+
+
+@dataclass
+class Table:
+    """A comparison table: one row per variant, one column per metric."""
+
+    id: str
+    title: str
+    metrics: list[Metric]
+    headers: list[str]  # metric headers with units
+    rows: list[Row]
+    baseline: str | None
+
+    @property
+    def notes(self) -> list[tuple[int, str, list[str]]]:
+        """(number, variant, reasons) for the rows whose runs failed, diverged or were skipped."""
+        return [(r.note, r.name, r.reasons) for r in self.rows if r.note is not None]
+
+
+def fmt_factor(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list | dict):
+        return json.dumps(v, separators=(",", ":"))
+    return str(v)
+
+
+def settings_text(v: VariantView) -> str:
+    """The keys a variant sets, unless its name already spells them (sweep points are named after their values)."""
+    over = v.runs[0].record.get("overrides") or {} if v.runs else {}
+    if not over or all(f"{k.split('.')[-1]}=" in v.name for k in over):
+        return ""
+    return ", ".join(f"{k}={fmt_factor(val)}" for k, val in over.items())
+
+
+def header(m: Metric, study: StudyView | None = None) -> str:
+    """Column header with unit; loss columns name their loss (cross-entropy in nats, or MSE)."""
+    if m.kind == "loss" and m.key in ("test_loss", "train_loss") and study is not None:
+        unit = loss_unit(study.loss_name)
+        short = {"cross_entropy": "nats", "mse": "MSE"}.get(study.loss_name or "", unit)
+        return f"{m.label} ({short})" if short else m.label
+    return m.header
+
+
+def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, title: str) -> Table:
+    """Means (± CI), Δ vs baseline, significance marks and best/worst for ``metrics`` over the study's variants."""
+    base = study.baseline
+    noise = study.timing_noise
+    rows = [
+        Row(
+            name=v.name,
+            anchor=v.anchor,
+            baseline=v is base,
+            settings=settings_text(v),
+            status=v.status_text,
+            status_class=v.status,
+            reasons=v.reasons,
+        )
+        for v in study.variants
+    ]
+    note = 0
+    for row in rows:
+        if row.reasons:
+            note += 1
+            row.note = note
+    for m in metrics:
+        summaries = [v.summary(m.key) for v in study.variants]
+        base_mean = base.mean(m.key) if base is not None else None
+        for v, s, row in zip(study.variants, summaries, rows):
+            if s is None:
+                # A finished run that never reached its accuracy target says so, rather than showing a blank.
+                reached = m.key.endswith("to_target") or m.key.endswith("to_target_s")
+                row.cells.append(Cell(None, "not reached" if reached and v.done else "—"))
+                continue
+            cell = Cell(s.mean, fmt_value(m, s.mean), fmt_ci(m, s.half_width), n=s.n)
+            if v is not base and base_mean is not None:
+                cell.delta = fmt_delta(m, s.mean, base_mean)
+                test = None if m.deterministic else study.compare(v, m.key)
+                if test is not None:
+                    cell.p = test.p
+                    cell.mark = SIG_MARK if test.significant else ""
+                elif m.timing and noise is not None and study.repeats < 2:
+                    rel = relative_change(s.mean, base_mean)
+                    if rel is not None and abs(rel) < noise.cv_median:
+                        cell.mark = NOISE_MARK
+            row.cells.append(cell)
+        _rank(m, [row.cells[-1] for row in rows])
+    return Table(
+        id=table_id,
+        title=title,
+        metrics=list(metrics),
+        headers=[header(m, study) for m in metrics],
+        rows=rows,
+        baseline=base.name if base else None,
+    )
+
+
+def _rank(m: Metric, cells: list[Cell]) -> None:
+    """Mark the best and worst cells of a column, by their displayed values (a difference that does not show
+    is no ranking), only with a known better-direction and at least two different displayed values."""
+    shown = [c for c in cells if c.value is not None]
+    if m.better is None or len({c.text for c in shown}) < 2:
+        return
+    ordered = sorted(shown, key=lambda c: c.value, reverse=m.better == "higher")
+    best, worst = ordered[0].text, ordered[-1].text
+    for c in shown:
+        if c.text == best:
+            c.rank = "best"
+        elif c.text == worst:
+            c.rank = "worst"
+
+
+def comparison_table(study: StudyView) -> Table:
+    """The headline table: the study's judging metric, loss, time, latency, size and memory."""
+    present = {m.key for m in study.present()}
+    metrics = [BY_KEY[k] for k in HEADLINE if k in present]
+    return build_table(study, metrics, anchors.COMPARISON, "Comparison")
+
+
+def group_tables(study: StudyView) -> list[Table]:
+    """Every curated metric the study has, one table per group."""
+    present = study.present()
+    out = []
+    for group in GROUPS:
+        metrics = [m for m in present if m.group == group]
+        if metrics:
+            out.append(build_table(study, metrics, f"{anchors.TABLES}-{anchors.slug(group)}", group))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Per-class precision, recall, F1
+
+
+@dataclass
+class ClassTable:
+    """Per-class figures of one variant from its confusion matrix (summed over its finished seeds)."""
+
+    variant: VariantView
+    confusion: list[list[int]]  # rows = true class, columns = predicted class
+    classes: list[str]
+    rows: list[dict[str, Any]]  # class, support, precision, recall, f1 (fractions or None)
+    macro: dict[str, float | None]
+    accuracy: float | None
+    seeds: int
+
+
+def _div(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def class_metrics(confusion: Sequence[Sequence[int]], classes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Precision, recall and F1 per class from a K×K confusion matrix (rows true, columns predicted)."""
+    k = len(confusion)
+    names = list(classes) if classes is not None and len(classes) == k else [str(i) for i in range(k)]
+    col = [sum(confusion[i][j] for i in range(k)) for j in range(k)]
+    out = []
+    for i in range(k):
+        tp = confusion[i][i]
+        support = sum(confusion[i])
+        p, r = _div(tp, col[i]), _div(tp, support)
+        f1 = _div(2 * p * r, p + r) if p is not None and r is not None else None
+        out.append({"class": names[i], "support": support, "precision": p, "recall": r, "f1": f1})
+    return out
+
+
+def class_tables(study: StudyView) -> list[ClassTable]:
+    """One per variant whose finished runs recorded a confusion matrix."""
+    out = []
+    for v in study.variants:
+        mats = [r.results["confusion"] for r in v.done if isinstance(r.results.get("confusion"), list)]
+        mats = [m for m in mats if m and len(m) == len(mats[0])]
+        if not mats:
+            continue
+        k = len(mats[0])
+        total = [[sum(m[i][j] for m in mats) for j in range(k)] for i in range(k)]
+        classes = next((r.results.get("classes") for r in v.done if r.results.get("classes")), None)
+        rows = class_metrics(total, [str(c) for c in classes] if classes else None)
+        macro = {key: _mean([r[key] for r in rows if r[key] is not None]) for key in ("precision", "recall", "f1")}
+        n = sum(sum(row) for row in total)
+        acc = _div(sum(total[i][i] for i in range(k)), n)
+        out.append(ClassTable(v, total, [r["class"] for r in rows], rows, macro, acc, len(mats)))
+    return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+# ------------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def md_escape(text: str) -> str:
+    """Escape characters that would break a GitHub table cell or start Markdown/HTML markup."""
+    out = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    for ch in "*_`[]<>#":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _md_cell(c: Cell) -> str:
+    if c.value is None:
+        return "—"
+    text = c.text + (f" ± {c.ci}" if c.ci else "")
+    if c.rank == "best":
+        text = f"**{text}**"
+    elif c.rank == "worst":
+        text = f"_{text}_"
+    if c.delta:
+        text += f" ({c.delta}{c.mark})"
+    return text
+
+
+def table_markdown(t: Table) -> str:
+    """A GitHub-flavoured Markdown table with a legend line."""
+    head = ["Variant", "Status", *t.headers]
+    lines = ["| " + " | ".join(md_escape(h) for h in head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for r in t.rows:
+        name = md_escape(r.name) + (" (baseline)" if r.baseline else "")
+        status = md_escape(r.status) + (f" [{r.note}]" if r.note else "")
+        cells = [_md_cell(c) for c in r.cells]
+        lines.append("| " + " | ".join([name, status, *cells]) + " |")
+    text = "\n".join(lines) + "\n"
+    if t.notes:
+        text += "\n" + "\n".join(f"[{n}] {md_escape(name)}: {md_escape('; '.join(rs))}  " for n, name, rs in t.notes)
+        text += "\n"
+    return text
+
+
+MD_LEGEND = (
+    "**bold** = best, _italic_ = worst per column; (Δ) against the baseline: pp = percentage points, % = relative "
+    f"change; {SIG_MARK} = larger than the noise (Welch's t-test, p < 0.05); {NOISE_MARK} = below the within-run "
+    "timing variation (single seed); ± = 95% confidence half-width (t distribution) over seeds."
+)
+
+
+def class_table_markdown(ct: ClassTable) -> str:
+    lines = ["| Class | Support | Precision (%) | Recall (%) | F1 (%) |", "|---|---|---|---|---|"]
+    for r in ct.rows:
+        lines.append(
+            f"| {md_escape(r['class'])} | {r['support']} | {_pct(r['precision'])} | {_pct(r['recall'])} |"
+            f" {_pct(r['f1'])} |"
+        )
+    m = ct.macro
+    lines.append(f"| macro avg | {sum(r['support'] for r in ct.rows)} | {_pct(m['precision'])} | {_pct(m['recall'])} |"
+                 f" {_pct(m['f1'])} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.1f}"
+
+
+# ------------------------------------------------------------------------------------------------------
+# LaTeX
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "≈": r"$\approx$",
+    "—": "---",
+    "²": r"\textsuperscript{2}",
+    "×": r"$\times$",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "\n": " ",
+    "\r": " ",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters (and map the few Unicode symbols tables use)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def table_latex(t: Table, caption: str) -> str:
+    """A booktabs ``table`` environment (needs ``\\usepackage{booktabs}``)."""
+    head = ["Variant", "Status", *t.headers]
+    cols = "ll" + "r" * len(t.metrics)
+    lines = [
+        r"\begin{table}[htbp]",
+        r"\centering\small",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{tab:{t.id}}}",
+        rf"\begin{{tabular}}{{{cols}}}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in head) + r" \\",
+        r"\midrule",
+    ]
+    for r in t.rows:
+        cells = []
+        for c in r.cells:
+            if c.value is None:
+                cells.append("---")
+                continue
+            text = latex_escape(c.text + (f" ± {c.ci}" if c.ci else ""))
+            if c.rank == "best":
+                text = rf"\textbf{{{text}}}"
+            elif c.rank == "worst":
+                text = rf"\textit{{{text}}}"
+            if c.delta:
+                text += " " + latex_escape(f"({c.delta}{c.mark})")
+            cells.append(text)
+        name = latex_escape(r.name + (" (baseline)" if r.baseline else ""))
+        status = latex_escape(r.status) + (f"\\textsuperscript{{{r.note}}}" if r.note else "")
+        lines.append(" & ".join([name, status, *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    for n, name, reasons in t.notes:
+        lines.append(
+            rf"\par\footnotesize\textsuperscript{{{n}}} {latex_escape(name)}: {latex_escape('; '.join(reasons))}"
+        )
+    lines += [r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["Cell", "ClassTable", "Row", "Table", "build_table", "class_tables", "comparison_table", "group_tables"]
