@@ -176,6 +176,13 @@ def run(
             else:
                 _run_inline(spec, store, ckpt, study.path, reporter, datasets)
             reporter.run_end(spec, store.run(spec.run_id) or {})
+        if study.config.deploy.methods:  # [deploy]: int8 / ONNX variants of each trained model, into the store
+            from trainlab.deploy import deploy_study
+
+            try:
+                deploy_study(out_dir, study.config.deploy, datasets=datasets, skip_deployed=True)
+            except Exception as exc:  # a deployment bug must not lose the study: its runs are stored
+                print(f"warning: deployment failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     finally:
         result.records = store.runs()
         if write_report:

@@ -5,6 +5,8 @@ Tables:
 - ``runs``: one row per run id (hash of the resolved config + variant name): status, error, config, overrides,
   per-run figures (``results``), environment, profile, timestamps.
 - ``epochs``: one row per (run, epoch) with that epoch's record.
+- ``deployments``: one row per (run, deployment method) with its figures (``trainlab deploy``); a new
+  deployment of the same run and method replaces the old row.
 
 Every write is its own transaction, so a run killed at any point leaves every completed epoch in the store.
 JSON columns hold plain data only (no pickles). Reports read the store and nothing else.
@@ -48,6 +50,15 @@ CREATE TABLE IF NOT EXISTS epochs (
     epoch   INTEGER NOT NULL,
     metrics TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    run_id     TEXT NOT NULL,
+    method     TEXT NOT NULL,           -- float (the baseline, measured alongside) | dynamic | static | onnx
+    status     TEXT NOT NULL,           -- done | failed | skipped
+    figures    TEXT NOT NULL,           -- JSON: sizes, latency, throughput, accuracy, notes (trainlab.deploy)
+    error      TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, method)
 );
 """
 
@@ -188,3 +199,19 @@ class Store:
     def truncate_epochs(self, run_id: str, after: int) -> None:
         """Delete epochs after ``after`` (a resumed run replays them)."""
         self._write("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, after))
+
+    # ---- deployments -------------------------------------------------------------------------------------------
+    def add_deployment(
+        self, run_id: str, method: str, figures: dict[str, Any], status: str = "done", error: str | None = None
+    ) -> None:
+        """Record (or replace) the deployment ``method`` of run ``run_id``: its figures, status and error."""
+        self._write(
+            "INSERT OR REPLACE INTO deployments (run_id, method, status, figures, error, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, method, status, _dumps(figures), error, _now()),
+        )
+
+    def deployments(self) -> list[dict[str, Any]]:
+        """Deployment records (run_id, method, status, figures, error, created_at), in the order written."""
+        rows = self._read("SELECT * FROM deployments ORDER BY rowid")
+        return [{**dict(r), "figures": json.loads(r["figures"])} for r in rows]
