@@ -55,6 +55,21 @@ class StudySection(Strict):
     baseline: str | None = Field(
         None, description="Name of the variant every other variant is compared with (default: the first)."
     )
+    columns: list[str] | None = Field(
+        None,
+        description="Figures of the report's comparison table, in order (default: a standard set); "
+        "any key of docs/measurements.md, e.g. ['train_acc', 'test_acc', 'train_time_s'].",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, v: list[str] | None) -> list[str] | None:
+        from trainlab.report.metrics import BY_KEY
+
+        for key in v or []:
+            if key not in BY_KEY:
+                raise ValueError(f"unknown figure '{key}'{did_you_mean(key, BY_KEY)}; allowed: {', '.join(BY_KEY)}")
+        return v
 
 
 class NormalizeStats(Strict):
@@ -113,6 +128,47 @@ class DataConfig(Strict):
     num_classes: PositiveInt = Field(10, ge=2, description="synthetic: number of classes.")
     train_size: PositiveInt = Field(512, description="synthetic: training samples.")
     test_size: PositiveInt = Field(128, description="synthetic: test samples.")
+    # Image size on the device (every image dataset).
+    resize: list[PositiveInt] | None = Field(
+        None,
+        description="Resize image batches on the device to [H, W] (one number: square), train and test alike,"
+        " after augmentation (bilinear, antialiased when shrinking); the model sees this size.",
+    )
+    # Options of the `folder` dataset.
+    image_size: list[PositiveInt] | None = Field(
+        None,
+        description="folder: size [H, W] (one number: square) every image is decoded and resized to once, "
+        "then cached; required for folder.",
+    )
+    grayscale: bool = Field(False, description="folder: decode images as 1-channel grayscale instead of RGB.")
+    # Options of `folder` (a single tree) and `csv`: the held-out split, fixed by its own seed.
+    test_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        lt=1.0,
+        description="folder (one tree, no train/ and test/) and csv: fraction held out as the test split, "
+        "per class (stratified) for classification.",
+    )
+    split_seed: int = Field(0, description="folder and csv: seed of the fixed train/test split (not train.seed).")
+    # Options of the `csv` dataset.
+    target: str | None = Field(None, description="csv: name of the target column (required for csv).")
+    features: list[str] | None = Field(
+        None, min_length=1, description="csv: feature columns by name (default: every column but the target)."
+    )
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="csv: classify the target's distinct values, or regress a numeric target."
+    )
+    scaling: Literal["none", "minmax", "standard"] = Field(
+        "standard", description="csv: scaling of numeric feature columns, fitted on the training split only."
+    )
+    missing: Literal["error", "drop"] = Field(
+        "error", description="csv: an empty/NA cell in a used column is an error naming its row, or drops the row."
+    )
+    delimiter: str = Field(",", min_length=1, max_length=1, description="csv: field separator character.")
+    # Option of `cifar100`.
+    cifar100_labels: Literal["fine", "coarse"] = Field(
+        "fine", description="cifar100: the 100 fine classes or the 20 coarse superclasses."
+    )
 
     @field_validator("name")
     @classmethod
@@ -124,6 +180,35 @@ class DataConfig(Strict):
                 f"unknown dataset '{v}'{did_you_mean(v, DATASETS)}; allowed: {', '.join(sorted(DATASETS))}"
             )
         return v
+
+    @field_validator("resize", "image_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        # One number means a square; [H, W] is kept; anything else is left for the type check to reject.
+        if isinstance(v, int) and not isinstance(v, bool):
+            return [v, v]
+        if isinstance(v, list) and len(v) == 1:
+            return [v[0], v[0]]
+        if isinstance(v, list) and len(v) != 2:
+            raise ValueError(f"give one size or [H, W], got {len(v)} values {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _dataset_options(self) -> DataConfig:
+        # Options a dataset cannot do without; other datasets ignore them (so --smoke can swap the dataset).
+        if self.name == "csv":
+            if not self.target:
+                raise ValueError('data.target is required for the csv dataset: the target column\'s name, e.g. "label"')
+            if not self.root:
+                raise ValueError("data.root is required for the csv dataset: the .csv file (or a folder holding it)")
+            if self.features is not None and self.target in self.features:
+                raise ValueError(f"data.features lists the target column '{self.target}'; remove it")
+        if self.name == "folder":
+            if not self.root:
+                raise ValueError("data.root is required for the folder dataset: the top folder of the image tree")
+            if self.image_size is None:
+                raise ValueError("data.image_size is required for the folder dataset, e.g. image_size = [64, 64]")
+        return self
 
 
 class ModelConfig(BaseModel):
@@ -153,7 +238,9 @@ class ModelConfig(BaseModel):
 class TrainConfig(Strict):
     """``[train]``: the optimisation recipe."""
 
-    epochs: PositiveInt = Field(10, description="Number of passes over the training split.")
+    epochs: NonNegativeInt = Field(
+        10, description="Passes over the training split; 0 = no training, only the model's anatomy (profile)."
+    )
     optimizer: Literal[OPTIMIZERS] = Field("sgd", description="Optimizer; 'nesterov' is SGD with nesterov=true.")
     lr: PositiveFloat = Field(0.01, description="Learning rate.")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum (sgd, nesterov, rmsprop).")
@@ -201,7 +288,11 @@ class MeasureConfig(Strict):
     latency_warmup: NonNegativeInt = Field(10, description="Warm-up forward calls before latency is sampled.")
     latency_repeats: PositiveInt = Field(100, description="Batch-1 forward calls sampled for p50/p90/p99.")
     throughput_batch: PositiveInt = Field(256, description="Batch size for throughput (images/s).")
+    throughput_time_s: PositiveFloat = Field(0.5, description="Minimum seconds of repeated calls for throughput.")
     profile: bool = Field(True, description="Count params/MACs/sizes of the model before training.")
+    mfu: bool = Field(
+        True, description="Measure the device's peak matmul FLOP/s (once per machine, cached) and report MFU."
+    )
 
 
 class RunConfig(Strict):
@@ -211,6 +302,38 @@ class RunConfig(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
+
+
+class DeployConfig(Strict):
+    """``[deploy]``: deployment variants of each trained float model, measured against it (``trainlab deploy``)."""
+
+    methods: list[Literal["dynamic", "static", "onnx"]] = Field(
+        default_factory=list,
+        description="Variants to produce after training: dynamic (int8 Linear weights, activation range per call),"
+        " static (int8 weights and activations, calibrated), onnx (ONNX export run by onnxruntime). Empty: none.",
+    )
+    calibration_batches: PositiveInt = Field(
+        10,
+        description="static: training batches (data.batch_size each) run through the model to fix activation ranges.",
+    )
+    compile: bool = Field(
+        True,
+        description="Run int8 models through torch.compile (inductor) so int8 kernels do the work; false: the"
+        " eager reference graph (int8 numerics simulated in float: same accuracy, no speed-up).",
+    )
+    latency_warmup: NonNegativeInt = Field(10, description="Warm-up batch-1 calls before latency is sampled.")
+    latency_repeats: PositiveInt = Field(100, description="Batch-1 forward calls sampled for p50/p90/p99 (ms).")
+    throughput_batch: PositiveInt = Field(256, description="Batch size for throughput (images/s); also the eval batch.")
+    throughput_time_s: PositiveFloat = Field(0.5, description="Minimum seconds of repeated calls for throughput.")
+    eval_limit: PositiveInt | None = Field(None, description="Test accuracy on at most this many test samples.")
+    threads: PositiveInt | None = Field(
+        None, description="torch (and onnxruntime) intra-op threads while measuring (default: torch's choice)."
+    )
+    onnx_tolerance: PositiveFloat = Field(
+        1e-4,
+        description="onnx: largest allowed |onnxruntime - float model| logit difference (absolute, plus the same"
+        " relative to the logit's size); a larger one fails the variant.",
+    )
 
 
 class StudyConfig(RunConfig):
@@ -224,6 +347,7 @@ class StudyConfig(RunConfig):
         default_factory=list, description='Named overrides: { name = "bn", "model.batch_norm" = true }.'
     )
     repeats: PositiveInt = Field(1, description="Seeds per variant: train.seed, train.seed+1, ...")
+    deploy: DeployConfig = Field(default_factory=DeployConfig, description="Deployment variants (int8, ONNX).")
 
     @field_validator("sweep")
     @classmethod
@@ -355,33 +479,37 @@ def _locate(text: str | None, loc: tuple[Any, ...]) -> str:
     return f"line {start + 1}" if start else ""
 
 
-def _format_validation_error(err: ValidationError, text: str | None, where: str, prefix: str = "") -> str:
+def _format_validation_error(
+    err: ValidationError, text: str | None, where: str, from_cli: frozenset[str] = frozenset()
+) -> str:
+    """One line per problem: the dotted key, what is wrong and allowed, and where (file and line, or --set)."""
     msgs = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # pydantic reports union members as extra loc parts ("bool", "NormalizeStats"): drop them.
         loc = tuple(p for p in loc if p not in ("bool", "NormalizeStats", "int", "float", "str", "list[float]"))
-        dotted = ".".join(str(p) for p in loc)
-        key = f"{prefix}{dotted}" if dotted else prefix.rstrip(".") or "(top level)"
-        line = _locate(text, loc)
-        place = f" ({where}{', ' + line if line else ''})" if where else (f" ({line})" if line else "")
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if key in from_cli:
+            place = " (from --set)"
+        else:
+            line = _locate(text, loc)
+            place = f" ({where}{', ' + line if line else ''})" if where else (f" ({line})" if line else "")
         if e["type"] == "extra_forbidden":
-            parent = loc[:-1]
-            allowed = _allowed_keys(parent)
+            allowed = _allowed_keys(loc[:-1])
             hint = did_you_mean(str(loc[-1]), allowed)
             msg = f"unknown key '{key}'{hint}; allowed here: {', '.join(allowed)}"
         else:
-            msg = e["msg"]
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, ") :]
+            msg = e["msg"].removeprefix("Value error, ")
             got = e.get("input")
-            if e["type"] in ("literal_error",) and isinstance(got, str):
-                ctx = e.get("ctx", {}).get("expected", "")
-                choices = re.findall(r"'([^']+)'", ctx)
+            if e["type"] == "literal_error" and isinstance(got, str):
+                choices = re.findall(r"'([^']+)'", e.get("ctx", {}).get("expected", ""))
                 msg += did_you_mean(got, choices)
-            if e["type"] not in ("missing",) and not isinstance(got, dict | list):
+            # Our own validators already quote the value; pydantic's built-in messages do not.
+            if e["type"] not in ("missing", "value_error") and not isinstance(got, dict | list):
                 msg += f" (got {got!r})"
-            msg = f"{key}: {msg}"
+            # Messages from nested validators (model kwargs) already name their full key.
+            if not msg.startswith(("unknown key", f"{key}.", "model.")):
+                msg = f"{key}: {msg}"
         msgs.append(f"{msg}{place}")
     return "\n".join(msgs)
 
@@ -421,14 +549,15 @@ def load_study(source: str | Path | dict[str, Any], overrides: list[str] | dict[
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         where = str(path)
 
-    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    items = list(overrides.items()) if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
     for key, value in items:
         set_dotted(raw, key, value)
+    from_cli = frozenset(k for k, _ in items)
 
     try:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, text, where)) from None
+        raise ConfigError(_format_validation_error(err, text, where, from_cli)) from None
 
     runs = expand(cfg, raw, text, where)
     if cfg.study.baseline is not None and cfg.study.baseline not in {r.variant for r in runs}:
@@ -485,6 +614,10 @@ def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where
                 name = vname
             for rep in range(cfg.repeats):
                 resolved = copy.deepcopy(base)
+                # A variant that switches to another model starts from that model's defaults: the base
+                # [model] keys belong to the base model and would not fit (e.g. mlp.hidden on a CNN).
+                if "model.name" in over and over["model.name"] != base["model"].get("name", "logreg"):
+                    resolved["model"] = {}
                 for key, value in over.items():
                     if key.split(".")[0] not in RUN_SECTIONS:
                         raise ConfigError(

@@ -49,11 +49,23 @@ class Dataset:
     # Per-channel statistics computed or given for normalisation (units: [0, 1] pixel values); None if off.
     mean: list[float] | None = None
     std: list[float] | None = None
+    # Size (H, W) the loaders resize image batches to on the device (data.resize); None keeps the stored size.
+    resize: tuple[int, int] | None = None
+    # Identity of the files the splits were read from (names, sizes, mtimes, options), for caches derived
+    # from them (normalisation statistics); None when there are no files (generated or bundled data).
+    fingerprint: str | None = None
+    # Folder for files derived from the data (caches), beside the data when it is writable.
+    cache_dir: Path | None = None
+    # Column names of a table's features, in the order of x's columns (empty for images).
+    features: list[str] = field(default_factory=list)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one sample: ``(C, H, W)`` or ``(F,)``."""
-        return tuple(self.train.x.shape[1:])
+        """Shape of one sample as the model sees it: ``(C, H, W)`` (after ``resize``) or ``(F,)``."""
+        shape = tuple(self.train.x.shape[1:])
+        if self.resize is not None and len(shape) == 3:
+            return (shape[0], *self.resize)
+        return shape
 
     @property
     def num_classes(self) -> int:
@@ -67,18 +79,59 @@ class Dataset:
         return self.train.x.dtype == torch.uint8 and self.train.x.dim() == 4
 
 
+@dataclass(frozen=True)
+class Resource:
+    """One file a dataset is downloaded as: its name on the mirrors, MD5 as published, and its size.
+
+    ``extract``: the file is an archive unpacked into the dataset's root after its checksum matches
+    (and then deleted); otherwise it is kept as downloaded (the MNIST family reads its ``.gz`` files as they are).
+    """
+
+    filename: str
+    md5: str
+    size: int | None = None  # bytes, for the message before a download (None: unknown)
+    extract: bool = False
+
+
 @dataclass
 class DatasetSource:
     """A registry entry: how to load a dataset and where it looks for its files.
 
     ``load(cfg)`` returns a :class:`Dataset` or raises :class:`~trainlab.errors.DataError` naming the file.
-    ``default_root`` is where the files are looked for when ``data.root`` is not set; ``files`` names what is
-    expected there (for ``trainlab data list`` and for the offline error message).
+    ``default_root`` (for ``home`` sources) is where the files are looked for when ``data.root`` is not set;
+    ``files`` names what is expected there (for ``trainlab data list`` and for the offline error message).
+    ``mirrors`` are base URLs tried in order for each of ``resources``; a source without resources is never
+    downloaded.
     """
 
     name: str
     description: str
     load: Callable[[DataConfig], Dataset]
-    default_root: Path | None = None
+    # True: the files live in a default folder under the trainlab data home when data.root is not set.
+    home: bool = False
     files: list[str] = field(default_factory=list)
     present: Callable[[Path], bool] | None = None
+    mirrors: list[str] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    # One line describing the expected layout under the root (for `data list` and error messages).
+    layout: str = ""
+
+    @property
+    def default_root(self) -> Path | None:
+        """``$TRAINLAB_DATA/<name>`` (else ``~/.cache/trainlab/data/<name>``), read now, not at import."""
+        from trainlab.data.paths import default_root
+
+        return default_root(self.name) if self.home else None
+
+    def root(self, configured: str | None) -> Path | None:
+        """The folder (or file) to read: ``data.root`` when set, else the default root."""
+        return Path(configured).expanduser() if configured else self.default_root
+
+    @property
+    def downloadable(self) -> bool:
+        return bool(self.resources and self.mirrors)
+
+    @property
+    def urls(self) -> list[str]:
+        """Every URL of the first resource, mirror by mirror (for messages)."""
+        return [m + self.resources[0].filename for m in self.mirrors] if self.resources else []

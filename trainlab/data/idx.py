@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,20 @@ import numpy as np
 from trainlab.errors import DataError
 
 UBYTE = 0x08
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_idx(path: Path, expect_ndim: int) -> np.ndarray:
     """Read an unsigned-byte IDX file with ``expect_ndim`` dimensions into a uint8 array."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); expected an IDX file, plain or .gz") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if raw[:2] == GZIP_MAGIC:  # compressed, whatever the file is called
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{path}: gzip data is truncated or corrupt ({exc}); download the file again") from None
     if len(raw) < 4:
         raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header (truncated file?)")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])

@@ -1,8 +1,16 @@
 """Loaders: the ``resident`` path (the split lives on the device) and the factory for both paths.
 
 The resident loader is the fast path (DESIGN principle 7): the split is one uint8 tensor on the training
-device; each epoch draws a seeded permutation, and each batch is gathered, converted to float and normalised
-on the device in one fused multiply-add: ``x * (1 / (255 std)) + (-mean / std)``.
+device. Each epoch draws a seeded permutation and, with augmentation, every sample's random crop offsets,
+flips and jitter factors at once. Each batch is then
+
+1. gathered, cropped and flipped in a single uint8 ``index_select`` over a padded (and mirrored) copy of the
+   split (:class:`~trainlab.data.augment.WindowStore`), or a plain gather without crops/flips;
+2. converted to float and normalised in place: ``x * (1 / (255 std)) + (-mean / std)``;
+3. jittered in [0, 1] space (brightness/contrast, only when configured) and resized (``data.resize``).
+
+No Python work per sample and few, large kernels per batch: that is why it is fast on CPU and GPU alike.
+The random choices depend only on (seed, epoch), so a resumed run replays an epoch exactly.
 """
 
 from __future__ import annotations
@@ -16,10 +24,15 @@ from trainlab.data.base import Dataset, Split
 
 if TYPE_CHECKING:
     from trainlab.config import DataConfig
+    from trainlab.data.augment import AugmentParams, BatchAugment
 
 # An augmentation takes a float batch (B, C, H, W) in [0, 1] and a generator, and returns a batch of the
 # same shape; see trainlab.data.augment.
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+# A padded (and mirrored) copy of the split is kept for crops/flips when it is at most this large (bytes);
+# above it, each batch is padded on the fly (slower, but memory stays at one batch).
+WINDOW_STORE_MAX_BYTES = 4 << 30
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -27,11 +40,57 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919) % (2**63 - 1)
 
 
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's permutation of ``n`` samples ``(n,) int64`` on the CPU (the same on every device)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+
+
+def epoch_params(augment: BatchAugment, n: int, seed: int, epoch: int) -> AugmentParams:
+    """Random augmentation choices for the ``n`` positions of the epoch, drawn on the CPU from one generator."""
+    return augment.draw(n, torch.Generator().manual_seed(epoch_seed(seed, epoch) + 1))
+
+
+class Normalizer:
+    """Per-channel normalisation of raw batches: ``x * scale + shift == (x / pixel - mean) / std``.
+
+    ``pixel`` is 255 for uint8 images (so the result is in units of [0, 1] pixel values before
+    normalisation) and 1 for float features. Tensors broadcast over ``(B, C, ...)`` (``ndim`` dimensions).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        ndim: int,
+        mean: list[float] | None,
+        std: list[float] | None,
+        device: torch.device | str = "cpu",
+        pixel: float = 255.0,
+    ) -> None:
+        shape = (1, channels) + (1,) * (ndim - 2)
+        mean_t = torch.tensor(mean if mean is not None else [0.0] * channels, dtype=torch.float32, device=device)
+        std_t = torch.tensor(std if std is not None else [1.0] * channels, dtype=torch.float32, device=device)
+        self.pixel = pixel
+        self.mean, self.std = mean_t.view(shape), std_t.view(shape)
+        self.scale = (1.0 / (pixel * std_t)).view(shape)
+        self.shift = (-mean_t / std_t).view(shape)
+
+    def __call__(self, xb: torch.Tensor) -> torch.Tensor:
+        """Raw batch -> normalised float32; never writes into ``xb``."""
+        if xb.dtype == torch.uint8:
+            return xb.float().mul_(self.scale).add_(self.shift)  # float() made a new tensor: in place is safe
+        return torch.addcmul(self.shift, xb.float(), self.scale)
+
+    def unit(self, xf: torch.Tensor) -> torch.Tensor:
+        """Normalise a fresh float batch already in [0, 1] units, in place."""
+        return xf.sub_(self.mean).div_(self.std)
+
+
 class ResidentLoader:
     """Batches of a split held on ``device`` as whole tensors.
 
-    Yields ``(x, y)``: ``x`` float32 ``(B, C, H, W)`` (images) or ``(B, F)`` (features), normalised;
-    ``y`` as stored. ``set_epoch(e)`` selects the epoch's permutation.
+    Yields ``(x, y)``: ``x`` float32 ``(B, C, H, W)`` (images, resized to ``resize`` when set) or ``(B, F)``
+    (features), normalised; ``y`` as stored. ``set_epoch(e)`` selects the epoch's permutation and
+    augmentation draws.
     """
 
     def __init__(
@@ -45,6 +104,7 @@ class ResidentLoader:
         mean: list[float] | None = None,
         std: list[float] | None = None,
         augment: Augment | None = None,
+        resize: tuple[int, int] | None = None,
     ) -> None:
         self.x = split.x.to(device)
         self.y = split.y.to(device)
@@ -53,18 +113,17 @@ class ResidentLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.augment = augment
+        self.resize = tuple(resize) if resize is not None and self.x.dim() == 4 else None
         self.epoch = 0
         self.is_uint8 = self.x.dtype == torch.uint8
-        c = self.x.shape[1]
-        bshape = (1, c) + (1,) * (self.x.dim() - 2)  # broadcast over (B, C, ...)
-        mean_t = torch.tensor(mean if mean is not None else [0.0] * c, dtype=torch.float32, device=device)
-        std_t = torch.tensor(std if std is not None else [1.0] * c, dtype=torch.float32, device=device)
-        self.mean = mean_t.view(bshape)
-        self.std = std_t.view(bshape)
-        pixel = 255.0 if self.is_uint8 else 1.0
-        # Without augmentation, conversion and normalisation are one multiply-add on the raw values.
-        self.scale = (1.0 / (pixel * std_t)).view(bshape)
-        self.shift = (-mean_t / std_t).view(bshape)
+        # Conversion and normalisation are one multiply and one add on the raw values (x * scale + shift).
+        self.norm = Normalizer(self.x.shape[1], self.x.dim(), mean, std, device, 255.0 if self.is_uint8 else 1.0)
+        self.mean, self.std = self.norm.mean, self.norm.std  # broadcastable, in [0, 1] units
+        self._windows = None  # WindowStore of the whole split (False: too large, batches are padded one by one)
+        self._buffer: torch.Tensor | None = None  # staging buffer of raw batches, see _staging
+        aug = self._fast_augment()
+        if aug is not None and aug.geometric:
+            self._window_store(aug)  # built now, so the first epoch's data time does not include it
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -76,43 +135,106 @@ class ResidentLoader:
     def num_samples(self) -> int:
         return len(self.x)
 
+    def _fast_augment(self) -> BatchAugment | None:
+        from trainlab.data.augment import BatchAugment
+
+        return self.augment if isinstance(self.augment, BatchAugment) and self.is_uint8 else None
+
+    def _window_store(self, aug: BatchAugment):
+        from trainlab.data.augment import WindowStore
+
+        if self._windows is None:
+            n, c, h, w = self.x.shape
+            size = n * c * (h + 2 * aug.pad) * (w + 2 * aug.pad) * (2 if aug.hflip else 1) * self.x.element_size()
+            self._windows = WindowStore(self.x, aug.pad, aug.hflip) if size <= WINDOW_STORE_MAX_BYTES else False
+        return self._windows or None
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
-        gen = None
-        if self.shuffle:
-            # The permutation is drawn on the CPU (same order on every device), then moved once per epoch.
-            gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-            order = torch.randperm(n, generator=gen).to(self.device)
-        else:
-            order = None
+        order = epoch_order(n, self.seed, self.epoch).to(self.device) if self.shuffle else None
+        aug = self._fast_augment()
+        if aug is not None:
+            yield from self._iter_augmented(aug, order)
+            return
         aug_gen = None
-        if self.augment is not None:
+        if self.augment is not None:  # a user-supplied callable: generic path, batch by batch
             aug_gen = torch.Generator(device=self.device).manual_seed(epoch_seed(self.seed, self.epoch) + 1)
         for start in range(0, n, self.batch_size):
             if order is None:
                 xb, yb = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
             else:
                 idx = order[start : start + self.batch_size]
-                xb, yb = self.x[idx], self.y[idx]
+                xb = torch.index_select(self.x, 0, idx, out=self._staging(len(idx)))
+                yb = torch.index_select(self.y, 0, idx)
             yield self.convert(xb, aug_gen), yb
 
-    def convert(self, xb: torch.Tensor, aug_gen: torch.Generator | None = None) -> torch.Tensor:
-        """Raw batch -> normalised float32 batch, augmenting in [0, 1] space when an augmentation is set."""
-        if self.augment is None or aug_gen is None:
-            return (
-                torch.addcmul(self.shift, xb.float(), self.scale)
-                if self.is_uint8
-                else (xb.float() - self.mean) / self.std
+    def _iter_augmented(
+        self, aug: BatchAugment, order: torch.Tensor | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from trainlab.data.augment import WindowStore
+
+        n = len(self.x)
+        order = order if order is not None else torch.arange(n, device=self.device)
+        # All of the epoch's random choices at once, from a CPU generator (the same on every device).
+        params = epoch_params(aug, n, self.seed, self.epoch).to(self.device)
+        store = self._window_store(aug) if aug.geometric else None
+        # The whole epoch's window offsets in one vectorised step, (N,) int64: batches only slice them.
+        offsets = store.offsets(order, params) if store is not None else None
+        for start in range(0, n, self.batch_size):
+            stop = start + self.batch_size
+            idx = order[start:stop]
+            p = params.index(slice(start, stop)) if aug.photometric or store is None else params
+            if offsets is not None:  # (B, C, H, W) uint8, cropped and flipped
+                xb = torch.index_select(store.view, 0, offsets[start:stop], out=self._staging(len(idx)))
+            elif aug.geometric:  # split too large for a padded copy: pad this batch only
+                xb = torch.index_select(self.x, 0, idx)
+                xb = WindowStore(xb, aug.pad, aug.hflip).gather(torch.arange(len(idx), device=self.device), p)
+            else:
+                xb = torch.index_select(self.x, 0, idx, out=self._staging(len(idx)))
+            if aug.photometric:
+                xf = self.norm.unit(aug.jitter(xb.float().div_(255.0), p))
+            else:
+                xf = self.norm(xb)
+            if self.resize is not None:
+                from trainlab.data.augment import resize_batch
+
+                xf = resize_batch(xf, self.resize)
+            yield xf, torch.index_select(self.y, 0, idx)
+
+    def _staging(self, n: int) -> torch.Tensor:
+        """A reusable buffer ``(n, ...)`` for a gathered raw batch.
+
+        It lives only until the batch is converted (the float batch handed out is always a new tensor), so one
+        buffer serves every batch: a fresh allocation per batch costs page faults that are a sizeable part of
+        the resident loader's time on CPU. On CUDA, stream order keeps the reuse safe.
+        """
+        if self._buffer is None or len(self._buffer) < n:
+            self._buffer = torch.empty(
+                (max(n, self.batch_size), *self.x.shape[1:]), dtype=self.x.dtype, device=self.device
             )
-        xf = xb.float() / 255.0 if self.is_uint8 else xb.float()
-        xf = self.augment(xf, aug_gen)
-        return (xf - self.mean) / self.std
+        return self._buffer[:n]
+
+    def convert(self, xb: torch.Tensor, aug_gen: torch.Generator | None = None) -> torch.Tensor:
+        """Raw batch -> normalised float32 batch (resized when set), augmenting in [0, 1] space when asked."""
+        if self.augment is None or aug_gen is None:
+            xf = self.norm(xb)
+        else:
+            xf = xb.float() / 255.0 if self.is_uint8 else xb.float()
+            xf = (self.augment(xf, aug_gen) - self.mean) / self.std
+        if self.resize is not None:
+            from trainlab.data.augment import resize_batch
+
+            xf = resize_batch(xf, self.resize)
+        return xf
 
 
-def make_loaders(
-    cfg: DataConfig, ds: Dataset, device: torch.device, seed: int
-) -> tuple[ResidentLoader, ResidentLoader]:
-    """Training loader (shuffled, augmented) and test loader (in order, never augmented) for ``cfg.loader``."""
+def make_loaders(cfg: DataConfig, ds: Dataset, device: torch.device, seed: int) -> tuple[object, ResidentLoader]:
+    """Training loader (shuffled, augmented) and test loader (in order, never augmented) for ``cfg.loader``.
+
+    The training loader is a :class:`ResidentLoader` or, with ``data.loader = "dataloader"``, a
+    :class:`~trainlab.data.dataloader.EpochDataLoader`; both have ``set_epoch`` and ``len`` and yield ``(x, y)``.
+    The test loader is always resident (inference timing reads ``test_loader.x``).
+    """
     augment = None
     if cfg.augment.active:
         from trainlab.data.augment import build_augment
@@ -121,7 +243,9 @@ def make_loaders(
     if cfg.loader == "dataloader":
         from trainlab.data.dataloader import make_dataloader
 
-        train = make_dataloader(cfg, ds.train, train=True, seed=seed, mean=ds.mean, std=ds.std, augment=augment)
+        train = make_dataloader(
+            cfg, ds.train, train=True, seed=seed, mean=ds.mean, std=ds.std, augment=augment, resize=ds.resize
+        )
     else:
         train = ResidentLoader(
             ds.train,
@@ -132,6 +256,9 @@ def make_loaders(
             mean=ds.mean,
             std=ds.std,
             augment=augment,
+            resize=ds.resize,
         )
-    test = ResidentLoader(ds.test, cfg.test_batch_size, device, shuffle=False, mean=ds.mean, std=ds.std)
+    test = ResidentLoader(
+        ds.test, cfg.test_batch_size, device, shuffle=False, mean=ds.mean, std=ds.std, resize=ds.resize
+    )
     return train, test
