@@ -21,12 +21,13 @@ import torch
 from trainlab.config import load_study
 from trainlab.data import load_dataset
 from trainlab.models import build_model
-from trainlab.train import build_optimizer, execute_run
+from trainlab.optim import build_optimizer
+from trainlab.train import execute_run
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def bare_epoch(model, opt, x_u8, y, batch, seed):  # noqa: ANN001, ANN201
+def bare_epoch(model, opt, x_u8, y, batch, seed):
     """One epoch of the floor loop; returns wall seconds."""
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
@@ -61,7 +62,12 @@ def measure(model_cfg: dict, mnist: Path, limit: int | None, repeats: int) -> tu
     for r in range(repeats):
         floor.append(bare_epoch(model, opt, ds.train.x, ds.train.y, 128, r + 1))
         epochs: list[dict] = []
-        out = execute_run(spec, dataset=ds, progress=lambda ev: ev.get("event") == "epoch" and epochs.append(ev))
+
+        def keep(ev: dict, epochs: list[dict] = epochs) -> None:
+            if ev.get("event") == "epoch":
+                epochs.append(ev)
+
+        out = execute_run(spec, dataset=ds, progress=keep)
         if out.status != "done":
             raise SystemExit(f"trainlab run failed: {out.error}")
         # epoch 2 of each run: epoch 1 carries one-time allocations, as the floor's warm-up epoch did

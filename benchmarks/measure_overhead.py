@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 class NullClock(EpochClock):
     """Same interface, no per-batch work: only the epoch's wall time."""
 
-    def batches(self, loader):  # noqa: ANN001, ANN201
+    def batches(self, loader):
         return iter(loader)
 
     def compute_start(self) -> None:
@@ -45,7 +45,7 @@ class NullClock(EpochClock):
         return EpochTimes(time.perf_counter() - self._t0, 0.0, 0.0, 0)
 
 
-def epoch_time(spec, ds, clock_cls) -> float:  # noqa: ANN001
+def epoch_time(spec, ds, clock_cls) -> float:
     train_mod.EpochClock = clock_cls
     try:
         rows: list[dict] = []

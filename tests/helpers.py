@@ -6,7 +6,7 @@ Models here are referenced from studies as ``helpers:ClassName`` (pytest puts ``
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -67,7 +67,7 @@ class SleepyNet(nn.Module):
         self.fc = nn.Linear(n, num_classes)
         self.sleep_s = sleep_ms / 1000.0
 
-    held: dict[bool, list[float]] = {True: [], False: []}  # seconds really held, by training mode
+    held: ClassVar[dict[bool, list[float]]] = {True: [], False: []}  # seconds really held, by training mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         SleepyNet.held[self.training].append(hold(self.sleep_s))

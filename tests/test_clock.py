@@ -19,7 +19,7 @@ TOL = 0.05  # the issue's bound: within 5% of the known time
 class SleepyLoader:
     """Wraps a loader; every batch takes ``sleep_s`` seconds to arrive."""
 
-    def __init__(self, inner, sleep_s: float) -> None:  # noqa: ANN001
+    def __init__(self, inner, sleep_s: float) -> None:
         self.inner, self.sleep_s = inner, sleep_s
         self.held = 0.0  # seconds really spent producing batches
 
@@ -29,7 +29,7 @@ class SleepyLoader:
     def __len__(self) -> int:
         return len(self.inner)
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         for batch in self.inner:
             self.held += hold(self.sleep_s)
             yield batch
@@ -110,7 +110,7 @@ def test_training_loop_data_time_of_a_sleeping_loader(monkeypatch):
     real = train_mod.make_loaders
     loaders = []
 
-    def slow_loaders(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def slow_loaders(*args, **kwargs):
         train, test = real(*args, **kwargs)
         loaders.append(SleepyLoader(train, 0.020))
         return loaders[-1], test

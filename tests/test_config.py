@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def error_of(source, overrides=None) -> str:  # noqa: ANN001
+def error_of(source, overrides=None) -> str:
     with pytest.raises(ConfigError) as exc:
         load_study(source, overrides)
     return str(exc.value)

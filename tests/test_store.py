@@ -16,7 +16,7 @@ class InterruptAfter(SilentReporter):
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def event(self, spec, event):  # noqa: ANN001
+    def event(self, spec, event):
         if event.get("event") == "epoch" and event["epoch"] == self.epoch:
             raise KeyboardInterrupt
 

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 # The report package is imported here (it is light: its heavy modules load lazily) so that the function
 # `report` defined below is what `trainlab.report` names; a later first import of the package would
 # otherwise replace the attribute with the module.
-import trainlab.report as _report_package  # noqa: E402, F401
+import trainlab.report as _report_package  # noqa: F401
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainlab.config import RunSpec, TrainConfig
+from trainlab.config import RunSpec
 from trainlab.data import Dataset, load_dataset
 from trainlab.data.loaders import make_loaders
 from trainlab.errors import TrainlabError
 from trainlab.measure.clock import EpochClock
 from trainlab.measure.memory import MemoryMeter
 from trainlab.models import build_model
+from trainlab.optim import build_optimizer, build_scheduler
 
 if TYPE_CHECKING:
     from trainlab.store import Store
@@ -85,44 +86,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-
-
-def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg.optimizer``, built from ``model``'s trainable parameters."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    wd = cfg.weight_decay
-    match cfg.optimizer:
-        case "sgd" | "nesterov":
-            nesterov = cfg.optimizer == "nesterov" or cfg.nesterov
-            return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov, weight_decay=wd)
-        case "adagrad":
-            return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
-        case "adadelta":
-            return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=wd)
-        case "adam":
-            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
-        case "adamw":
-            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
-        case "rmsprop":
-            return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
-    raise AssertionError(cfg.optimizer)  # unreachable: the config validated the name
-
-
-def build_scheduler(
-    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
-) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
-    """(scheduler, steps per batch?) for ``cfg.scheduler``; epoch schedulers step once per epoch."""
-    match cfg.scheduler:
-        case "step":
-            return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma), False
-        case "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs), False
-        case "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch
-            )
-            return sched, True
-    return None, False
 
 
 def make_loss(name: str, task: str, num_outputs: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -302,6 +265,12 @@ def _execute(
     profile = (
         profile_model(model, ds.input_shape, ds.num_classes, optimizer=tc.optimizer) if cfg.measure.profile else None
     )
+    if tc.epochs == 0:  # an anatomy study: the profile of the model, no training
+        if profile is None:
+            raise TrainlabError("train.epochs = 0 profiles the model only; it needs measure.profile = true")
+        if store is not None:
+            store.start_run(spec.run_id, env=environment(device, study_path), profile=profile.to_dict())
+        return RunOutcome("done", results={"epochs": 0, "device": str(device), **profile.figures()})
     optimizer = build_optimizer(tc, model)  # from this model's parameters, never another instance's
     scheduler, per_batch_schedule = build_scheduler(tc, optimizer, len(train_loader))
     loss_fn = make_loss(tc.loss, ds.task, ds.num_classes)

@@ -112,6 +112,12 @@ METRICS: tuple[Metric, ...] = (
            "CUDA: max_memory_reserved over training."),
     Metric("nonzero_grads", "Non-zero grads", "", None, "count", SIZE,
            "Gradient entries that are non-zero after one optimizer step."),
+    Metric("conv_layers", "Conv layers", "", None, "count", SIZE,
+           "Number of convolution modules (nn.Conv1d/2d/3d and transposed)."),
+    Metric("linear_layers", "Linear layers", "", None, "count", SIZE,
+           "Number of nn.Linear modules."),
+    Metric("last_linear_in_features", "Last linear in", "", None, "count", SIZE,
+           "Input features of the last nn.Linear layer (the classifier's width)."),
 )  # fmt: skip
 
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}

@@ -19,7 +19,7 @@ from typing import Any
 from trainlab.measure.stats import relative_change
 from trainlab.report import anchors
 from trainlab.report.metrics import BY_KEY, GROUPS, HEADLINE, Metric, fmt_ci, fmt_delta, fmt_value, loss_unit
-from trainlab.report.study import StudyView, VariantView
+from trainlab.report.study import StudyView, VariantView, dotted_get
 
 SIG_MARK = "*"  # Welch p < alpha: larger than the noise
 NOISE_MARK = "≈"  # single seed: a timing difference below the within-run timing variation
@@ -183,7 +183,9 @@ def _rank(m: Metric, cells: list[Cell]) -> None:
 def comparison_table(study: StudyView) -> Table:
     """The headline table: the study's judging metric, loss, time, latency, size and memory."""
     present = {m.key for m in study.present()}
-    metrics = [BY_KEY[k] for k in HEADLINE if k in present]
+    # A study may name its own columns ([study] columns = [...]): the table its question asks for.
+    chosen = dotted_get(study.meta_study, "study.columns") or HEADLINE
+    metrics = [BY_KEY[k] for k in chosen if k in present and k in BY_KEY]
     return build_table(study, metrics, anchors.COMPARISON, "Comparison")
 
 
