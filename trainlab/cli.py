@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from trainlab.runner import run
 
-    overrides = list(args.overrides)
+    overrides: list[str] | dict = list(args.overrides)
     if args.no_download:
         overrides.append("data.download=false")
     if args.smoke:

@@ -156,10 +156,16 @@ class DataConfig(Strict):
         None, min_length=1, description="csv: feature columns by name (default: every column but the target)."
     )
     task: Literal["classification", "regression"] = Field(
-        "classification", description="csv: classify the target's distinct values, or regress a numeric target."
+        "classification",
+        description="csv and synthetic: classify the target's distinct values, or regress a numeric target.",
     )
     scaling: Literal["none", "minmax", "standard"] = Field(
         "standard", description="csv: scaling of numeric feature columns, fitted on the training split only."
+    )
+    target_scaling: Literal["none", "minmax", "standard"] = Field(
+        "none",
+        description="csv regression: scale the target, fitted on the training split (loss in scaled units; "
+        "MAE reported in the target's units).",
     )
     missing: Literal["error", "drop"] = Field(
         "error", description="csv: an empty/NA cell in a used column is an error naming its row, or drops the row."

@@ -63,29 +63,62 @@ SMOKE_SHAPES: dict[str, tuple[list[int], int]] = {
 }
 
 
-def smoke_overrides(source: str, overrides: list[str]) -> list[str]:
-    """Overrides that turn a study into a smoke test: generated data of the same shape, one short epoch."""
-    from trainlab.config import resolve_study_path
+def _stand_in(data: dict[str, Any]) -> dict[str, Any]:
+    """The ``synthetic`` data settings that mimic ``data``'s sample shape, class count and task."""
+    name = data.get("name", "digits")
+    if name == "synthetic":
+        return {}
+    if name in SMOKE_SHAPES:
+        shape, classes = SMOKE_SHAPES[name]
+        task = "classification"
+    elif name == "folder":
+        size = data.get("image_size") or [32, 32]
+        size = [size, size] if isinstance(size, int) else (size * 2 if len(size) == 1 else size)
+        size = [min(int(d), 64) for d in size]  # a stand-in needs the channels, not the resolution
+        shape, classes, task = [1 if data.get("grayscale") else 3, *size], 15, "classification"
+    elif name == "csv":
+        shape, classes, task = [len(data.get("features") or []) or 5], 2, data.get("task", "classification")
+    else:
+        shape, classes, task = [3, 16, 16], 4, "classification"
+    return {
+        "data.name": "synthetic",
+        "data.shape": shape,
+        "data.num_classes": classes,
+        "data.task": task,
+        "data.train_size": 64,
+        "data.test_size": 32,
+    }
+
+
+def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
+    """Overrides that turn a study into a smoke test: a generated stand-in of its data, one short epoch.
+
+    The stand-in has the real dataset's sample shape, class count and task, so every model, loss and report
+    path of the recipe is exercised; pretrained weights (a file the user provides) are not loaded.
+    """
+    from trainlab.config import parse_override, resolve_study_path
 
     raw: dict[str, Any] = tomllib.loads(resolve_study_path(source).read_text())
-    data = raw.get("data", {})
-    name = data.get("name", "digits")
-    shape, classes = SMOKE_SHAPES.get(name, (None, None))
-    extra = [
-        "train.epochs=1",
-        "measure.infer_limit=8",
-        "measure.latency_repeats=5",
-        "measure.throughput_batch=8",
-    ]
-    if name != "synthetic":
-        if shape is None:
-            shape = data.get("smoke_shape", [3, 16, 16])
-            classes = data.get("smoke_classes", 4)
-        extra += [
-            "data.name=synthetic",
-            f"data.shape={shape}",
-            f"data.num_classes={classes}",
-            "data.train_size=64",
-            "data.test_size=32",
-        ]
-    return overrides + extra
+    smoke: dict[str, Any] = dict(parse_override(o) for o in overrides)
+    smoke.update(_stand_in(raw.get("data", {})))
+    epochs = raw.get("train", {}).get("epochs", 1)
+    smoke.update(
+        {
+            "train.epochs": min(epochs, 1),  # 0 stays 0: an anatomy study trains nothing
+            "data.batch_size": 32,
+            "data.num_workers": min(raw.get("data", {}).get("num_workers", 0), 1),
+            "measure.infer_limit": 8,
+            "measure.latency_repeats": 5,
+            "measure.latency_warmup": 1,
+            "measure.throughput_batch": 8,
+            "measure.throughput_time_s": 0.01,
+        }
+    )
+    sweep = raw.get("sweep", {})
+    if "data.num_workers" in sweep:  # keep the sweep's shape, at worker counts a test machine can afford
+        smoke["sweep.data.num_workers"] = [0, 1]
+    if "resize" in raw.get("model", {}):  # e.g. AlexNet's 224: 64 is the smallest it takes, and 12x cheaper
+        smoke["model.resize"] = 64
+    if "pretrained" in raw.get("model", {}) or any("model.pretrained" in v for v in raw.get("variant", [])):
+        smoke["model.pretrained"] = None
+    return smoke

@@ -114,9 +114,18 @@ def l2_penalty(model: nn.Module) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: Any, loss_fn: Callable, task: str, num_classes: int, confusion: bool = False
+    model: nn.Module,
+    loader: Any,
+    loss_fn: Callable,
+    task: str,
+    num_classes: int,
+    confusion: bool = False,
+    target_scale: float = 1.0,
 ) -> dict[str, Any]:
-    """Mean loss and accuracy over ``loader`` in ``eval()`` mode (regression: loss, MAE and R²)."""
+    """Mean loss and accuracy over ``loader`` in ``eval()`` mode (regression: loss, MAE and R²).
+
+    ``target_scale`` converts a scaled regression target's MAE back to the target's units (R² is unchanged).
+    """
     was_training = model.training
     model.eval()
     loss_sum = 0.0
@@ -146,7 +155,7 @@ def evaluate(
             result["confusion"] = cm.tolist()
     else:
         yt, yp = torch.cat(ys), torch.cat(preds)
-        result["mae"] = float((yt - yp).abs().mean())
+        result["mae"] = float((yt - yp).abs().mean()) * target_scale
         ss_res = float(((yt - yp) ** 2).sum())
         ss_tot = float(((yt - yt.mean(0)) ** 2).sum())
         result["r2"] = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
@@ -368,7 +377,7 @@ def _execute(
             raise Diverged(f"training loss exploded to {train_loss:.3g} in epoch {epoch} (epoch 1: {first_loss:.3g})")
 
         # Evaluation: outside the training clock.
-        ev = evaluate(model, test_loader, loss_fn, ds.task, ds.num_classes)
+        ev = evaluate(model, test_loader, loss_fn, ds.task, ds.num_classes, target_scale=ds.target_scale)
         row["test_loss"] = ev["loss"]
         row["test_acc"] = ev.get("acc")
         if not classify:

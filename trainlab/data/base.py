@@ -58,6 +58,9 @@ class Dataset:
     cache_dir: Path | None = None
     # Column names of a table's features, in the order of x's columns (empty for images).
     features: list[str] = field(default_factory=list)
+    # Regression targets are stored as (y - target_offset) / target_scale (data.target_scaling); 1 and 0 = as is.
+    target_scale: float = 1.0
+    target_offset: float = 0.0
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -98,7 +98,7 @@ def resolve_normalization(cfg: DataConfig, ds: Dataset) -> tuple[list[float] | N
         mean, std = mean * n_channels, std * n_channels
     if len(mean) != n_channels:
         raise ConfigError(
-            f"data.normalize: {len(mean)} mean/std values for a dataset with {n_channels} channels;"
-            f" give 1 or {n_channels}"
+            f"data.normalize: {len(mean)} mean/std values for a dataset with {n_channels} channel"
+            + (f"s; give 1 or {n_channels}" if n_channels > 1 else "; give 1")
         )
     return mean, std

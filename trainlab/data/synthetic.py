@@ -15,11 +15,35 @@ GENERATOR_SEED = 1234  # fixed: the data does not change with the run's seed
 
 
 def make_synthetic(
-    shape: tuple[int, ...], num_classes: int, train_size: int, test_size: int, seed: int = GENERATOR_SEED
+    shape: tuple[int, ...],
+    num_classes: int,
+    train_size: int,
+    test_size: int,
+    seed: int = GENERATOR_SEED,
+    task: str = "classification",
 ) -> Dataset:
-    """Build a learnable synthetic dataset; 3-D shapes give uint8 images, 1-D shapes float features."""
+    """Build a learnable synthetic dataset; 3-D shapes give uint8 images, 1-D shapes float features.
+
+    ``task = "regression"`` (1-D shapes): a float32 target ``y = x . w + noise`` (the stand-in for a table).
+    """
     g = torch.Generator().manual_seed(seed)
     n = train_size + test_size
+    if task == "regression":
+        if len(shape) != 1:
+            from trainlab.errors import ConfigError
+
+            raise ConfigError(f"synthetic regression needs a feature shape (F,), got {list(shape)}")
+        x = torch.randn((n, *shape), generator=g)
+        w = torch.randn(shape, generator=g)
+        y = x @ w + 0.1 * torch.randn(n, generator=g)  # (N,) float32
+        return Dataset(
+            name="synthetic",
+            train=Split(x[:train_size], y[:train_size]),
+            test=Split(x[train_size:], y[train_size:]),
+            classes=[],
+            task="regression",
+            source=f"generated: {shape[0]} features, linear target plus noise",
+        )
     labels = torch.arange(n) % num_classes
     labels = labels[torch.randperm(n, generator=g)]
     if len(shape) == 3:
@@ -44,4 +68,4 @@ def make_synthetic(
 
 def load_synthetic(cfg: DataConfig) -> Dataset:
     """The ``synthetic`` source: shape, class count and sizes come from ``[data]``."""
-    return make_synthetic(tuple(cfg.shape), cfg.num_classes, cfg.train_size, cfg.test_size)
+    return make_synthetic(tuple(cfg.shape), cfg.num_classes, cfg.train_size, cfg.test_size, task=cfg.task)

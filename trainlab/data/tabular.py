@@ -232,11 +232,33 @@ def load_csv(cfg: DataConfig) -> Dataset:
         spread = np.where(spread > 0, spread, 1.0)  # a constant column stays constant instead of dividing by 0
         x_all[:, num] = (x_all[:, num] - center) / spread
 
+    # Regression target scaling (data.target_scaling), fitted on the training rows only: the model learns
+    # y' = (y - offset) / scale; MAE is reported back in the target's own units (scale * MAE').
+    target_scale, target_offset = 1.0, 0.0
+    if cfg.task == "regression" and cfg.target_scaling != "none":
+        fit_y = y_all[tr_idx].astype(np.float64)
+        if cfg.target_scaling == "standard":
+            target_offset, target_scale = float(fit_y.mean()), float(fit_y.std())
+        else:
+            target_offset, target_scale = float(fit_y.min()), float(fit_y.max() - fit_y.min())
+        target_scale = target_scale if target_scale > 0 else 1.0
+        y_all = ((y_all - target_offset) / target_scale).astype(np.float32)
+
     x = torch.from_numpy(x_all.astype(np.float32))
     y = torch.from_numpy(y_all)
     tr, te = torch.from_numpy(tr_idx), torch.from_numpy(te_idx)
     files = [train_path] + ([test_path] if test_path is not None else [])
-    options = [cfg.target, names, cfg.task, cfg.scaling, cfg.missing, cfg.delimiter, cfg.test_fraction, cfg.split_seed]
+    options = [
+        cfg.target,
+        names,
+        cfg.task,
+        cfg.scaling,
+        cfg.target_scaling,
+        cfg.missing,
+        cfg.delimiter,
+        cfg.test_fraction,
+        cfg.split_seed,
+    ]
     return Dataset(
         name="csv",
         train=Split(x[tr], y[tr]),
@@ -247,4 +269,6 @@ def load_csv(cfg: DataConfig) -> Dataset:
         fingerprint=files_fingerprint(files, extra=options),
         cache_dir=cache_dir_for(train_path),
         features=feature_names,
+        target_scale=target_scale,
+        target_offset=target_offset,
     )
