@@ -5,6 +5,7 @@ At the end it prints a summary table (one row per run) and where the report is.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,16 @@ def _num(v: Any, fmt: str = ".3f") -> str:
     return format(v, fmt) if isinstance(v, int | float) else "—"
 
 
+# Summary columns when a study does not name its own ([study] columns).
+DEFAULT_COLUMNS = ("train_acc", "test_acc", "test_loss", "train_time_s", "infer_ms_per_image", "params", "macs")
+
+
 class RichReporter:
     """Live progress and a final summary on the terminal."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=False)
+        # Piped to a file or CI log, rich would assume 80 columns and truncate the summary table.
+        self.console = console or Console(width=None if sys.stdout.isatty() else 160)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -95,35 +101,20 @@ class RichReporter:
         if self.batch_task is not None:
             self.progress.remove_task(self.batch_task)
         self.progress.stop()
+        # The study's own columns when it names them (the table its question asks for), else a standard set.
+        from trainlab.report.metrics import BY_KEY, derived, fmt_value
+
+        keys = result.study.config.study.columns or DEFAULT_COLUMNS
         table = Table(title=f"{result.study.name}: results", title_justify="left")
-        for col in (
-            "variant",
-            "seed",
-            "status",
-            "train acc",
-            "test acc",
-            "test loss",
-            "train time (s)",
-            "ms/image",
-            "params",
-            "MACs",
-        ):
-            table.add_column(col, justify="left" if col in ("variant", "status") else "right")
+        for col in ("variant", "seed", "status"):
+            table.add_column(col, justify="left")
+        for key in keys:
+            table.add_column(BY_KEY[key].header, justify="right")
         for r in result.records:
-            res = r.get("results") or {}
-            status = r["status"] if r["status"] == "done" else f"[red]{r['status']}[/]"
-            table.add_row(
-                r["variant"],
-                str(r["seed"]),
-                status,
-                _pct(res.get("train_acc")),
-                _pct(res.get("test_acc")),
-                _num(res.get("test_loss"), ".4f"),
-                _num(res.get("train_time_s"), ".2f"),
-                _num(res.get("infer_ms_per_image"), ".4f"),
-                _num(res.get("params"), ","),
-                _num(res.get("macs"), ","),
-            )
+            res = {**(r.get("results") or {}), **derived(r.get("results") or {})}
+            status = r["status"] if r["status"] in ("done", "skipped") else f"[red]{r['status']}[/]"
+            cells = [fmt_value(BY_KEY[k], res.get(k)) for k in keys]
+            table.add_row(r["variant"], str(r["seed"]), status, *cells)
         self.console.print(table)
         for r in result.failed:
             self.console.print(f"[red]{r['variant']} (seed {r['seed']}) {r['status']}:[/] {r['error']}")

@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from trainlab.errors import ConfigError
 from trainlab.models import register
+from trainlab.models.cnn import SimpleCNN
 
 CHANNELS = (10, 20)  # output channels of the two conv blocks
 KERNEL = 5  # conv kernel, no padding: each conv removes 4 pixels
@@ -36,17 +36,9 @@ class SimpleNetDropoutParams(BaseModel):
     batch_norm: bool = Field(False, description="BatchNorm2d after each convolution, before its ReLU.")
 
 
-class SimpleNet(nn.Module):
-    """``features`` then ``classifier`` (named so layer tables read naturally)."""
-
-    def __init__(self, features: nn.Sequential, classifier: nn.Sequential) -> None:
-        super().__init__()
-        self.features = features
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, C, H, W) -> (B, 20, h, w) -> (B, classes)
-        return self.classifier(self.features(x))
+class SimpleNet(SimpleCNN):
+    """``features`` then ``classifier``: (B, C, H, W) -> (B, 20, h, w) -> (B, classes). Same container as
+    SimpleCNN; its own class name so layer tables and profiles say which model they show."""
 
 
 def _spatial(n: int) -> int:
