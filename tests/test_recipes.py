@@ -62,12 +62,12 @@ def test_recipe_smoke(name, tmp_path):
 
 def test_smoke_through_the_cli_in_child_processes(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "trainlab", "run", "recipe:mnist_cnn_design", "--smoke", "--quiet",
+        [sys.executable, "-m", "trainlab", "run", "recipe:housing_mlp", "--smoke", "--quiet",
          "--set", "train.threads=1", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "5 runs, 0 failed" in proc.stdout
+    assert "2 runs, 0 failed" in proc.stdout
 
 
 def test_recipe_without_its_data_says_how_to_get_it(tmp_path, monkeypatch, capsys):

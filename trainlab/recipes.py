@@ -85,8 +85,8 @@ def _stand_in(data: dict[str, Any]) -> dict[str, Any]:
         "data.shape": shape,
         "data.num_classes": classes,
         "data.task": task,
-        "data.train_size": 64,
-        "data.test_size": 32,
+        "data.train_size": 32,
+        "data.test_size": 16,
     }
 
 
@@ -105,7 +105,7 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
     smoke.update(
         {
             "train.epochs": min(epochs, 1),  # 0 stays 0: an anatomy study trains nothing
-            "data.batch_size": 32,
+            "data.batch_size": 16,
             "data.num_workers": min(raw.get("data", {}).get("num_workers", 0), 1),
             "measure.infer_limit": 8,
             "measure.latency_repeats": 5,

@@ -168,7 +168,9 @@ def ensure_files(cfg: DataConfig) -> None:
         from trainlab.data.download import manual_instructions
 
         raise DataError(
-            f"{cfg.name}: files not found in {root} and data.download = false. {manual_instructions(src, root)}"
+            f"{cfg.name}: files not found in {root} and data.download = false. Fetch them with "
+            f"`trainlab data get {cfg.name} --root {root}` (or drop --no-download / data.download = false). "
+            f"{manual_instructions(src, root)}"
         )
     from trainlab.data.download import download_dataset
 
