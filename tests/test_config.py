@@ -175,3 +175,11 @@ def test_cli_check_and_schema(tmp_path, capsys):
     assert "2 runs" in out and "name=logreg" in out
     assert main(["schema", "--out", str(tmp_path / "s.json")]) == 0
     assert json.loads((tmp_path / "s.json").read_text())["title"] == "trainlab study"
+
+
+def test_run_id_ignores_keys_left_at_their_defaults():
+    # An upgrade that adds an option with a default must not orphan an existing study's runs.
+    plain = load_study(tiny_study()).runs[0].run_id
+    explicit = load_study(tiny_study(data={"download": True, "pin_memory": False})).runs[0].run_id
+    assert plain == explicit
+    assert load_study(tiny_study(data={"pin_memory": True})).runs[0].run_id != plain

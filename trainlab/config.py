@@ -651,9 +651,15 @@ def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where
 
 
 def run_hash(config: RunConfig, variant: str) -> str:
-    """Stable 16-hex-digit id of a resolved run: same config and variant name, same id (used to skip/resume)."""
+    """Stable 16-hex-digit id of a resolved run: same config and variant name, same id (used to skip/resume).
+
+    Keys left at their defaults are not part of the id, so a trainlab upgrade that adds a new option (with a
+    default) does not orphan the runs of an existing study.
+    """
     payload = json.dumps(
-        {"variant": variant, "config": config.model_dump(mode="json")}, sort_keys=True, separators=(",", ":")
+        {"variant": variant, "config": config.model_dump(mode="json", exclude_defaults=True)},
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
