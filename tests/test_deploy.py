@@ -313,3 +313,26 @@ def test_missing_checkpoint_and_missing_store(tmp_path: Path) -> None:
     assert by_method["float"]["status"] == "failed"
     assert "no trained model saved" in by_method["float"]["error"]
     assert by_method["static"]["status"] == "skipped"
+
+
+def test_report_shows_the_deployment_section(tmp_path):
+    """A study with [deploy] gets a deployment table and plot in report.html and report.md."""
+    from trainlab.runner import run
+
+    study = {
+        "study": {"name": "dep_report"},
+        "data": {"name": "synthetic", "shape": [1, 12, 12], "num_classes": 3, "train_size": 64, "test_size": 32,
+                 "batch_size": 16},
+        "model": {"name": "simple_cnn", "channels": [4, 8]},
+        "train": {"epochs": 1, "threads": 1},
+        "measure": {"latency_repeats": 5, "throughput_time_s": 0.02},
+        "deploy": {"methods": ["dynamic", "onnx"], "latency_repeats": 5, "throughput_time_s": 0.02,
+                   "throughput_batch": 16, "compile": False},
+    }  # fmt: skip
+    result = run(study, out=tmp_path, isolate=False)
+    html = (tmp_path / "report.html").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert result.exit_code == 0
+    assert 'id="deployment"' in html and "dynamic" in html and "onnx" in html
+    assert "## Deployment" in md and "plots/deployment.png" in md
+    assert (tmp_path / "plots" / "deployment.png").is_file()

@@ -75,18 +75,23 @@ def build_report(out_dir: str | Path, formats: list[str] | None = None) -> dict[
         for p in plots["main"] + plots["factors"] + plots["confusion"]:
             _write(plot_dir / f"{p.name}.png", p.png)
             written.add(f"{p.name}.png")
+        from trainlab.report.deployment import deployment_section
+
+        deployment = deployment_section(out_dir, plot_dir)
+        if deployment is not None and deployment.plot is not None:
+            written.add("deployment.png")
         for stale in plot_dir.glob("*.png"):  # figures of variants no longer in the study
             if stale.name not in written:
                 stale.unlink()
         paths["plots"] = plot_dir
         if "md" in wanted:
             paths["md"] = out_dir / "report.md"
-            _write(paths["md"], render_markdown(study, findings, comparison, groups, plots, classes))
+            _write(paths["md"], render_markdown(study, findings, comparison, groups, plots, classes, deployment))
         if "html" in wanted:
             from trainlab.report.html import render_html
 
             paths["html"] = out_dir / "report.html"
-            _write(paths["html"], render_html(study, findings, comparison, groups, plots, classes))
+            _write(paths["html"], render_html(study, findings, comparison, groups, plots, classes, deployment))
     return paths
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainlab.measure.stats import ALPHA, CONFIDENCE, TEST_NAME
 from trainlab.report.findings import Finding
@@ -137,6 +137,10 @@ def statistics_text(study: StudyView) -> list[str]:
     return paras
 
 
+if TYPE_CHECKING:
+    from trainlab.report.deployment import DeploymentSection
+
+
 def render_markdown(
     study: StudyView,
     findings: list[Finding],
@@ -144,6 +148,7 @@ def render_markdown(
     groups: list[Table],
     plots: dict[str, list[Plot]],
     class_tables: list[ClassTable],
+    deployment: DeploymentSection | None = None,
 ) -> str:
     """report.md: the same tables as the HTML page (GitHub-flavoured), plots as files under plots/."""
     out: list[str] = [f"# {md_escape(study.name)}\n"]
@@ -182,6 +187,13 @@ def render_markdown(
         for ct in class_tables:
             out.append(f"### {md_escape(ct.variant.name)}\n")
             out.append(class_table_markdown(ct))
+    if deployment is not None:
+        out.append("## Deployment\n")
+        out.append(deployment.markdown + "\n")
+        for n, method, note in deployment.notes:
+            out.append(f"{n}. {md_escape(method)}: {md_escape(note)}")
+        if deployment.plot is not None:
+            out.append(f"\n![{md_escape(deployment.plot.alt)}](plots/deployment.png)\n")
     out.append("## Statistics\n")
     out.extend(md_escape(p) + "\n" for p in statistics_text(study))
     out.append("## Runs\n")

@@ -7,7 +7,7 @@ class names, errors, config values) is escaped, so a study named ``<script>alert
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -125,6 +125,10 @@ def heatmap(ct: ClassTable) -> list[list[dict[str, Any]]]:
     return rows
 
 
+if TYPE_CHECKING:
+    from trainlab.report.deployment import DeploymentSection
+
+
 def _img(p: Plot) -> dict[str, Any]:
     return {"plot": p, "src": "data:image/png;base64," + base64.b64encode(p.png).decode("ascii")}
 
@@ -136,6 +140,7 @@ def render_html(
     groups: list[Table],
     plots: dict[str, list[Plot]],
     class_tables: list[ClassTable],
+    deployment: DeploymentSection | None = None,
 ) -> str:
     """The page's HTML text."""
     present = study.present()
@@ -163,6 +168,8 @@ def render_html(
         "SIG_MARK": SIG_MARK,
         "NOISE_MARK": NOISE_MARK,
         "pvalues": _pvalue_rows(study, comparison),
+        "deployment": deployment,
+        "deployment_img": _img(deployment.plot) if deployment is not None and deployment.plot is not None else None,
     }
     return _env().get_template("report.html.j2").render(**ctx)
 
