@@ -103,6 +103,18 @@ def test_no_overfitting_for_falling_loss_a_last_epoch_blip_or_a_small_rise() -> 
         assert "overfitting" not in _kinds(run_findings(run)), run.variant
 
 
+def test_a_good_fit_gets_its_own_verdict() -> None:
+    falling = _run("a", _epochs([0.8, 0.5, 0.4, 0.35, 0.3, 0.28]))
+    [f] = [f for f in run_findings(falling) if f.kind == "fit"]
+    assert f.severity == "info" and "no overfitting within 6 epochs" in f.text
+    assert f.figures["best_epoch"] == 6 and f.figures["min_test_loss"] == pytest.approx(0.28)
+    small = _run("c", _epochs([0.8, 0.5, 0.4, 0.3, 0.31, 0.31]))
+    [g] = [f for f in run_findings(small) if f.kind == "fit"]
+    assert "lowest at epoch 4" in g.text and g.figures["test_loss_rise"] == pytest.approx(0.0333, rel=1e-2)
+    overfit = _run("o", _epochs([0.8, 0.5, 0.35, 0.30, 0.36, 0.42, 0.5], [0.9, 0.5, 0.3, 0.2, 0.12, 0.08, 0.05]))
+    assert "fit" not in _kinds(run_findings(overfit))  # the overfitting warning says it instead
+
+
 def test_underfitting_low_train_accuracy_or_a_flat_train_loss() -> None:
     low_acc = _run("tiny", _epochs([1.0] * 5), train_acc=fnd.UNDERFIT_TRAIN_ACC - 0.1)
     [f] = [f for f in run_findings(low_acc) if f.kind == "underfitting"]

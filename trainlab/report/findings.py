@@ -49,6 +49,7 @@ KIND_ORDER = (
     "failed",
     "overfitting",
     "underfitting",
+    "fit",
     "data_bound",
     "low_utilisation",
     "significance",
@@ -143,6 +144,10 @@ def run_findings(run: RunView, quality_key: str = "test_acc") -> list[Finding]:
         under = _underfitting(run, epochs)
         if under:
             out.append(Finding(**{**under.__dict__, **base}))
+        if not over and not under:
+            fit = _good_fit(run.variant, epochs)
+            if fit:
+                out.append(Finding(**{**fit.__dict__, **base}))
         data = _data_bound(run)
         if data:
             out.append(Finding(**{**data.__dict__, **base}))
@@ -216,6 +221,33 @@ def _overfitting(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
         )
     text += f". Stopping near epoch {best['epoch']} or more regularisation would help."
     return Finding("overfitting", "warning", text, figs, anchors.CURVES)
+
+
+def _good_fit(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
+    """Neither over- nor underfitting: say so, with where the test loss is lowest and the final accuracy gap,
+    so a study about regularisation has a verdict for every variant, not only for the problem cases."""
+    rows = [e for e in epochs if is_number(e.get("test_loss"))]
+    if len(rows) < MIN_EPOCHS_FOR_TREND:
+        return None
+    best_i = min(range(len(rows)), key=lambda i: rows[i]["test_loss"])
+    best, last = rows[best_i], rows[-1]
+    figs: dict[str, Any] = {"best_epoch": best["epoch"], "min_test_loss": _r(best["test_loss"]),
+                            "last_epoch": last["epoch"], "last_test_loss": _r(last["test_loss"])}  # fmt: skip
+    if best is last:
+        where = f"its test loss is still lowest at the last epoch ({last['epoch']}, {last['test_loss']:.3g})"
+    else:
+        rise = last["test_loss"] / best["test_loss"] - 1 if best["test_loss"] > 0 else 0.0
+        figs["test_loss_rise"] = _r(rise, 3)
+        where = (
+            f"its test loss is lowest at epoch {best['epoch']} ({best['test_loss']:.3g}) and only {rise * 100:.0f}% "
+            f"above that at epoch {last['epoch']}"
+        )
+    text = f"{variant} shows no overfitting within {last['epoch']} epochs: {where}"
+    if is_number(last.get("train_acc")) and is_number(last.get("test_acc")):
+        gap = (last["train_acc"] - last["test_acc"]) * 100
+        figs["final_acc_gap_pp"] = _r(gap, 3)
+        text += f"; final train − test accuracy {gap:+.2f} pp"
+    return Finding("fit", "info", text + ".", figs, anchors.CURVES)
 
 
 def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
