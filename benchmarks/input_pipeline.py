@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from trainlab.runtime import tune_allocator
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -113,14 +115,19 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--cifar-n", type=int, default=50_000, help="size of the CIFAR-shaped set")
     p.add_argument("--skip-mnist", action="store_true")
+    p.add_argument(
+        "--default-allocator", action="store_true", help="keep glibc's defaults (runs use trainlab.runtime's tuning)"
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    # Measure what a run measures: each run's process applies this allocator tuning (trainlab.runtime).
+    tuned = False if args.default_allocator else tune_allocator()
     device = torch.device("cpu")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"torch {torch.__version__}, device {device}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
-        f"threads, load average {load:.2f} at start"
+        f"threads, load average {load:.2f} at start, allocator tuned: {tuned}"
     )
     ratios = {}
     if not args.skip_mnist:

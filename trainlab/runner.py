@@ -226,9 +226,11 @@ def _run_inline(
 
 def _child_main(spec: RunSpec, db_path: str, ckpt: str, study_path: str | None, events: Any) -> None:
     """Entry point of a run's child process."""
+    from trainlab.runtime import tune_allocator
     from trainlab.train import execute_run
 
     _die_with_parent()
+    tune_allocator()  # this process is the run's own: keep freed tensor memory mapped (see trainlab.runtime)
 
     store = Store(db_path)
 
