@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -480,8 +479,3 @@ def _final_figures(
     results.update(latency_percentiles(model, images, device, mc.latency_warmup, mc.latency_repeats))
     results.update(throughput(model, images, device, mc.throughput_batch, mc.throughput_time_s))
     return results
-
-
-def wall_clock() -> float:
-    """Seconds since the epoch (for store timestamps)."""
-    return time.time()
