@@ -115,6 +115,17 @@ def test_a_good_fit_gets_its_own_verdict() -> None:
     assert "fit" not in _kinds(run_findings(overfit))  # the overfitting warning says it instead
 
 
+def test_underfitting_when_training_mode_loss_stays_far_above_test_loss() -> None:
+    # dropout 0.8 on MNIST: train loss 0.33 (dropout on) against test loss 0.146 after 25 epochs
+    test_loss = [0.4, 0.3, 0.25, 0.2, 0.17, 0.146]
+    train_loss = [1.2, 0.7, 0.5, 0.4, 0.35, 0.33]
+    [f] = [f for f in run_findings(_run("p0.8", _epochs(test_loss, train_loss))) if f.kind == "underfitting"]
+    assert f.figures["train_over_test"] == pytest.approx(0.33 / 0.146, rel=1e-3)
+    assert "2.3x its test loss" in f.text
+    ok = _run("p0.5", _epochs(test_loss, [1.0, 0.5, 0.3, 0.22, 0.18, 0.15]))
+    assert "underfitting" not in _kinds(run_findings(ok))
+
+
 def test_underfitting_low_train_accuracy_or_a_flat_train_loss() -> None:
     low_acc = _run("tiny", _epochs([1.0] * 5), train_acc=fnd.UNDERFIT_TRAIN_ACC - 0.1)
     [f] = [f for f in run_findings(low_acc) if f.kind == "underfitting"]

@@ -29,6 +29,9 @@ MIN_EPOCHS_FOR_TREND = 4
 UNDERFIT_TRAIN_ACC = 0.60
 # ... or the train loss fell by less than this fraction from epoch 1 to the last epoch: training barely moved.
 UNDERFIT_LOSS_DROP = 0.10
+# Underfitting also when the final train loss (training mode: dropout active) exceeds this many times the test
+# loss (eval mode): the regularisation costs more than generalising does (e.g. dropout 0.8 on an MLP).
+UNDERFIT_TRAIN_OVER_TEST = 1.5
 # A train loss ending above this multiple of epoch 1's is exploding even when the loop did not stop the run
 # (the loop itself stops at 10^4 x, see train.EXPLODE_FACTOR).
 EXPLODING_LOSS_FACTOR = 10.0
@@ -267,11 +270,18 @@ def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
                 f"its train loss fell only {drop * 100:.0f}% ({losses[0]:.3g} → {losses[-1]:.3g}) over "
                 f"{len(losses)} epochs"
             )
+    last = epochs[-1] if epochs else {}
+    tr, te = last.get("train_loss"), last.get("test_loss")
+    if is_number(tr) and is_number(te) and te > 0 and tr > UNDERFIT_TRAIN_OVER_TEST * te:
+        # Training-mode loss well above the eval-mode test loss: regularisation (dropout, noise) holds the model
+        # back more than unseen data does — the classic sign of too much of it.
+        figs.update(final_train_loss=_r(tr), final_test_loss=_r(te), train_over_test=_r(tr / te, 3))
+        reasons.append(f"its final train loss ({tr:.3g}, training mode) is {tr / te:.1f}x its test loss ({te:.3g})")
     if not reasons:
         return None
     text = (
-        f"{run.variant} underfits: " + " and ".join(reasons) + ". More capacity, more epochs or a better "
-        "learning rate would help."
+        f"{run.variant} underfits: " + " and ".join(reasons) + ". More capacity, more epochs, less "
+        "regularisation or a better learning rate would help."
     )
     return Finding("underfitting", "warning", text, figs, anchors.CURVES)
 
