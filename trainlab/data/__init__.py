@@ -38,12 +38,6 @@ def _load_synthetic(cfg: DataConfig) -> Dataset:
     return load_synthetic(cfg)
 
 
-def _load_mnist(cfg: DataConfig) -> Dataset:
-    from trainlab.data.mnist import load_mnist
-
-    return load_mnist(cfg)
-
-
 def _idx_loader(name: str):
     def load(cfg: DataConfig) -> Dataset:
         from trainlab.data.mnist import load_idx_dataset
@@ -99,7 +93,7 @@ def _idx_source(name: str, description: str) -> DatasetSource:
     return DatasetSource(
         name,
         description,
-        _load_mnist if name == "mnist" else _idx_loader(name),
+        _idx_loader(name),
         home=True,
         files=list(_IDX_FILES),
         present=_idx_present(name),

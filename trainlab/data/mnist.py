@@ -29,7 +29,6 @@ __all__ = [
     "find_file",
     "idx_present",
     "load_idx_dataset",
-    "load_mnist",
     "missing_message",
     "mnist_present",
     "read_idx_split",
@@ -113,8 +112,3 @@ def load_idx_dataset(cfg: DataConfig, dataset: str) -> Dataset:
         fingerprint=files_fingerprint([p for p in used if p is not None], extra=dataset),
         cache_dir=cache_dir_for(root),
     )
-
-
-def load_mnist(cfg: DataConfig) -> Dataset:
-    """Load MNIST from ``data.root`` (default: the trainlab data folder)."""
-    return load_idx_dataset(cfg, "mnist")
