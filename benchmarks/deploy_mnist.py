@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
-    from trainlab.deploy import deployment_rows, markdown_table, plot_deployment, print_table
-    from trainlab.runner import run
+    from trainlab.api import run
+    from trainlab.report.deployment import deployment_rows, markdown_table, plot_deployment, print_table
     from trainlab.store import Store
 
     study = {

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from trainlab.runtime import tune_allocator
+from trainlab.engine.runtime import tune_allocator
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from trainlab.config import load_study
 from trainlab.data import load_dataset
+from trainlab.engine.events import EpochEnded, EpochRow
+from trainlab.engine.loop import execute_run
+from trainlab.engine.optim import build_optimizer
 from trainlab.models import build_model
-from trainlab.optim import build_optimizer
-from trainlab.train import execute_run
+from trainlab.study import load_study
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,17 +62,17 @@ def measure(model_cfg: dict, mnist: Path, limit: int | None, repeats: int) -> tu
     floor, ours = [], []
     for r in range(repeats):
         floor.append(bare_epoch(model, opt, ds.train.x, ds.train.y, 128, r + 1))
-        epochs: list[dict] = []
+        epochs: list[EpochRow] = []
 
-        def keep(ev: dict, epochs: list[dict] = epochs) -> None:
-            if ev.get("event") == "epoch":
-                epochs.append(ev)
+        def keep(ev: object, epochs: list[EpochRow] = epochs) -> None:
+            if isinstance(ev, EpochEnded):
+                epochs.append(ev.row)
 
-        out = execute_run(spec, dataset=ds, progress=keep)
+        out = execute_run(spec, dataset=ds, emit=keep)
         if out.status != "done":
             raise SystemExit(f"trainlab run failed: {out.error}")
         # epoch 2 of each run: epoch 1 carries one-time allocations, as the floor's warm-up epoch did
-        ours.append(epochs[-1]["epoch_time_s"])
+        ours.append(epochs[-1].epoch_time_s)
     return statistics.median(floor), statistics.median(ours)
 
 

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
-import trainlab.train as train_mod
-from trainlab.config import load_study
+import trainlab.engine.loop as train_mod
 from trainlab.data import load_dataset
+from trainlab.engine.events import EpochEnded, EpochRow
 from trainlab.measure.clock import EpochClock, EpochTimes, synchronize
 from trainlab.measure.latency import latency_percentiles
 from trainlab.models import build_model
+from trainlab.study import load_study
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,11 +49,11 @@ class NullClock(EpochClock):
 def epoch_time(spec, ds, clock_cls) -> float:
     train_mod.EpochClock = clock_cls
     try:
-        rows: list[dict] = []
-        out = train_mod.execute_run(spec, dataset=ds, progress=lambda e: e.get("event") == "epoch" and rows.append(e))
+        rows: list[EpochRow] = []
+        out = train_mod.execute_run(spec, dataset=ds, emit=lambda e: isinstance(e, EpochEnded) and rows.append(e.row))
         if out.status != "done":
             raise SystemExit(out.error)
-        return rows[-1]["epoch_time_s"]  # the second epoch: the first carries one-time set-up
+        return rows[-1].epoch_time_s  # the second epoch: the first carries one-time set-up
     finally:
         train_mod.EpochClock = EpochClock
 

@@ -228,8 +228,9 @@ def browser_binary() -> str:
 
 
 def test_report_in_headless_chromium(tmp_path: Path, browser_binary: str) -> None:
+    from sample_study import sample_config, write_sample_store
+
     from trainlab.report import build_report
-    from trainlab.report.sample import sample_config, write_sample_store
 
     variants = [
         {"name": "small", "model.name": "mlp", "model.hidden": [16]},

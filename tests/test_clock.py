@@ -1,4 +1,4 @@
-"""The clocks measure what DESIGN.md says: checked against models and loaders of known cost."""
+"""The clocks measure what docs/measurements.md says: checked against models and loaders of known cost."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 from helpers import SleepyNet, hold, tiny_study
 
-import trainlab.train as train_mod
-from trainlab.config import load_study
+import trainlab.engine.loop as train_mod
+from trainlab.engine.loop import execute_run
 from trainlab.measure.clock import EpochClock
 from trainlab.measure.latency import _percentile, batch1_pass, latency_percentiles
-from trainlab.train import execute_run
+from trainlab.study import load_study
 
 CPU = torch.device("cpu")
 TOL = 0.05  # the issue's bound: within 5% of the known time

@@ -9,8 +9,9 @@ import pytest
 from helpers import tiny_study
 
 from trainlab.cli import main
-from trainlab.config import json_schema, load_study, parse_override
+from trainlab.config import json_schema
 from trainlab.errors import ConfigError
+from trainlab.study import load_study, parse_override
 
 
 def write(tmp_path: Path, text: str) -> Path:

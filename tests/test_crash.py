@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainlab.runner import run
+from trainlab.api import run
 from trainlab.store import Store
 
 STUDY = """

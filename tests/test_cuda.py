@@ -8,10 +8,10 @@ import pytest
 import torch
 from helpers import tiny_study
 
-from trainlab.config import load_study
+from trainlab.engine.loop import execute_run
 from trainlab.measure.clock import EpochClock
 from trainlab.measure.memory import MemoryMeter
-from trainlab.train import execute_run
+from trainlab.study import load_study
 
 pytestmark = [
     pytest.mark.gpu,

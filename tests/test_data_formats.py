@@ -438,7 +438,7 @@ def test_csv_config_requires_target() -> None:
 
 
 def test_csv_config_error_through_study_loader() -> None:
-    from trainlab.config import load_study
+    from trainlab.study import load_study
 
     with pytest.raises(ConfigError, match=r"data.target is required"):
         load_study({"data": {"name": "csv", "root": "x.csv"}})

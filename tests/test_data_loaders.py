@@ -316,8 +316,8 @@ def test_channel_stats_chunks_agree() -> None:
 
 
 def test_run_with_dataloader_and_augmentation() -> None:
-    from trainlab.config import load_study
-    from trainlab.train import execute_run
+    from trainlab.engine.loop import execute_run
+    from trainlab.study import load_study
 
     study = load_study(
         {

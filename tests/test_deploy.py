@@ -14,21 +14,15 @@ import torch
 from helpers import tiny_study
 from torch import nn
 
-from trainlab import quantize as q
-from trainlab.config import DeployConfig, ModelConfig, load_study
-from trainlab.deploy import (
-    METHODS,
-    OrtModule,
-    deploy_command,
-    deploy_study,
-    deployment_rows,
-    export_onnx,
-    onnx_available,
-    plot_deployment,
-)
+from trainlab.api import deploy_command
+from trainlab.config import DeployConfig, ModelConfig
+from trainlab.deploy import METHODS, OrtModule, deploy_study, export_onnx, onnx_available
+from trainlab.deploy import int8 as q
 from trainlab.errors import ConfigError
 from trainlab.models import build_model, registry
+from trainlab.report.deployment import deployment_rows, plot_deployment
 from trainlab.store import Store
+from trainlab.study import load_study
 
 NO_AO = q.available()
 NO_ONNX = onnx_available()
@@ -235,7 +229,7 @@ FAST = {
 @needs_ao
 @needs_onnx
 def test_study_with_deploy_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from trainlab.runner import run
+    from trainlab.api import run
 
     study = tiny_study(model={"name": "simple_cnn", "channels": [4, 8]}, deploy={"methods": list(METHODS), **FAST})
     out = tmp_path / "out"
@@ -287,7 +281,7 @@ def test_study_with_deploy_section(tmp_path: Path, capsys: pytest.CaptureFixture
 
 @needs_ao
 def test_a_model_that_cannot_be_quantized_gets_its_reason_in_the_row(tmp_path: Path) -> None:
-    from trainlab.runner import run
+    from trainlab.api import run
 
     study = tiny_study(model={"name": "test_deploy:BranchyNet"}, deploy={"methods": ["static"], **FAST})
     out = tmp_path / "out"
@@ -300,8 +294,8 @@ def test_a_model_that_cannot_be_quantized_gets_its_reason_in_the_row(tmp_path: P
 
 
 def test_missing_checkpoint_and_missing_store(tmp_path: Path) -> None:
+    from trainlab.api import run
     from trainlab.errors import TrainlabError
-    from trainlab.runner import run
 
     with pytest.raises(TrainlabError, match=r"no trainlab\.db"):
         deploy_study(tmp_path / "nowhere")
@@ -317,7 +311,7 @@ def test_missing_checkpoint_and_missing_store(tmp_path: Path) -> None:
 
 def test_report_shows_the_deployment_section(tmp_path):
     """A study with [deploy] gets a deployment table and plot in report.html and report.md."""
-    from trainlab.runner import run
+    from trainlab.api import run
 
     study = {
         "study": {"name": "dep_report"},

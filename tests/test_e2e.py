@@ -10,7 +10,7 @@ from pathlib import Path
 
 from helpers import tiny_study
 
-from trainlab.runner import run
+from trainlab.api import run
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from trainlab.report import anchors
-from trainlab.report import findings as fnd
+from trainlab.report import finding as fnd  # the thresholds
 from trainlab.report.findings import Finding, pareto_front, run_findings, study_findings
 from trainlab.report.study import RunView, StudyView
 

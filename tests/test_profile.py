@@ -1,7 +1,7 @@
 """The profiler and ``trainlab profile``: reference figures, hand-computed MACs, the CLI and its errors.
 
 Hand computation: a convolution costs (output elements) x (in_channels / groups x kH x kW) MACs, a Linear
-layer in x out per sample; bias, activations, pooling and normalisation cost nothing (DESIGN.md).
+layer in x out per sample; bias, activations, pooling and normalisation cost nothing (docs/measurements.md).
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
+from trainlab.api import run
 from trainlab.cli import main
-from trainlab.config import load_study
-from trainlab.recipes import list_recipes, recipe_path, smoke_overrides
-from trainlab.report.metrics import derived
-from trainlab.runner import run
+from trainlab.measure.metrics import derived
+from trainlab.study import load_study
+from trainlab.study.recipes import list_recipes, recipe_path, smoke_overrides
 
 RECIPES = [name for name, _ in list_recipes()]
 EXPECTED = {

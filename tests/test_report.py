@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sample_study import sample_config, write_sample_store
 
 from trainlab.errors import TrainlabError
 from trainlab.report import build_report
-from trainlab.report.sample import sample_config, write_sample_store
 from trainlab.store import Store
 
 XSS = "<script>alert(1)</script>"
@@ -256,8 +256,8 @@ def test_a_ten_run_study_of_25_epochs_reports_in_seconds(tmp_path: Path) -> None
 
 
 def test_the_user_doc_defines_every_curated_figure_and_threshold() -> None:
+    from trainlab.measure.metrics import METRICS
     from trainlab.report import findings
-    from trainlab.report.metrics import METRICS
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "report.md").read_text()
     assert [m.key for m in METRICS if f"`{m.key}`" not in doc] == []

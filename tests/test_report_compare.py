@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sample_study import sample_config, write_sample_store
 
 from trainlab.cli import main
 from trainlab.errors import TrainlabError
 from trainlab.report.compare import compare_command, compare_rows
-from trainlab.report.sample import sample_config, write_sample_store
 from trainlab.report.study import StudyView
 
 

@@ -49,4 +49,4 @@ def test_cli_rebuilds_from_the_store_without_training(tiny_study: Path, capsys: 
     assert "report.html" in printed and "report.tex" in printed
     assert (tiny_study / "report.html").is_file() and (tiny_study / "report.tex").is_file()
     assert not (tiny_study / "results.csv").exists() and not (tiny_study / "report.md").exists()
-    assert trainlab.report(tiny_study, formats=["csv"])["results_csv"].is_file()
+    assert trainlab.build_report(tiny_study, formats=["csv"])["results_csv"].is_file()

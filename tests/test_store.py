@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from helpers import tiny_study
 
-from trainlab.config import load_study
-from trainlab.runner import SilentReporter, run
+from trainlab.api import run
+from trainlab.engine.events import EpochEnded
+from trainlab.engine.runner import SilentReporter
 from trainlab.store import Store
+from trainlab.study import load_study
 
 
 class InterruptAfter(SilentReporter):
@@ -17,7 +19,7 @@ class InterruptAfter(SilentReporter):
         self.epoch = epoch
 
     def event(self, spec, event):
-        if event.get("event") == "epoch" and event["epoch"] == self.epoch:
+        if isinstance(event, EpochEnded) and event.row.epoch == self.epoch:
             raise KeyboardInterrupt
 
 

@@ -4,51 +4,53 @@ Public API (the CLI only parses arguments for these):
 
 - :func:`load_study` — read, override and validate a study file; expand it into runs.
 - :func:`run` — run a study (each run in its own process), store the results, write the report.
-- :func:`report` — rebuild a study's report from its store, without training.
+- :func:`build_report` — rebuild a study's report from its store, without training.
 - :func:`profile` — the anatomy and cost of a model.
+
+They are imported on first use, so ``import trainlab`` stays light (no torch import until a function is called).
+``trainlab.report`` is the report package; its :func:`~trainlab.report.build_report` is ``build_report`` here.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-# The report package is imported here (it is light: its heavy modules load lazily) so that the function
-# `report` defined below is what `trainlab.report` names; a later first import of the package would
-# otherwise replace the attribute with the module.
-import trainlab.report as _report_package  # noqa: F401
+from trainlab.version import __version__
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from trainlab.engine.runner import StudyResult
+    from trainlab.measure.complexity import Profile
+    from trainlab.study import Study
 
-def load_study(source: Any, overrides: Any = None) -> Any:
-    """See :func:`trainlab.config.load_study`."""
-    from trainlab.config import load_study as _load
+
+def load_study(source: Any, overrides: Any = None) -> Study:
+    """See :func:`trainlab.study.load_study`."""
+    from trainlab.study import load_study as _load
 
     return _load(source, overrides)
 
 
-def run(study: Any, overrides: Any = None, out: Any = None, **kwargs: Any) -> Any:
-    """See :func:`trainlab.runner.run`."""
-    from trainlab.runner import run as _run
+def run(study: Any, overrides: Any = None, out: Any = None, **kwargs: Any) -> StudyResult:
+    """See :func:`trainlab.api.run`."""
+    from trainlab.api import run as _run
 
     return _run(study, overrides, out, **kwargs)
 
 
-def report(out_dir: str | Path, **kwargs: Any) -> dict[str, Path]:
+def build_report(out_dir: str | Path, **kwargs: Any) -> dict[str, Path]:
     """See :func:`trainlab.report.build_report`."""
-    from trainlab.report import build_report
+    from trainlab.report import build_report as _build
 
-    return build_report(out_dir, **kwargs)
+    return _build(out_dir, **kwargs)
 
 
-def profile(model: Any, input_shape: Any, **kwargs: Any) -> Any:
+def profile(model: Any, input_shape: Any, **kwargs: Any) -> Profile:
     """See :func:`trainlab.measure.complexity.profile_model`."""
     from trainlab.measure.complexity import profile_model
 
     return profile_model(model, input_shape, **kwargs)
 
 
-__all__ = ["__version__", "load_study", "profile", "report", "run"]
+__all__ = ["__version__", "build_report", "load_study", "profile", "run"]

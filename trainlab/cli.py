@@ -12,7 +12,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from trainlab import __version__
+from trainlab.api import deploy_command, run
+from trainlab.config import DEPLOY_METHODS, json_schema
+from trainlab.data.commands import data_get, data_list
+from trainlab.engine.executors import EXECUTORS
+from trainlab.engine.progress import RichReporter
 from trainlab.errors import TrainlabError
+from trainlab.layout import StudyDir
+from trainlab.models import registry
+from trainlab.profiling import profile_command
+from trainlab.report import DEFAULT_FORMATS, FORMATS, build_report
+from trainlab.report.compare import compare_command
+from trainlab.study import list_recipes, load_study, smoke_overrides
 
 EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -26,8 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``trainlab`` argument parser; choices come from the registries and the schema, not from copies."""
     p = _Parser(prog="trainlab", description="An experiment bench for neural-network training.")
-    from trainlab import __version__
 
     p.add_argument("--version", action="version", version=f"trainlab {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -45,9 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default: runs/<study name>)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     r.add_argument(
+        "--executor",
+        choices=list(EXECUTORS),
+        default=None,
+        help="where runs execute: subprocess (default: one child process per run) or inline (this process)",
+    )
+    r.add_argument(
         "--inline",
         action="store_true",
-        help="run in this process instead of one child process per run (debugging)",
+        help="run in this process instead of one child process per run (debugging); same as --executor inline",
     )
     r.add_argument(
         "--smoke",
@@ -61,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--format",
         action="append",
-        choices=["html", "md", "csv", "latex"],
-        help="formats to write (default: html, md, csv); repeatable",
+        choices=list(FORMATS),
+        help=f"formats to write (default: {', '.join(DEFAULT_FORMATS)}); repeatable",
     )
 
     cmp_ = sub.add_parser("compare", help="one table across two studies' matching variants")
@@ -111,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument(
         "--method",
         action="append",
-        choices=["dynamic", "static", "onnx"],
+        choices=list(DEPLOY_METHODS),
         help="deployment variants (default: from the study's [deploy] section, else all)",
     )
     return p
@@ -134,22 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trainlab.runner import run
-
     overrides: list[str] | dict = list(args.overrides)
     if args.no_download:
         overrides.append("data.download=false")
     if args.smoke:
-        from trainlab.recipes import smoke_overrides
-
         overrides = smoke_overrides(args.study, overrides)
     if args.quiet:
         reporter = None
     else:
-        from trainlab.progress import RichReporter
-
         reporter = RichReporter()
-    result = run(args.study, overrides, args.out, reporter=reporter, isolate=not args.inline)
+    executor = args.executor or ("inline" if args.inline else None)
+    result = run(args.study, overrides, args.out, reporter=reporter, executor=executor)
     if args.quiet:
         report = result.report_paths.get("html")
         print(f"{len(result.records)} runs, {len(result.failed)} failed; report: {report or result.out_dir}")
@@ -157,11 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from trainlab.report import build_report
-
     out = Path(args.out)
-    if not (out / "trainlab.db").is_file():
-        raise TrainlabError(f"{out} holds no trainlab.db: give the output folder of a study (e.g. runs/quickstart)")
+    StudyDir(out).require_db()
     paths = build_report(out, formats=args.format)
     for kind, path in paths.items():
         print(f"{kind:>6}: {path}")
@@ -169,14 +179,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from trainlab.report.compare import compare_command
-
     return compare_command(Path(args.a), Path(args.b), Path(args.out) if args.out else None)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from trainlab.config import json_schema
-
     text = json.dumps(json_schema(), indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -187,8 +193,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from trainlab.config import load_study
-
     study = load_study(args.study, args.overrides)
     print(f"study '{study.name}': {len(study.runs)} runs, baseline '{study.baseline}'")
     for r in study.runs:
@@ -198,30 +202,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from trainlab.profiling import profile_command
-
     return profile_command(args)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from trainlab.data.commands import data_get, data_list
-
     if args.data_command == "get":
         return data_get(args.name, args.root)
     return data_list()
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from trainlab.recipes import list_recipes
-
     for name, desc in list_recipes():
         print(f"{name:<28} {desc}")
     return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from trainlab.models import registry
-
     for name, entry in sorted(registry().items()):
         keys = ", ".join(entry.params.model_fields) or "(no parameters)"
         print(f"{name:<20} {entry.description}\n{'':<20} keys: {keys}")
@@ -229,8 +225,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from trainlab.deploy import deploy_command
-
     return deploy_command(Path(args.out), args.method)
 
 

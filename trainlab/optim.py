@@ -1,6 +1,7 @@
-"""Optimizers and learning-rate schedules, built from a [train] config and the model they will train.
+"""The optimizer catalogue: the names a study may use and how each is built from a model's parameters.
 
-Kept apart from the loop so the profiler can build the same optimizers without importing the data pipeline.
+A low-level component (torch only) because two layers build optimizers: the engine trains with one, and the
+profiler (``trainlab.measure.complexity``) takes one real step to count non-zero gradients.
 """
 
 from __future__ import annotations
@@ -8,42 +9,42 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainlab.config import TrainConfig
+from trainlab.errors import unknown_name
+
+OPTIMIZERS = ("sgd", "nesterov", "adagrad", "adadelta", "adam", "adamw", "rmsprop")
 
 
-def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg.optimizer``, built from ``model``'s trainable parameters."""
+def check_optimizer_name(name: str) -> None:
+    """Raise :class:`~trainlab.errors.ConfigError` (with a did-you-mean) unless ``name`` is an optimizer."""
+    if name not in OPTIMIZERS:
+        raise unknown_name("optimizer", name, OPTIMIZERS)
+
+
+def make_optimizer(
+    name: str,
+    model: nn.Module,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    """The optimizer ``name`` over ``model``'s trainable parameters ('nesterov' is SGD with nesterov=True)."""
+    check_optimizer_name(name)
     params = [p for p in model.parameters() if p.requires_grad]
-    wd = cfg.weight_decay
-    match cfg.optimizer:
+    wd = weight_decay
+    match name:
         case "sgd" | "nesterov":
-            nesterov = cfg.optimizer == "nesterov" or cfg.nesterov
-            return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov, weight_decay=wd)
+            nesterov = name == "nesterov" or nesterov
+            return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=wd)
         case "adagrad":
-            return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+            return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
         case "adadelta":
-            return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=wd)
+            return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
         case "adam":
-            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+            return torch.optim.Adam(params, lr=lr, weight_decay=wd)
         case "adamw":
-            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
+            return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
         case "rmsprop":
-            return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
-    raise AssertionError(cfg.optimizer)  # unreachable: the config validated the name
-
-
-def build_scheduler(
-    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
-) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
-    """(scheduler, steps per batch?) for ``cfg.scheduler``; epoch schedulers step once per epoch."""
-    match cfg.scheduler:
-        case "step":
-            return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma), False
-        case "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs), False
-        case "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch
-            )
-            return sched, True
-    return None, False
+            return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=wd)
+    raise AssertionError(name)  # unreachable: checked above

@@ -30,11 +30,17 @@ from typing import Any
 
 import torch
 from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
 from torch import nn
 
+from trainlab.data import dataset_cache
 from trainlab.errors import ConfigError, TrainlabError, unknown_name
-from trainlab.measure.complexity import Profile, check_optimizer_name, profile_model
+from trainlab.measure.complexity import Profile, profile_model
+from trainlab.models import ModelConfig, build_for, registry, validate_model_kwargs
 from trainlab.models.weights import REPORT_ATTR
+from trainlab.optim import check_optimizer_name
+from trainlab.study import load_study, parse_override, set_dotted
 
 DEFAULT_CLASSES = 10
 DEFAULT_OPTIMIZER = "sgd"
@@ -75,8 +81,6 @@ def parse_input_shape(text: str) -> tuple[int, ...]:
 
 def _model_kwargs(overrides: list[str]) -> dict[str, Any]:
     """``["model.dropout=0.5"]`` -> ``{"dropout": 0.5}``; other sections are an error for a model target."""
-    from trainlab.config import parse_override, set_dotted
-
     raw: dict[str, Any] = {}
     for text in overrides:
         key, value = parse_override(text)
@@ -90,8 +94,6 @@ def _model_kwargs(overrides: list[str]) -> dict[str, Any]:
 
 
 def _is_study(target: str) -> bool:
-    from trainlab.models import registry
-
     if target in registry():  # a registered name wins over a file of the same name in the working directory
         return False
     return target.startswith("recipe:") or target.endswith(".toml") or Path(target).is_file()
@@ -103,9 +105,6 @@ def _is_study(target: str) -> bool:
 
 def build_named_model(name: str, input_shape: tuple[int, ...], num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
     """Validate ``name`` and ``kwargs`` as a study's ``[model]`` would be, and build it; errors are ConfigError."""
-    from trainlab.config import ModelConfig
-    from trainlab.models import registry, validate_model_kwargs
-
     if ":" not in name and name not in registry():
         raise unknown_name("model", name, registry())
     try:
@@ -116,20 +115,15 @@ def build_named_model(name: str, input_shape: tuple[int, ...], num_classes: int,
         if isinstance(exc, ValidationError):
             msg = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise ConfigError(msg) from None
-    return _build(cfg, input_shape, num_classes)
+    return build_for(cfg, _Input(input_shape, num_classes))
 
 
-def _build(cfg: Any, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    from trainlab.models import build_model
+@dataclass(frozen=True)
+class _Input:
+    """What a model is built for when no dataset is at hand: ``--input`` and ``--classes``."""
 
-    try:
-        return build_model(cfg, input_shape, num_classes)
-    except TrainlabError:
-        raise
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ConfigError(
-            f"model '{cfg.name}' cannot be built for input {list(input_shape)} and {num_classes} classes: {exc}"
-        ) from None
+    input_shape: tuple[int, ...]
+    num_classes: int
 
 
 def _profile(
@@ -171,24 +165,18 @@ def profile_study(source: str | Path, overrides: list[str] | None = None) -> dic
     The input shape and class count come from the variant's dataset; the model is built after seeding with the
     run's ``train.seed`` (as the training loop does), and ``nonzero_grads`` uses its ``train.optimizer``.
     """
-    from trainlab.config import load_study
-    from trainlab.data import load_dataset
-
     study = load_study(source, overrides)
-    datasets: dict[str, Any] = {}
+    datasets = dataset_cache()
     out: dict[str, ModelProfile] = {}
     for spec in study.runs:
         if spec.variant in out:  # repeats differ only by seed
             continue
         cfg = spec.config
-        data_key = json.dumps(cfg.data.model_dump(mode="json"), sort_keys=True)
-        if data_key not in datasets:
-            datasets[data_key] = load_dataset(cfg.data)
-        ds = datasets[data_key]
+        ds = datasets.get(cfg.data)
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.train.seed)  # as the training loop seeds before building
-                model = _build(cfg.model, ds.input_shape, ds.num_classes)
+                model = build_for(cfg.model, ds)
             out[spec.variant] = _profile(
                 spec.variant, cfg.model.name, model, ds.input_shape, ds.num_classes, cfg.train.optimizer
             )
@@ -221,8 +209,6 @@ def _shape(s: list[int] | None) -> str:
 
 def render(mp: ModelProfile, console: Any) -> None:
     """Print the layer table and the totals of one profiled model."""
-    from rich.table import Table
-
     p = mp.profile
     any_frozen = p.frozen_params > 0
     title = f"{mp.label}: {mp.model}, input {_shape(p.input_shape)}, {mp.num_classes} classes"
@@ -275,8 +261,6 @@ def render(mp: ModelProfile, console: Any) -> None:
 
 def render_study_summary(profiles: dict[str, ModelProfile], console: Any) -> None:
     """One row per variant: model, input, params, trainable, MACs, size, non-zero gradients."""
-    from rich.table import Table
-
     table = Table(title="variants", title_justify="left")
     for col, just in [
         ("variant", "left"),
@@ -305,8 +289,6 @@ def render_study_summary(profiles: dict[str, ModelProfile], console: Any) -> Non
 
 
 def _console() -> Any:
-    from rich.console import Console
-
     # Piped output (not a terminal) gets a fixed width wide enough for a ResNet layer table instead of 80.
     return Console(width=None if sys.stdout.isatty() else 120)
 

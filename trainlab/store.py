@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from trainlab.config import Study
+    from trainlab.study import Study
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -195,6 +195,15 @@ class Store:
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._read("SELECT metrics FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))
         return [json.loads(r["metrics"]) for r in rows]
+
+    def replace_epochs(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Make ``rows`` the run's epochs, in one transaction (a resumed run's completed epochs)."""
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            con.executemany(
+                "INSERT INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)",
+                [(run_id, int(r["epoch"]), _dumps(r)) for r in rows],
+            )
 
     def truncate_epochs(self, run_id: str, after: int) -> None:
         """Delete epochs after ``after`` (a resumed run replays them)."""

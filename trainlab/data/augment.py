@@ -20,13 +20,16 @@ Definitions (per sample, on images with values in [0, 1]):
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from trainlab.config import AugmentConfig
-from trainlab.data.base import Dataset
 from trainlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trainlab.data.base import Dataset
+    from trainlab.data.config import AugmentConfig
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -49,6 +52,7 @@ class AugmentParams:
         return AugmentParams(**{f.name: None if (v := getattr(self, f.name)) is None else fn(v) for f in fields(self)})
 
     def to(self, device: torch.device | str) -> AugmentParams:
+        """The same draws on ``device``."""
         return self._map(lambda t: t.to(device))
 
     def index(self, idx: torch.Tensor | slice) -> AugmentParams:

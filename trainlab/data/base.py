@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from trainlab.data.options import SourceOptions
+from trainlab.data.paths import default_root as home_default_root
+
 if TYPE_CHECKING:
-    from trainlab.config import DataConfig
+    from trainlab.data.config import DataConfig
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Dataset:
 
     @property
     def is_image(self) -> bool:
+        """Whether the samples are ``(C, H, W) uint8`` images (else feature vectors)."""
         return self.train.x.dtype == torch.uint8 and self.train.x.dim() == 4
 
 
@@ -104,7 +108,8 @@ class DatasetSource:
     ``default_root`` (for ``home`` sources) is where the files are looked for when ``data.root`` is not set;
     ``files`` names what is expected there (for ``trainlab data list`` and for the offline error message).
     ``mirrors`` are base URLs tried in order for each of ``resources``; a source without resources is never
-    downloaded.
+    downloaded. ``options`` is the model of the ``[data]`` keys only this source reads (None: it has none);
+    ``DataConfig.options`` is its validated instance.
     """
 
     name: str
@@ -118,13 +123,12 @@ class DatasetSource:
     resources: list[Resource] = field(default_factory=list)
     # One line describing the expected layout under the root (for `data list` and error messages).
     layout: str = ""
+    options: type[SourceOptions] | None = None
 
     @property
     def default_root(self) -> Path | None:
         """``$TRAINLAB_DATA/<name>`` (else ``~/.cache/trainlab/data/<name>``), read now, not at import."""
-        from trainlab.data.paths import default_root
-
-        return default_root(self.name) if self.home else None
+        return home_default_root(self.name) if self.home else None
 
     def root(self, configured: str | None) -> Path | None:
         """The folder (or file) to read: ``data.root`` when set, else the default root."""
@@ -132,6 +136,7 @@ class DatasetSource:
 
     @property
     def downloadable(self) -> bool:
+        """Whether the source has files to fetch and mirrors to fetch them from."""
         return bool(self.resources and self.mirrors)
 
     @property

@@ -20,6 +20,8 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+# What the family's layout looks like under the root (for `data list` and error messages).
+IDX_LAYOUT = ", ".join(f"{f}.gz" for f in FILES.values()) + " (plain or .gz; also looked for in raw/)"
 MNIST_CLASSES = [str(i) for i in range(10)]
 # MNIST's official mirrors, in the order tried.
 MNIST_URLS = [
@@ -40,6 +42,7 @@ class IdxFamily:
     md5: dict[str, str]  # .gz file name -> MD5 as published (torchvision's resource lists)
 
     def resources(self) -> list[Resource]:
+        """The four ``.gz`` files to download, with their published MD5s."""
         return [Resource(f + ".gz", self.md5[f + ".gz"]) for f in FILES.values()]
 
 
@@ -162,11 +165,13 @@ def resources(name: str) -> list[Resource]:
 
 
 def expected_files(name: str) -> list[str]:
+    """The python version's files under the root, for ``trainlab data list`` and messages."""
     py = LAYOUTS[name][0]
     return [f"{py.folder}/{f}" for f in (*py.train, *py.test, *py.meta)]
 
 
 def layout_text(name: str) -> str:
+    """One line naming both versions' folders and archives, for messages."""
     py, binary = LAYOUTS[name]
     return (
         f"{py.folder}/ ({', '.join((*py.train, *py.test, *py.meta))}) or {py.archive}; "

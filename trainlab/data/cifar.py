@@ -28,41 +28,43 @@ import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from trainlab.config import DataConfig
 from trainlab.data.base import Dataset, Split
-from trainlab.data.catalog import (
-    CIFAR10_CLASSES,
-    IMAGE_BYTES,
-    LAYOUTS,
-    MIRRORS,
-    Layout,
-    layout_text,
-)
+from trainlab.data.catalog import CIFAR10_CLASSES, IMAGE_BYTES, LAYOUTS, MIRRORS, Layout, layout_text
+from trainlab.data.options import SourceOptions
 from trainlab.data.paths import cache_dir_for, default_root, files_fingerprint
 from trainlab.errors import DataError
+
+try:
+    from numpy._core.multiarray import _reconstruct  # NumPy >= 2
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.multiarray import _reconstruct
+
+if TYPE_CHECKING:
+    from trainlab.data.config import DataConfig
+
+
+class Cifar100Options(SourceOptions):
+    """``cifar100``'s option: fine or coarse labels."""
+
+    cifar100_labels: Literal["fine", "coarse"] = Field(
+        "fine", description="cifar100: the 100 fine classes or the 20 coarse superclasses."
+    )
+
 
 # ------------------------------------------------------------------------------------------------------
 # Restricted unpickling
 
-
-def _numpy_reconstruct() -> Any:
-    try:
-        from numpy._core.multiarray import _reconstruct  # NumPy >= 2
-    except ImportError:  # pragma: no cover - NumPy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
 # (module, name) -> object: exactly the globals a CIFAR python batch refers to. The files were written by
 # Python 2 with NumPy 1.x (numpy.core); a copy re-saved under NumPy 2 names numpy._core instead.
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
 }
@@ -124,6 +126,7 @@ class Found:
     members: dict[str, bytes] | None = None  # archive members read in memory (None: read from the folder)
 
     def read(self, member: str) -> bytes:
+        """The bytes of ``member`` (a file in the folder, or an archive member held in memory)."""
         if self.members is None:
             path = self.where / member
             try:
@@ -136,11 +139,13 @@ class Found:
         return self.members[key]
 
     def has(self, member: str) -> bool:
+        """Whether ``member`` is there."""
         if self.members is None:
             return (self.where / member).is_file()
         return f"{self.layout.folder}/{member}" in self.members
 
     def label(self, member: str) -> str:
+        """Where ``member`` was read from, for error messages."""
         return f"{self.where}/{member}" if self.members is None else f"{self.where}:{self.layout.folder}/{member}"
 
     def files(self) -> list[Path]:
@@ -168,6 +173,7 @@ def locate(root: Path, name: str) -> tuple[Layout, Path, bool] | None:
 
 
 def cifar_present(root: Path, name: str) -> bool:
+    """Whether a complete version of ``name`` is found under ``root``."""
     return locate(root, name) is not None
 
 
@@ -265,7 +271,11 @@ def load_cifar(cfg: DataConfig, name: str) -> Dataset:
         raise DataError(missing_message(name, root))
     layout, where, is_archive = hit
     found = Found(layout, where, _read_archive(where, layout) if is_archive else None)
-    coarse = name == "cifar100" and cfg.cifar100_labels == "coarse"
+    # cifar10 has no options; its fingerprint has always carried cifar100_labels' default ("fine"), kept so
+    # that statistics cached beside the data stay valid.
+    opts = cfg.options if name == "cifar100" else Cifar100Options()
+    assert isinstance(opts, Cifar100Options)  # the registry gives cifar100 these options
+    coarse = name == "cifar100" and opts.cifar100_labels == "coarse"
     num_classes = 10 if name == "cifar10" else (20 if coarse else 100)
 
     def read(members: tuple[str, ...]) -> Split:
@@ -290,12 +300,13 @@ def load_cifar(cfg: DataConfig, name: str) -> Dataset:
         test=test,
         classes=_class_names(found, name, coarse, num_classes),
         source=str(where),
-        fingerprint=files_fingerprint(found.files(), extra=[name, layout.kind, cfg.cifar100_labels]),
+        fingerprint=files_fingerprint(found.files(), extra=[name, layout.kind, opts.cifar100_labels]),
         cache_dir=cache_dir_for(root),
     )
 
 
 def missing_message(name: str, root: Path, reason: str = "") -> str:
+    """What is missing, where it was looked for, where to get it and where to put it."""
     py = LAYOUTS[name][0]
     why = f" ({reason})" if reason else ""
     return (

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainlab.data.download import download_dataset
+from trainlab.data.registry import DATASETS
 from trainlab.errors import DataError, did_you_mean
 
 
 def dataset_rows() -> list[dict[str, str]]:
     """One row per dataset: name, where it looks, whether it is there, how it is obtained, what it is."""
-    from trainlab.data import DATASETS
-
     rows = []
     for name, src in DATASETS.items():
         root = src.default_root
@@ -42,9 +42,6 @@ def data_list() -> int:
 
 def data_get(name: str, root: str | None) -> int:
     """Download dataset ``name`` into ``root`` (default: its default folder). Returns 0; raises DataError."""
-    from trainlab.data import DATASETS
-    from trainlab.data.download import download_dataset
-
     if name not in DATASETS:
         raise DataError(f"unknown dataset '{name}'{did_you_mean(name, DATASETS)}; allowed: {', '.join(DATASETS)}")
     src = DATASETS[name]

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from trainlab.data.augment import AugmentParams, BatchAugment, resize_batch
 from trainlab.data.base import Split
-from trainlab.data.loaders import Normalizer, epoch_order, epoch_params
+from trainlab.data.epoch import Normalizer, epoch_order, epoch_params
 
 if TYPE_CHECKING:
-    from trainlab.config import DataConfig
-    from trainlab.data.augment import BatchAugment
+    from trainlab.data.config import DataConfig
 
 
 class SampleDataset(torch.utils.data.Dataset):
@@ -64,8 +64,6 @@ class SampleDataset(torch.utils.data.Dataset):
         if aug is not None and aug.geometric:
             img = aug.crop_flip_sample(img, dy, dx, flip)
         if aug is not None and (brightness is not None or contrast is not None):
-            from trainlab.data.augment import AugmentParams
-
             p = AugmentParams(
                 brightness=None if brightness is None else torch.tensor([brightness]),
                 contrast=None if contrast is None else torch.tensor([contrast]),
@@ -77,8 +75,6 @@ class SampleDataset(torch.utils.data.Dataset):
         else:
             xf = torch.addcmul(self.shift, img.float(), self.scale)
         if self.resize is not None:
-            from trainlab.data.augment import resize_batch
-
             xf = resize_batch(xf[None], self.resize)[0]
         return xf, self.y[i]
 
@@ -91,6 +87,7 @@ class EpochSampler(Sampler):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order (and augmentation draws) ``__iter__`` yields."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -112,6 +109,7 @@ class EpochDataLoader:
         self.sampler = sampler
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose batches the next iteration yields."""
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
@@ -119,6 +117,7 @@ class EpochDataLoader:
 
     @property
     def num_samples(self) -> int:
+        """Samples per epoch."""
         return self.sampler.n
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -141,8 +140,6 @@ def make_dataloader(
     ``prefetch_factor`` only apply with workers (``num_workers > 0``) and are ignored without; ``pin_memory``
     only where CUDA is available.
     """
-    from trainlab.data.augment import BatchAugment
-
     if augment is not None and not isinstance(augment, BatchAugment):
         raise TypeError("the dataloader path applies trainlab's augmentations (build_augment), not a callable")
     aug = augment if train else None

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from trainlab.config import DataConfig
 from trainlab.data.base import Dataset, Split
 from trainlab.data.split import stratified_split
 from trainlab.errors import DataError
+
+if TYPE_CHECKING:
+    from trainlab.data.config import DataConfig
 
 SPLIT_SEED = 0  # fixed: the split is part of the dataset, not of the run
 TEST_FRACTION = 0.25
@@ -51,6 +54,7 @@ def read_digits(prefer_csv: bool = True) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{path}: expected 65 columns (64 pixels, label), got shape {table.shape}")
         return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     try:
+        # Deferred: importing scikit-learn costs over a second; only needed when its CSV file is not found.
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError:
         raise DataError("the digits dataset needs scikit-learn installed (pip install scikit-learn)") from None

@@ -16,18 +16,47 @@ changing, adding or removing an image rebuilds the cache. The cache is read with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
+from pydantic import Field, PositiveInt, field_validator
 
-from trainlab.config import DataConfig
 from trainlab.data.base import Dataset, Split
+from trainlab.data.options import HeldOutSplit, square_size
 from trainlab.data.paths import cache_dir_for, cache_read_paths, files_fingerprint, write_cache_file
 from trainlab.data.split import stratified_split
 from trainlab.errors import DataError
 
+if TYPE_CHECKING:
+    from trainlab.data.config import DataConfig
+
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 CACHE_VERSION = 1  # bump when the decoding changes, so old caches are not reused
+
+
+class FolderOptions(HeldOutSplit):
+    """``folder``'s options: the decoded image size and colour mode, and the split of a single tree."""
+
+    image_size: list[PositiveInt] | None = Field(
+        None,
+        description="folder: size [H, W] (one number: square) every image is decoded and resized to once, "
+        "then cached; required for folder.",
+    )
+    grayscale: bool = Field(False, description="folder: decode images as 1-channel grayscale instead of RGB.")
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        return square_size(v)
+
+    def check(self, cfg: DataConfig) -> None:
+        """``data.root`` and ``data.image_size`` are required."""
+        if not cfg.root:
+            raise ValueError("data.root is required for the folder dataset: the top folder of the image tree")
+        if self.image_size is None:
+            raise ValueError("data.image_size is required for the folder dataset, e.g. image_size = [64, 64]")
 
 
 def _visible(p: Path) -> bool:
@@ -55,8 +84,6 @@ def scan_tree(top: Path) -> dict[str, list[Path]]:
 
 def decode_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
     """One image -> ``(C, H, W) uint8`` at ``size`` (H, W); a file Pillow cannot decode is a DataError naming it."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as img:
             img = img.convert("L" if grayscale else "RGB")
@@ -77,15 +104,17 @@ def _decode_all(files: list[Path], size: tuple[int, int], grayscale: bool) -> to
 
 
 def load_folder(cfg: DataConfig) -> Dataset:
-    """Load (or read from the cache) a class-per-subfolder image tree."""
+    """Load (or read from the cache) a class-per-subfolder image tree (options: :class:`FolderOptions`)."""
+    opts = cfg.options
+    assert isinstance(opts, FolderOptions)  # the registry gives folder these options
     if not cfg.root:
         raise DataError("folder: data.root must name the top folder of the image tree")
-    if cfg.image_size is None:
+    if opts.image_size is None:
         raise DataError("folder: data.image_size is required, e.g. image_size = [64, 64]")
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
         raise DataError(f"folder: data.root {root} is not a folder")
-    size = (int(cfg.image_size[0]), int(cfg.image_size[1]))
+    size = (int(opts.image_size[0]), int(opts.image_size[1]))
     presplit = (root / "train").is_dir() and (root / "test").is_dir()
     if presplit:
         train_tree, test_tree = scan_tree(root / "train"), scan_tree(root / "test")
@@ -102,10 +131,10 @@ def load_folder(cfg: DataConfig) -> Dataset:
     options = {
         "v": CACHE_VERSION,
         "size": size,
-        "grayscale": cfg.grayscale,
+        "grayscale": opts.grayscale,
         "presplit": presplit,
-        "test_fraction": None if presplit else cfg.test_fraction,
-        "split_seed": cfg.split_seed,
+        "test_fraction": None if presplit else opts.test_fraction,
+        "split_seed": opts.split_seed,
     }
     key = files_fingerprint(all_files, extra=options, base=root)
     cache_dir = cache_dir_for(root)
@@ -122,7 +151,7 @@ def load_folder(cfg: DataConfig) -> Dataset:
             te_files = [p for c in sorted(test_tree) for p in test_tree[c]]
             te_labels = np.array([index[c] for c in sorted(test_tree) for _ in test_tree[c]], dtype=np.int64)
             # Files are in class order; a fixed shuffle makes head(n) (data.limit_*) a mix of classes.
-            rng = np.random.default_rng(cfg.split_seed)
+            rng = np.random.default_rng(opts.split_seed)
             tr_order, te_order = rng.permutation(len(tr_files)), rng.permutation(len(te_files))
             tr_files = [tr_files[i] for i in tr_order]
             te_files = [te_files[i] for i in te_order]
@@ -130,11 +159,11 @@ def load_folder(cfg: DataConfig) -> Dataset:
         else:
             files = [p for c in classes for p in tree[c]]
             labels = np.array([index[c] for c in classes for _ in tree[c]], dtype=np.int64)
-            tr_idx, te_idx = stratified_split(labels, cfg.test_fraction, cfg.split_seed)
+            tr_idx, te_idx = stratified_split(labels, opts.test_fraction, opts.split_seed)
             tr_files, te_files = [files[i] for i in tr_idx], [files[i] for i in te_idx]
             tr_labels, te_labels = labels[tr_idx], labels[te_idx]
-        train = Split(_decode_all(tr_files, size, cfg.grayscale), torch.from_numpy(tr_labels))
-        test = Split(_decode_all(te_files, size, cfg.grayscale), torch.from_numpy(te_labels))
+        train = Split(_decode_all(tr_files, size, opts.grayscale), torch.from_numpy(tr_labels))
+        test = Split(_decode_all(te_files, size, opts.grayscale), torch.from_numpy(te_labels))
         payload = {
             "classes": classes,
             "train_x": train.x,

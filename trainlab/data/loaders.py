@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from trainlab.data.augment import BatchAugment, WindowStore, build_augment, resize_batch
 from trainlab.data.base import Dataset, Split
+from trainlab.data.dataloader import make_dataloader
+from trainlab.data.epoch import Normalizer, epoch_order, epoch_params, epoch_seed
 
 if TYPE_CHECKING:
-    from trainlab.config import DataConfig
-    from trainlab.data.augment import AugmentParams, BatchAugment
+    from trainlab.data.config import DataConfig
 
 # An augmentation takes a float batch (B, C, H, W) in [0, 1] and a generator, and returns a batch of the
 # same shape; see trainlab.data.augment.
@@ -33,56 +35,6 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 # A padded (and mirrored) copy of the split is kept for crops/flips when it is at most this large (bytes);
 # above it, each batch is padded on the fly (slower, but memory stays at one batch).
 WINDOW_STORE_MAX_BYTES = 4 << 30
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Seed of epoch ``epoch``'s data order: depends on (seed, epoch) only, so a resumed run replays it."""
-    return (seed * 1_000_003 + epoch * 7_919) % (2**63 - 1)
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The epoch's permutation of ``n`` samples ``(n,) int64`` on the CPU (the same on every device)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
-
-
-def epoch_params(augment: BatchAugment, n: int, seed: int, epoch: int) -> AugmentParams:
-    """Random augmentation choices for the ``n`` positions of the epoch, drawn on the CPU from one generator."""
-    return augment.draw(n, torch.Generator().manual_seed(epoch_seed(seed, epoch) + 1))
-
-
-class Normalizer:
-    """Per-channel normalisation of raw batches: ``x * scale + shift == (x / pixel - mean) / std``.
-
-    ``pixel`` is 255 for uint8 images (so the result is in units of [0, 1] pixel values before
-    normalisation) and 1 for float features. Tensors broadcast over ``(B, C, ...)`` (``ndim`` dimensions).
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        ndim: int,
-        mean: list[float] | None,
-        std: list[float] | None,
-        device: torch.device | str = "cpu",
-        pixel: float = 255.0,
-    ) -> None:
-        shape = (1, channels) + (1,) * (ndim - 2)
-        mean_t = torch.tensor(mean if mean is not None else [0.0] * channels, dtype=torch.float32, device=device)
-        std_t = torch.tensor(std if std is not None else [1.0] * channels, dtype=torch.float32, device=device)
-        self.pixel = pixel
-        self.mean, self.std = mean_t.view(shape), std_t.view(shape)
-        self.scale = (1.0 / (pixel * std_t)).view(shape)
-        self.shift = (-mean_t / std_t).view(shape)
-
-    def __call__(self, xb: torch.Tensor) -> torch.Tensor:
-        """Raw batch -> normalised float32; never writes into ``xb``."""
-        if xb.dtype == torch.uint8:
-            return xb.float().mul_(self.scale).add_(self.shift)  # float() made a new tensor: in place is safe
-        return torch.addcmul(self.shift, xb.float(), self.scale)
-
-    def unit(self, xf: torch.Tensor) -> torch.Tensor:
-        """Normalise a fresh float batch already in [0, 1] units, in place."""
-        return xf.sub_(self.mean).div_(self.std)
 
 
 class ResidentLoader:
@@ -126,6 +78,7 @@ class ResidentLoader:
             self._window_store(aug)  # built now, so the first epoch's data time does not include it
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose batches the next iteration yields."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -133,16 +86,13 @@ class ResidentLoader:
 
     @property
     def num_samples(self) -> int:
+        """Samples per epoch."""
         return len(self.x)
 
     def _fast_augment(self) -> BatchAugment | None:
-        from trainlab.data.augment import BatchAugment
-
         return self.augment if isinstance(self.augment, BatchAugment) and self.is_uint8 else None
 
     def _window_store(self, aug: BatchAugment):
-        from trainlab.data.augment import WindowStore
-
         if self._windows is None:
             n, c, h, w = self.x.shape
             size = n * c * (h + 2 * aug.pad) * (w + 2 * aug.pad) * (2 if aug.hflip else 1) * self.x.element_size()
@@ -171,8 +121,6 @@ class ResidentLoader:
     def _iter_augmented(
         self, aug: BatchAugment, order: torch.Tensor | None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        from trainlab.data.augment import WindowStore
-
         n = len(self.x)
         order = order if order is not None else torch.arange(n, device=self.device)
         # All of the epoch's random choices at once, from a CPU generator (the same on every device).
@@ -196,8 +144,6 @@ class ResidentLoader:
             else:
                 xf = self.norm(xb)
             if self.resize is not None:
-                from trainlab.data.augment import resize_batch
-
                 xf = resize_batch(xf, self.resize)
             yield xf, torch.index_select(self.y, 0, idx)
 
@@ -222,8 +168,6 @@ class ResidentLoader:
             xf = xb.float() / 255.0 if self.is_uint8 else xb.float()
             xf = (self.augment(xf, aug_gen) - self.mean) / self.std
         if self.resize is not None:
-            from trainlab.data.augment import resize_batch
-
             xf = resize_batch(xf, self.resize)
         return xf
 
@@ -237,12 +181,8 @@ def make_loaders(cfg: DataConfig, ds: Dataset, device: torch.device, seed: int) 
     """
     augment = None
     if cfg.augment.active:
-        from trainlab.data.augment import build_augment
-
         augment = build_augment(cfg.augment, ds)
     if cfg.loader == "dataloader":
-        from trainlab.data.dataloader import make_dataloader
-
         train = make_dataloader(
             cfg, ds.train, train=True, seed=seed, mean=ds.mean, std=ds.std, augment=augment, resize=ds.resize
         )

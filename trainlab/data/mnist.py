@@ -8,16 +8,19 @@ They are looked for in the root, in ``root/raw`` and in torchvision's ``root/<Na
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from trainlab.config import DataConfig
 from trainlab.data.base import Dataset, Split
 from trainlab.data.catalog import FAMILY, FILES, MNIST_CLASSES, MNIST_URLS, IdxFamily
 from trainlab.data.idx import read_idx
 from trainlab.data.paths import cache_dir_for, default_root, files_fingerprint
 from trainlab.errors import DataError
+
+if TYPE_CHECKING:
+    from trainlab.data.config import DataConfig
 
 # The file names, class names and mirrors live in trainlab.data.catalog; re-exported for existing callers.
 __all__ = [
@@ -56,6 +59,7 @@ def idx_present(root: Path, dataset: str = "mnist") -> bool:
 
 
 def mnist_present(root: Path) -> bool:
+    """Whether MNIST's four files are found under ``root``."""
     return idx_present(root, "mnist")
 
 

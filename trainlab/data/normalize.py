@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from trainlab.data.paths import cache_read_paths, write_cache_file
 from trainlab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from trainlab.config import DataConfig
     from trainlab.data.base import Dataset
+    from trainlab.data.config import DataConfig
 
 CHUNK_ELEMENTS = 1 << 22  # values per chunk: 4M float64 = 32 MB (x2 for the squares), whatever the sample size
 
@@ -65,8 +66,6 @@ def stats_key(ds: Dataset) -> str | None:
 
 def cached_channel_stats(ds: Dataset) -> tuple[list[float], list[float]]:
     """:func:`channel_stats` of the training split, read from / written to the cache beside the data."""
-    from trainlab.data.paths import cache_read_paths, write_cache_file
-
     key = stats_key(ds)
     if key is None or ds.cache_dir is None:
         return channel_stats(ds.train.x)

@@ -6,12 +6,28 @@ well above chance within an epoch) while the set is fully determined by ``train.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from trainlab.config import DataConfig
+import torch
+from pydantic import Field, PositiveInt
+
 from trainlab.data.base import Dataset, Split
+from trainlab.data.options import TaskOption
+from trainlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trainlab.data.config import DataConfig
 
 GENERATOR_SEED = 1234  # fixed: the data does not change with the run's seed
+
+
+class SyntheticOptions(TaskOption):
+    """``synthetic``'s options: the sample shape, the class count, the split sizes and the task."""
+
+    shape: list[PositiveInt] = Field([1, 8, 8], description="synthetic: per-sample shape (C, H, W) or (F,).")
+    num_classes: PositiveInt = Field(10, ge=2, description="synthetic: number of classes.")
+    train_size: PositiveInt = Field(512, description="synthetic: training samples.")
+    test_size: PositiveInt = Field(128, description="synthetic: test samples.")
 
 
 def make_synthetic(
@@ -30,8 +46,6 @@ def make_synthetic(
     n = train_size + test_size
     if task == "regression":
         if len(shape) != 1:
-            from trainlab.errors import ConfigError
-
             raise ConfigError(f"synthetic regression needs a feature shape (F,), got {list(shape)}")
         x = torch.randn((n, *shape), generator=g)
         w = torch.randn(shape, generator=g)
@@ -54,8 +68,6 @@ def make_synthetic(
         protos = torch.randn((num_classes, *shape), generator=g) * 2.0
         x = (protos[labels] + torch.randn((n, *shape), generator=g)).float()
     else:
-        from trainlab.errors import ConfigError
-
         raise ConfigError(f"data.shape must be (C, H, W) or (F,), got {list(shape)}")
     return Dataset(
         name="synthetic",
@@ -67,5 +79,7 @@ def make_synthetic(
 
 
 def load_synthetic(cfg: DataConfig) -> Dataset:
-    """The ``synthetic`` source: shape, class count and sizes come from ``[data]``."""
-    return make_synthetic(tuple(cfg.shape), cfg.num_classes, cfg.train_size, cfg.test_size, task=cfg.task)
+    """The ``synthetic`` source: shape, class count and sizes come from ``[data]`` (:class:`SyntheticOptions`)."""
+    opts = cfg.options
+    assert isinstance(opts, SyntheticOptions)  # the registry gives synthetic these options
+    return make_synthetic(tuple(opts.shape), opts.num_classes, opts.train_size, opts.test_size, task=opts.task)

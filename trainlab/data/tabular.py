@@ -20,20 +20,55 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from trainlab.config import DataConfig
 from trainlab.data.base import Dataset, Split
+from trainlab.data.options import HeldOutSplit, TaskOption
 from trainlab.data.paths import cache_dir_for, files_fingerprint
 from trainlab.data.split import random_split, stratified_split
 from trainlab.errors import DataError, did_you_mean
+
+if TYPE_CHECKING:
+    from trainlab.data.config import DataConfig
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 YES = {"yes", "y", "true", "t"}
 NO = {"no", "n", "false", "f"}
 MAX_CATEGORIES = 100  # more distinct values than this is an identifier or free text, not a category
+
+
+class CsvOptions(TaskOption, HeldOutSplit):
+    """``csv``'s options: the target and feature columns, the task, scaling, missing cells and the split."""
+
+    target: str | None = Field(None, description="csv: name of the target column (required for csv).")
+    features: list[str] | None = Field(
+        None, min_length=1, description="csv: feature columns by name (default: every column but the target)."
+    )
+    scaling: Literal["none", "minmax", "standard"] = Field(
+        "standard", description="csv: scaling of numeric feature columns, fitted on the training split only."
+    )
+    target_scaling: Literal["none", "minmax", "standard"] = Field(
+        "none",
+        description="csv regression: scale the target, fitted on the training split (loss in scaled units; "
+        "MAE reported in the target's units).",
+    )
+    missing: Literal["error", "drop"] = Field(
+        "error", description="csv: an empty/NA cell in a used column is an error naming its row, or drops the row."
+    )
+    delimiter: str = Field(",", min_length=1, max_length=1, description="csv: field separator character.")
+
+    def check(self, cfg: DataConfig) -> None:
+        """``data.target`` and ``data.root`` are required; ``data.features`` must not list the target."""
+        if not self.target:
+            raise ValueError('data.target is required for the csv dataset: the target column\'s name, e.g. "label"')
+        if not cfg.root:
+            raise ValueError("data.root is required for the csv dataset: the .csv file (or a folder holding it)")
+        if self.features is not None and self.target in self.features:
+            raise ValueError(f"data.features lists the target column '{self.target}'; remove it")
 
 
 @dataclass
@@ -117,20 +152,25 @@ def _column(table: Table, name: str, what: str) -> int:
 
 
 def load_csv(cfg: DataConfig) -> Dataset:
-    """Load a CSV table as an ``(N, F) float32`` feature split with int64 classes or float32 targets."""
-    if not cfg.root or not cfg.target:
+    """Load a CSV table as an ``(N, F) float32`` feature split with int64 classes or float32 targets.
+
+    Options: :class:`CsvOptions`.
+    """
+    opts = cfg.options
+    assert isinstance(opts, CsvOptions)  # the registry gives csv these options
+    if not cfg.root or not opts.target:
         raise DataError("csv: data.root (the file) and data.target (the target column) are required")
     train_path, test_path = find_csv(Path(cfg.root).expanduser())
-    tables = [read_table(train_path, cfg.delimiter)]
+    tables = [read_table(train_path, opts.delimiter)]
     if test_path is not None:
-        tables.append(read_table(test_path, cfg.delimiter))
+        tables.append(read_table(test_path, opts.delimiter))
         if tables[1].header != tables[0].header:
             raise DataError(f"{test_path}: its header differs from {train_path}'s; both need the same columns")
     first = tables[0]
-    target_col = _column(first, cfg.target, "target")
-    names = cfg.features if cfg.features is not None else [h for h in first.header if h != cfg.target]
+    target_col = _column(first, opts.target, "target")
+    names = opts.features if opts.features is not None else [h for h in first.header if h != opts.target]
     if not names:
-        raise DataError(f"{train_path}: no feature columns besides the target '{cfg.target}'")
+        raise DataError(f"{train_path}: no feature columns besides the target '{opts.target}'")
     feat_cols = [_column(first, n, "feature") for n in names]
     used = [target_col, *feat_cols]
 
@@ -142,7 +182,7 @@ def load_csv(cfg: DataConfig) -> Dataset:
             if bad is None:
                 keep_rows.append(row)
                 keep_lines.append(line)
-            elif cfg.missing == "error":
+            elif opts.missing == "error":
                 raise DataError(
                     f"{t.path}, line {line}: column '{t.header[bad]}' is empty or NA ({row[bad]!r}); fill it, "
                     'leave the column out of data.features, or set data.missing = "drop"'
@@ -154,13 +194,13 @@ def load_csv(cfg: DataConfig) -> Dataset:
     # Targets.
     all_rows = [(t, row, line) for t in tables for row, line in zip(t.rows, t.lines)]
     classes: list[str] = []
-    if cfg.task == "regression":
+    if opts.task == "regression":
         values = []
         for t, row, line in all_rows:
             v = _to_float(row[target_col])
             if v is None:
                 raise DataError(
-                    f"{t.path}, line {line}: target '{cfg.target}' = {row[target_col]!r} is not a number; "
+                    f"{t.path}, line {line}: target '{opts.target}' = {row[target_col]!r} is not a number; "
                     'regression needs a numeric target (or set data.task = "classification")'
                 )
             values.append(v)
@@ -178,16 +218,16 @@ def load_csv(cfg: DataConfig) -> Dataset:
             lookup = {k: i for i, k in enumerate(classes)}
             y_all = np.asarray([lookup[v] for v in raw], dtype=np.int64)
         if len(classes) < 2:
-            raise DataError(f"{train_path}: target '{cfg.target}' has a single value {classes}; nothing to classify")
+            raise DataError(f"{train_path}: target '{opts.target}' has a single value {classes}; nothing to classify")
 
     # Split: the given files, or a fixed seeded split of the one table.
     n_first = len(first.rows)
     if test_path is not None:
         tr_idx, te_idx = np.arange(n_first), np.arange(n_first, len(all_rows))
-    elif cfg.task == "classification":
-        tr_idx, te_idx = stratified_split(y_all, cfg.test_fraction, cfg.split_seed)
+    elif opts.task == "classification":
+        tr_idx, te_idx = stratified_split(y_all, opts.test_fraction, opts.split_seed)
     else:
-        tr_idx, te_idx = random_split(len(all_rows), cfg.test_fraction, cfg.split_seed)
+        tr_idx, te_idx = random_split(len(all_rows), opts.test_fraction, opts.split_seed)
     if len(tr_idx) == 0 or len(te_idx) == 0:
         raise DataError(f"{train_path}: {len(all_rows)} rows are too few to split into train and test")
     train_set = set(tr_idx.tolist())
@@ -223,9 +263,9 @@ def load_csv(cfg: DataConfig) -> Dataset:
 
     # Scaling of numeric columns, fitted on the training rows only.
     num = np.asarray(numeric_mask)
-    if cfg.scaling != "none" and num.any():
+    if opts.scaling != "none" and num.any():
         fit = x_all[tr_idx][:, num]
-        if cfg.scaling == "standard":
+        if opts.scaling == "standard":
             center, spread = fit.mean(axis=0), fit.std(axis=0)
         else:
             center, spread = fit.min(axis=0), fit.max(axis=0) - fit.min(axis=0)
@@ -235,9 +275,9 @@ def load_csv(cfg: DataConfig) -> Dataset:
     # Regression target scaling (data.target_scaling), fitted on the training rows only: the model learns
     # y' = (y - offset) / scale; MAE is reported back in the target's own units (scale * MAE').
     target_scale, target_offset = 1.0, 0.0
-    if cfg.task == "regression" and cfg.target_scaling != "none":
+    if opts.task == "regression" and opts.target_scaling != "none":
         fit_y = y_all[tr_idx].astype(np.float64)
-        if cfg.target_scaling == "standard":
+        if opts.target_scaling == "standard":
             target_offset, target_scale = float(fit_y.mean()), float(fit_y.std())
         else:
             target_offset, target_scale = float(fit_y.min()), float(fit_y.max() - fit_y.min())
@@ -249,22 +289,22 @@ def load_csv(cfg: DataConfig) -> Dataset:
     tr, te = torch.from_numpy(tr_idx), torch.from_numpy(te_idx)
     files = [train_path] + ([test_path] if test_path is not None else [])
     options = [
-        cfg.target,
+        opts.target,
         names,
-        cfg.task,
-        cfg.scaling,
-        cfg.target_scaling,
-        cfg.missing,
-        cfg.delimiter,
-        cfg.test_fraction,
-        cfg.split_seed,
+        opts.task,
+        opts.scaling,
+        opts.target_scaling,
+        opts.missing,
+        opts.delimiter,
+        opts.test_fraction,
+        opts.split_seed,
     ]
     return Dataset(
         name="csv",
         train=Split(x[tr], y[tr]),
         test=Split(x[te], y[te]),
         classes=classes,
-        task=cfg.task,
+        task=opts.task,
         source=", ".join(str(p) for p in files),
         fingerprint=files_fingerprint(files, extra=options),
         cache_dir=cache_dir_for(train_path),

@@ -1,6 +1,6 @@
 """The epoch clock: wall time of an epoch's training phase, split into data time and compute time.
 
-Definitions (DESIGN.md):
+Definitions (docs/measurements.md):
 - data time: how long the loop waits for ``next(loader)`` (the loader's own work, e.g. the resident loader's
   gather + normalise, or a DataLoader's collation); the copy to the device is not data time.
 - compute time: from a batch in hand to the optimizer step done (copy to device, forward, loss, backward,

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from trainlab.errors import unknown_name
+from trainlab.optim import check_optimizer_name, make_optimizer
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 ROOT_ROW = "(model)"  # layer-table name of the model's own work (parameters or ops not inside a child module)
@@ -277,25 +277,13 @@ def count_forward(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, 
     return c.total, c.per_module, c.shapes
 
 
-def check_optimizer_name(name: str) -> None:
-    """Raise :class:`~trainlab.errors.ConfigError` (with a did-you-mean) unless ``name`` is a train.optimizer."""
-    from trainlab.config import OPTIMIZERS
-
-    if name not in OPTIMIZERS:
-        raise unknown_name("optimizer", name, OPTIMIZERS)
-
-
 def build_optimizer_for(name: str, model: nn.Module) -> torch.optim.Optimizer:
     """A default-hyper-parameter optimizer of kind ``name`` for profiling's one step.
 
     Raises :class:`~trainlab.errors.ConfigError` for an unknown name (with a did-you-mean).
     """
-    from trainlab.config import TrainConfig
-    from trainlab.optim import build_optimizer
-
-    check_optimizer_name(name)
     momentum = 0.9 if name == "nesterov" else 0.0  # nesterov needs momentum > 0
-    return build_optimizer(TrainConfig(optimizer=name, momentum=momentum, lr=0.01), model)
+    return make_optimizer(name, model, lr=0.01, momentum=momentum)
 
 
 def _real_train_step(

@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
+
+from trainlab.version import __version__
 
 
 def cpu_model() -> str:
@@ -47,10 +50,6 @@ def git_commit(path: Path | None) -> str | None:
 
 def environment(device: torch.device, study_path: Path | None = None) -> dict[str, Any]:
     """A JSON-able description of the machine and software a run executes on."""
-    import numpy
-
-    import trainlab
-
     env: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "hostname": platform.node(),
@@ -62,7 +61,7 @@ def environment(device: torch.device, study_path: Path | None = None) -> dict[st
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
-        "trainlab": trainlab.__version__,
+        "trainlab": __version__,
         "device": str(device),
         "cuda_available": torch.cuda.is_available(),
         "git_commit": git_commit(study_path),

@@ -110,7 +110,7 @@ def welch_test(
     if statistics.pvariance(xa) == 0.0 and statistics.pvariance(xb) == 0.0:
         p = 1.0 if diff == 0.0 else 0.0
         return WelchResult(math.copysign(math.inf, diff) if diff else 0.0, p, diff, len(xa), len(xb), alpha)
-    from scipy import stats as sps
+    from scipy import stats as sps  # deferred: scipy.stats takes ~1 s to import
 
     with warnings.catch_warnings():
         # Nearly identical values make scipy warn about precision loss; the p-value is still the right answer.

@@ -1,129 +1,66 @@
-"""Model registry: each family is one module; a user's own model is named ``package.module:ClassName``.
+"""Models: a registry of families (one module each), the ``[model]`` config, and building a model for a dataset.
 
 Every registered model has a pydantic parameter model, so ``[model]`` keys are validated like the rest of the
-study (an unknown or mistyped key names itself). Builders receive the dataset's input shape and class count.
+study (an unknown or mistyped key names itself). A user's own model is named ``package.module:ClassName``.
+Builders receive the dataset's input shape and class count; :func:`build_for` is the one place that builds a
+model for a dataset and turns a model that cannot take that input into a :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-from pydantic import BaseModel, ValidationError
 from torch import nn
 
-from trainlab.errors import ConfigError, did_you_mean
+from trainlab.errors import ConfigError, TrainlabError
 
-if TYPE_CHECKING:
-    from trainlab.config import ModelConfig
-
-
-@dataclass
-class ModelEntry:
-    """A registered model: its parameters' schema and a builder ``(params, input_shape, num_classes)``."""
-
-    name: str
-    description: str
-    params: type[BaseModel]
-    build: Callable[[Any, tuple[int, ...], int], nn.Module]
-
-
-MODELS: dict[str, ModelEntry] = {}
+# The family modules register themselves with the registry when imported; importing them here makes every
+# registered model known as soon as the package is.
+from trainlab.models import alexnet, cnn, mlp, resnet, simplenet  # noqa: F401
+from trainlab.models.config import ModelConfig
+from trainlab.models.registry import (
+    MODELS,
+    ModelEntry,
+    build_model,
+    flat_features,
+    register,
+    registry,
+    validate_model_kwargs,
+)
 
 
-def register(name: str, description: str, params: type[BaseModel]) -> Callable:
-    """Decorator registering a builder under ``name``."""
+class InputSpec(Protocol):
+    """What a model is built for: a sample's shape and the number of outputs (a ``Dataset`` is one)."""
 
-    def deco(fn: Callable[[Any, tuple[int, ...], int], nn.Module]) -> Callable:
-        MODELS[name] = ModelEntry(name, description, params, fn)
-        return fn
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
 
-    return deco
-
-
-def _ensure_loaded() -> None:
-    # Importing the family modules fills MODELS; done lazily so `import trainlab` stays light.
-    from trainlab.models import alexnet, cnn, mlp, resnet, simplenet  # noqa: F401
+    @property
+    def num_classes(self) -> int: ...
 
 
-def registry() -> dict[str, ModelEntry]:
-    """All registered models by name."""
-    _ensure_loaded()
-    return MODELS
-
-
-def _import_user_class(name: str) -> type[nn.Module]:
-    module_name, _, attr = name.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"model.name '{name}': a user model is written 'package.module:ClassName'")
+def build_for(cfg: ModelConfig, data: InputSpec) -> nn.Module:
+    """Build ``cfg``'s model for ``data``'s samples and classes; a model that cannot take them is a ConfigError."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"model.name '{name}': cannot import module '{module_name}' ({exc})") from None
-    cls = getattr(module, attr, None)
-    if cls is None or not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
-        raise ConfigError(f"model.name '{name}': '{attr}' is not an nn.Module class in module '{module_name}'")
-    return cls
+        return build_model(cfg, tuple(data.input_shape), data.num_classes)
+    except TrainlabError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"model '{cfg.name}' cannot be built for input {list(data.input_shape)} and {data.num_classes}"
+            f" classes: {exc}"
+        ) from None
 
 
-def validate_model_kwargs(name: str, kwargs: dict[str, Any]) -> BaseModel | None:
-    """Check a model name and its keyword arguments; raise ``ValueError`` naming the key and what is allowed."""
-    if ":" in name:
-        cls = _import_user_class(name)
-        sig = inspect.signature(cls.__init__)
-        accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-        allowed = [p for p in sig.parameters if p not in ("self", "input_shape", "num_classes")]
-        for key in kwargs:
-            if not accepts_any and key not in allowed:
-                raise ValueError(
-                    f"unknown key 'model.{key}' for {name}{did_you_mean(key, allowed)}; "
-                    f"its __init__ accepts: {', '.join(allowed) or 'nothing'}"
-                )
-        return None
-    models = registry()
-    if name not in models:
-        raise ValueError(f"unknown model '{name}'{did_you_mean(name, models)}; allowed: {', '.join(sorted(models))}")
-    params = models[name].params
-    try:
-        return params.model_validate(kwargs)
-    except ValidationError as err:
-        msgs = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
-                allowed = sorted(params.model_fields)
-                msgs.append(
-                    f"unknown key 'model.{key}' for model '{name}'{did_you_mean(key, allowed)}; "
-                    f"allowed: name, {', '.join(allowed)}"
-                )
-            else:
-                msg = e["msg"].removeprefix("Value error, ")
-                msgs.append(f"model.{key}: {msg} (got {e.get('input')!r})")
-        raise ValueError("; ".join(msgs)) from None
-
-
-def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Build the model named by ``cfg`` for samples of ``input_shape`` and ``num_classes`` outputs."""
-    if ":" in cfg.name:
-        cls = _import_user_class(cfg.name)
-        sig = inspect.signature(cls.__init__)
-        extra = {}
-        if "input_shape" in sig.parameters:
-            extra["input_shape"] = tuple(input_shape)
-        if "num_classes" in sig.parameters:
-            extra["num_classes"] = num_classes
-        return cls(**extra, **cfg.kwargs)
-    entry = registry()[cfg.name]
-    params = entry.params.model_validate(cfg.kwargs)
-    return entry.build(params, tuple(input_shape), num_classes)
-
-
-def flat_features(input_shape: tuple[int, ...]) -> int:
-    """Number of input features once a sample is flattened."""
-    n = 1
-    for d in input_shape:
-        n *= d
-    return n
+__all__ = [
+    "MODELS",
+    "InputSpec",
+    "ModelConfig",
+    "ModelEntry",
+    "build_for",
+    "build_model",
+    "flat_features",
+    "register",
+    "registry",
+    "validate_model_kwargs",
+]

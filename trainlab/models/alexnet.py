@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainlab.errors import ConfigError
-from trainlab.models import register
+from trainlab.models.registry import register
 from trainlab.models.weights import PretrainedOptions, apply_pretrained_and_freeze
 
 # (kernel, stride, padding) of each layer of `features` that changes the spatial size, in order.

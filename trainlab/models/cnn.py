@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 from trainlab.errors import ConfigError
-from trainlab.models import register
+from trainlab.models.registry import register
 
 
 class SimpleCNNParams(BaseModel):

@@ -23,7 +23,7 @@ from pydantic import Field
 from torch import nn
 
 from trainlab.errors import ConfigError
-from trainlab.models import register
+from trainlab.models.registry import register
 from trainlab.models.weights import PretrainedOptions, apply_pretrained_and_freeze
 
 

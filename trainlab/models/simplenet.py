@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from trainlab.errors import ConfigError
-from trainlab.models import register
 from trainlab.models.cnn import SimpleCNN
+from trainlab.models.registry import register
 
 CHANNELS = (10, 20)  # output channels of the two conv blocks
 KERNEL = 5  # conv kernel, no padding: each conv removes 4 pixels

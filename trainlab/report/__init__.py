@@ -3,96 +3,14 @@
 It reads only ``<out>/trainlab.db`` (measure, store and render are separate), so a report can be rebuilt at any
 time without training, also while the study is still running (what is finished so far is shown).
 
-Modules: :mod:`study` (read-only view of the store), :mod:`metrics` (labels, units, better-direction),
-:mod:`tables`, :mod:`findings`, :mod:`plots`, :mod:`export` (CSV, Markdown, LaTeX), :mod:`html`,
-:mod:`compare` (``trainlab compare``).
+Modules: :mod:`study` (read-only view of the store), :mod:`tables`, :mod:`finding` / :mod:`run_findings` /
+:mod:`findings`, :mod:`plotting` / :mod:`plots`, :mod:`deployment` (the deployment table, notes and plot),
+:mod:`export` (CSV, Markdown, LaTeX), :mod:`html`, :mod:`build` (writes the files), :mod:`compare`
+(``trainlab compare``). Labels, units and directions come from the metric catalogue, ``trainlab.measure.metrics``.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-FORMATS = ("html", "md", "csv", "latex")
-DEFAULT_FORMATS = ("html", "md", "csv")
-
-
-def _write(path: Path, data: str | bytes) -> None:
-    """Write atomically (temp file + rename): a browser or reader never sees half a report."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def build_report(out_dir: str | Path, formats: list[str] | None = None) -> dict[str, Path]:
-    """Write the report files of the study in ``out_dir`` and return their paths.
-
-    ``formats`` is any of ``html``, ``md``, ``csv``, ``latex`` (default: html, md, csv). Returns the keys
-    written among ``html``, ``md``, ``results_csv``, ``epochs_csv``, ``latex`` and ``plots`` (the folder).
-    Raises :class:`trainlab.errors.TrainlabError` when ``out_dir`` holds no ``trainlab.db``.
-    """
-    from trainlab.errors import TrainlabError
-    from trainlab.report.export import epochs_csv, render_latex, render_markdown, results_csv
-    from trainlab.report.findings import study_findings
-    from trainlab.report.study import StudyView
-    from trainlab.report.tables import class_tables, comparison_table, group_tables
-
-    wanted = list(dict.fromkeys(formats or DEFAULT_FORMATS))
-    unknown = [f for f in wanted if f not in FORMATS]
-    if unknown:
-        raise TrainlabError(f"unknown report format(s) {', '.join(unknown)}; allowed: {', '.join(FORMATS)}")
-    out_dir = Path(out_dir)
-    study = StudyView.load(out_dir)
-    paths: dict[str, Path] = {}
-
-    if "csv" in wanted:
-        paths["results_csv"] = out_dir / "results.csv"
-        _write(paths["results_csv"], results_csv(study))
-        paths["epochs_csv"] = out_dir / "epochs.csv"
-        _write(paths["epochs_csv"], epochs_csv(study))
-
-    if not {"html", "md", "latex"} & set(wanted):
-        return paths
-    findings = study_findings(study)
-    comparison = comparison_table(study)
-    groups = group_tables(study)
-    classes = class_tables(study)
-
-    if "latex" in wanted:
-        paths["latex"] = out_dir / "report.tex"
-        _write(paths["latex"], render_latex(study, comparison, groups, classes))
-
-    if {"html", "md"} & set(wanted):
-        from trainlab.report.plots import all_plots
-
-        plots = all_plots(study, classes)
-        plot_dir = out_dir / "plots"
-        plot_dir.mkdir(exist_ok=True)
-        written = set()
-        for p in plots["main"] + plots["factors"] + plots["confusion"]:
-            _write(plot_dir / f"{p.name}.png", p.png)
-            written.add(f"{p.name}.png")
-        from trainlab.report.deployment import deployment_section
-
-        deployment = deployment_section(out_dir, plot_dir)
-        if deployment is not None and deployment.plot is not None:
-            written.add("deployment.png")
-        for stale in plot_dir.glob("*.png"):  # figures of variants no longer in the study
-            if stale.name not in written:
-                stale.unlink()
-        paths["plots"] = plot_dir
-        if "md" in wanted:
-            paths["md"] = out_dir / "report.md"
-            _write(paths["md"], render_markdown(study, findings, comparison, groups, plots, classes, deployment))
-        if "html" in wanted:
-            from trainlab.report.html import render_html
-
-            paths["html"] = out_dir / "report.html"
-            _write(paths["html"], render_html(study, findings, comparison, groups, plots, classes, deployment))
-    return paths
-
+from trainlab.report.build import DEFAULT_FORMATS, FORMATS, build_report
 
 __all__ = ["DEFAULT_FORMATS", "FORMATS", "build_report"]

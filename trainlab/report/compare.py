@@ -11,9 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from trainlab.errors import TrainlabError
+from trainlab.measure.format import fmt_ci, fmt_delta, fmt_value
+from trainlab.measure.metrics import BY_KEY, HEADLINE, Metric
 from trainlab.measure.stats import ALPHA, TEST_NAME, relative_change, welch_test
-from trainlab.report.metrics import BY_KEY, HEADLINE, Metric, fmt_ci, fmt_delta, fmt_value
 from trainlab.report.study import StudyView, VariantView, machine_info
 from trainlab.report.tables import NOISE_MARK, SIG_MARK, header, md_escape
 
@@ -98,10 +103,6 @@ def compare_markdown(a: StudyView, b: StudyView, rows: list[CompareRow]) -> str:
 
 def compare_command(a: Path, b: Path, out: Path | None) -> int:
     """Print the comparison of two study folders (rich table); also write it as Markdown to ``out``."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     sa, sb = StudyView.load(a), StudyView.load(b)
     rows = compare_rows(sa, sb)
     console = Console()

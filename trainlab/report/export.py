@@ -2,7 +2,8 @@
 
 ``results.csv`` has one row per run: study, variant, seed, status, error, one column per swept key, then every
 scalar per-run figure the runs recorded (nested dicts flattened as ``a.b``; lists such as the confusion matrix
-left out), then repeat and run_id. ``epochs.csv`` has one row per run and epoch.
+left out) — the metric catalogue's figures first, in its order —, then repeat and run_id. ``epochs.csv`` has one
+row per run and epoch, its columns in the order of the catalogue's per-epoch figures.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
+from trainlab.measure.format import fmt_number
+from trainlab.measure.metrics import EPOCH_METRICS, column_order
 from trainlab.measure.stats import ALPHA, CONFIDENCE, TEST_NAME
 from trainlab.report.findings import Finding
-from trainlab.report.metrics import fmt_number
 from trainlab.report.plots import Plot
 from trainlab.report.study import StudyView, machine_info, run_dates
 from trainlab.report.tables import (
@@ -57,7 +59,7 @@ def _csv_value(v: Any) -> Any:
 
 
 def results_csv(study: StudyView) -> str:
-    """Text of results.csv."""
+    """Text of results.csv: lead columns, swept keys, the figures (catalogue order, then others), tail."""
     figure_keys: list[str] = []
     flat = []
     for r in study.runs:
@@ -66,6 +68,7 @@ def results_csv(study: StudyView) -> str:
         for k in f:
             if k not in figure_keys:
                 figure_keys.append(k)
+    figure_keys = column_order(figure_keys)
     header = [*RESULTS_LEAD, *study.swept_keys, *figure_keys, *RESULTS_TAIL]
     factors = {v.name: v.factors for v in study.variants}
     buf = io.StringIO()
@@ -81,13 +84,14 @@ def results_csv(study: StudyView) -> str:
 
 
 def epochs_csv(study: StudyView) -> str:
-    """Text of epochs.csv: study, variant, seed, run_id, status, then every per-epoch key."""
-    keys: list[str] = ["epoch"]
+    """Text of epochs.csv: study, variant, seed, run_id, status, then every per-epoch key (catalogue order)."""
+    seen: list[str] = ["epoch"]
     for r in study.runs:
         for e in r.epochs:
             for k in e:
-                if k not in keys:
-                    keys.append(k)
+                if k not in seen:
+                    seen.append(k)
+    keys = column_order(seen, EPOCH_METRICS)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["study", "variant", "seed", "run_id", "status", *keys])

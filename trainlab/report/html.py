@@ -10,11 +10,14 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 
+from trainlab.measure.format import fmt_number, fmt_value
+from trainlab.measure.metrics import BY_KEY, METRICS
 from trainlab.report import anchors
 from trainlab.report.export import flatten, statistics_text
 from trainlab.report.findings import Finding, run_findings
-from trainlab.report.metrics import BY_KEY, METRICS, fmt_number, fmt_value
 from trainlab.report.plots import Plot, confusion_summary
 from trainlab.report.study import RunView, StudyView, is_number, machine_info, run_dates
 from trainlab.report.tables import NOISE_MARK, SIG_MARK, ClassTable, Table
@@ -110,9 +113,6 @@ HEATMAP_MAX_CLASSES = 30  # beyond this a confusion matrix is too wide for an HT
 
 def heatmap(ct: ClassTable) -> list[list[dict[str, Any]]]:
     """Cells of a confusion matrix as an HTML heatmap: count, background (viridis of the row share), text colour."""
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
     cmap = colormaps["viridis"]
     rows = []
     for row in ct.confusion:

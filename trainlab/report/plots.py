@@ -8,125 +8,31 @@ markers tell lines apart as well. Every variant keeps its colour in every figure
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from trainlab.measure.format import fmt_value
+from trainlab.measure.metrics import BY_KEY
 from trainlab.report import anchors
-from trainlab.report.findings import DATA_BOUND_SHARE, pareto_front
-from trainlab.report.metrics import BY_KEY, fmt_value
+from trainlab.report.finding import DATA_BOUND_SHARE
+from trainlab.report.findings import pareto_front
+from trainlab.report.plotting import (
+    LOG_SPAN,
+    Plot,
+    colour,
+    legend_below,
+    log_if_wide,
+    marker,
+    new_figure,
+    set_margins,
+    style_axes,
+    to_png,
+)
 from trainlab.report.study import StudyView, VariantView, dotted_get, is_number
 from trainlab.report.tables import ClassTable
-
-# Okabe & Ito (2008), "Color Universal Design"; yellow last: it is faint as a line on white.
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000", "#F0E442")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-DPI = 110  # ~1100 px wide figures: sharp on screen, small enough to inline as base64
-LOG_SPAN = 20.0  # use a log axis when positive values span more than this ratio
-
-
-@dataclass
-class Plot:
-    """One rendered figure."""
-
-    id: str  # element id in report.html (anchors link here)
-    name: str  # file stem under plots/
-    title: str
-    caption: str
-    alt: str
-    png: bytes
-
-
-def colour(i: int) -> str:
-    return OKABE_ITO[i % len(OKABE_ITO)]
-
-
-def marker(i: int) -> str:
-    """Plain circles for the first eight variants; other markers once colours repeat."""
-    return "o" if i < len(OKABE_ITO) else MARKERS[(i // len(OKABE_ITO)) % len(MARKERS)]
-
-
-def _figure(width: float, height: float) -> Figure:
-    # No layout engine: constrained/tight layout re-draw the figure to measure it, which doubles the cost of every
-    # plot. Margins are set in inches by _margins instead.
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _margins(
-    fig: Figure,
-    left: float = 0.75,
-    right: float = 0.25,
-    top: float = 0.45,
-    bottom: float = 0.6,
-    legend_rows: int = 0,
-    wspace_in: float = 0.8,
-) -> None:
-    """Set subplot margins in inches (plus room for ``legend_rows`` rows of a legend under the axes)."""
-    w, h = fig.get_size_inches()
-    bottom += 0.27 * legend_rows
-    ncols = max(len(fig.axes), 1)
-    axes_w = (w - left - right - wspace_in * (ncols - 1)) / ncols
-    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
-                        wspace=wspace_in / max(axes_w, 0.1))  # fmt: skip
-
-
-def _legend_below(fig: Figure, handles: list[Any], labels: list[str] | None = None, ncol: int = 8) -> int:
-    """A frameless legend centred under the axes, read row by row; returns the number of rows it takes.
-
-    Uses the most columns (up to ``ncol``) whose widest entries fit side by side in the figure's width.
-    """
-    labels = labels if labels is not None else [h.get_label() for h in handles]
-    width = [0.6 + 0.075 * len(lb) for lb in labels]  # inches: marker, gap and label at font size 9
-    ncol = max(min(ncol, len(handles)), 1)
-    while ncol > 1 and sum(max(width[i] for i in col) for col in _columns(len(handles), ncol)) > fig.get_figwidth():
-        ncol -= 1
-    order = [i for col in _columns(len(handles), ncol) for i in col]
-    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower center",
-               bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False, fontsize=9)  # fmt: skip
-    return math.ceil(len(handles) / ncol)
-
-
-def _columns(n: int, ncol: int) -> list[list[int]]:
-    """Item indices per legend column so that matplotlib's column-by-column legend reads row by row.
-
-    matplotlib splits the entries into ``ncol`` columns of sizes ceil/floor(n / ncol), larger first
-    (``np.array_split``); the entry in row r, column c should be item r * ncol + c.
-    """
-    nrows = math.ceil(n / ncol)
-    full = n - ncol * (nrows - 1)  # columns holding nrows entries; the others hold nrows - 1
-    return [[r * ncol + c for r in range(nrows if c < full else nrows - 1)] for c in range(ncol)]
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _style(ax: Any) -> None:
-    ax.grid(True, color="#dddddd", linewidth=0.6)
-    if ax.get_yscale() == "linear":
-        with contextlib.suppress(AttributeError):  # categorical axes (bar labels) have no offset to turn off
-            ax.ticklabel_format(axis="y", useOffset=False)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-
-
-def _log_if_wide(ax: Any, values: Sequence[float], axis: str = "y") -> None:
-    pos = [v for v in values if v > 0]
-    if pos and len(pos) == len(values) and max(pos) / min(pos) > LOG_SPAN:
-        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
 
 
 def _epoch_means(v: VariantView, key: str) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -158,7 +64,7 @@ def curves(study: StudyView) -> Plot | None:
     regression = study.task == "regression"
     qual, qual_label = ("r2", "R²") if regression else ("acc", "accuracy (%)")
     scale = 1.0 if regression else 100.0
-    fig = _figure(10.5, 4.4 + 0.27 * (math.ceil((len(variants) + 3) / 6) - 1))
+    fig = new_figure(10.5, 4.4 + 0.27 * (math.ceil((len(variants) + 3) / 6) - 1))
     ax_loss, ax_acc = fig.subplots(1, 2)
     losses: list[float] = []
     qual_points: list[tuple[int, float]] = []  # (epoch, lowest value over seeds) of every quality curve
@@ -207,7 +113,7 @@ def curves(study: StudyView) -> Plot | None:
     ax_loss.set_title("Loss per epoch")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel(f"loss ({'MSE' if study.loss_name == 'mse' else 'cross-entropy, nats'})")
-    _log_if_wide(ax_loss, losses)
+    log_if_wide(ax_loss, losses)
     zoom = _zoom_floor(qual_points, [t * 100 for t in targets_drawn]) if not regression else None
     if zoom is not None:
         ax_acc.set_ylim(bottom=zoom, top=min(ax_acc.get_ylim()[1], 101.0))
@@ -215,7 +121,7 @@ def curves(study: StudyView) -> Plot | None:
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel(qual_label)
     for ax in (ax_loss, ax_acc):
-        _style(ax)
+        style_axes(ax)
         ax.xaxis.get_major_locator().set_params(integer=True)
     handles = [Line2D([], [], color=colour(idx[v.name]), marker=marker(idx[v.name]), label=v.name) for v in variants]
     handles += [
@@ -226,8 +132,8 @@ def curves(study: StudyView) -> Plot | None:
         handles.append(
             Line2D([], [], color="#777777", marker="*", markersize=10, linestyle=":", label="target / epoch reached")
         )
-    rows = _legend_below(fig, handles, ncol=10)
-    _margins(fig, legend_rows=rows)
+    rows = legend_below(fig, handles, ncol=10)
+    set_margins(fig, legend_rows=rows)
     finals = []
     for v in variants:
         xs, ys, _lo, _hi = _epoch_means(v, f"test_{qual}")
@@ -252,7 +158,7 @@ def curves(study: StudyView) -> Plot | None:
             f"The accuracy axis starts at {zoom:g}% to show the later epochs; lower early values (epoch 1) lie "
             "below it — see the per-epoch tables."
         )
-    return Plot(anchors.CURVES, "curves", "Loss and accuracy per epoch", caption.strip(), alt, _png(fig))
+    return Plot(anchors.CURVES, "curves", "Loss and accuracy per epoch", caption.strip(), alt, to_png(fig))
 
 
 def _zoom_floor(points: list[tuple[int, float]], targets: list[float]) -> float | None:
@@ -291,7 +197,7 @@ def time_split(study: StudyView) -> Plot | None:
     items = [(v, s) for v in study.variants if (s := _epoch_split(v)) is not None]
     if not items:
         return None
-    fig = _figure(9.0, 1.6 + 0.38 * len(items))
+    fig = new_figure(9.0, 1.6 + 0.38 * len(items))
     ax = fig.subplots()
     names = [v.name for v, _s in items][::-1]
     data = [s[0] for _v, s in items][::-1]
@@ -302,11 +208,11 @@ def time_split(study: StudyView) -> Plot | None:
     ax.barh(names, other, left=[a + b for a, b in zip(data, comp)], color="#BBBBBB", hatch="//", label="other")
     ax.set_xlabel("seconds per epoch (training phase)")
     ax.set_title("Time per epoch: data vs compute")
-    _style(ax)
+    style_axes(ax)
     handles, labels = ax.get_legend_handles_labels()
-    rows = _legend_below(fig, handles, labels, ncol=3)
+    rows = legend_below(fig, handles, labels, ncol=3)
     longest = max(len(n) for n in names)
-    _margins(fig, left=min(0.3 + 0.075 * longest, 3.5), legend_rows=rows, bottom=0.65)
+    set_margins(fig, left=min(0.3 + 0.075 * longest, 3.5), legend_rows=rows, bottom=0.65)
     which = {s[3] for _v, s in items}
     parts = [f"{v.name}: data {s[0]:.3g} s, compute {s[1]:.3g} s" for v, s in items]
     alt = "Stacked horizontal bars of seconds per epoch for each variant. " + "; ".join(parts) + "."
@@ -315,7 +221,7 @@ def time_split(study: StudyView) -> Plot | None:
         "out when there are more). Data: waiting for the next batch; compute: batch in hand to optimizer step done; "
         "other: the rest of the epoch's wall time (loop overhead)."
     )
-    return Plot(anchors.TIME_SPLIT, "time_split", "Data vs compute time per epoch", caption, alt, _png(fig))
+    return Plot(anchors.TIME_SPLIT, "time_split", "Data vs compute time per epoch", caption, alt, to_png(fig))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -353,7 +259,7 @@ def factor_plot(study: StudyView, key: str) -> Plot | None:
         groups.setdefault(label, []).append(v)
     if not any(len({float(v.factors[key]) for v in vs}) >= 2 for vs in groups.values()):
         return None  # no line: every value of the factor comes with different other settings
-    fig = _figure(3.4 * len(metrics), 3.6 + 0.27 * math.ceil(len(groups) / 4) * (len(groups) > 1))
+    fig = new_figure(3.4 * len(metrics), 3.6 + 0.27 * math.ceil(len(groups) / 4) * (len(groups) > 1))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     xs_all: list[float] = []
     alt_parts = []
@@ -376,18 +282,18 @@ def factor_plot(study: StudyView, key: str) -> Plot | None:
         ax.set_title(m.label)
         ax.set_xlabel(key)
         ax.set_ylabel(m.header)
-        _style(ax)
-        _log_if_wide(ax, xs_all, axis="x")
+        style_axes(ax)
+        log_if_wide(ax, xs_all, axis="x")
     rows = 0
     if len(groups) > 1:
-        rows = _legend_below(fig, *axes[0].get_legend_handles_labels(), ncol=4)
-    _margins(fig, left=0.8, legend_rows=rows, wspace_in=0.9)
+        rows = legend_below(fig, *axes[0].get_legend_handles_labels(), ncol=4)
+    set_margins(fig, left=0.8, legend_rows=rows, wspace_in=0.9)
     alt = f"Line charts of {', '.join(BY_KEY[m].label for m in metrics)} against {key}. " + "; ".join(alt_parts) + "."
     caption = "Each point is a variant's mean over its seeds (error bars: 95% CI when there are several)."
     if len(groups) > 1:
         caption += " One line per combination of the other swept keys."
     pid = f"{anchors.FACTORS}-{anchors.slug(key)}"
-    return Plot(pid, f"factor_{anchors.slug(key)}", f"{key} → metrics", caption, alt, _png(fig))
+    return Plot(pid, f"factor_{anchors.slug(key)}", f"{key} → metrics", caption, alt, to_png(fig))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -407,7 +313,7 @@ def pareto(study: StudyView) -> Plot | None:
     if not panels:
         return None
     idx = {v.name: i for i, v in enumerate(study.variants)}
-    fig = _figure(5.2 * len(panels), 4.4)
+    fig = new_figure(5.2 * len(panels), 4.4)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     alt_parts = []
     for ax, (cost, pts) in zip(axes, panels):
@@ -429,25 +335,25 @@ def pareto(study: StudyView) -> Plot | None:
         if len(fpts) > 1:
             ax.step([p[0] for p in fpts], [p[1] for p in fpts], where="post", color="#555555", linewidth=1,
                     linestyle="--", zorder=2)  # fmt: skip
-        _log_if_wide(ax, [c for _v, c, _a in pts], axis="x")
+        log_if_wide(ax, [c for _v, c, _a in pts], axis="x")
         ax.set_xlabel(cm.header if cm.unit else f"{cm.label} (forward, batch 1)")
         ax.set_ylabel(qm.header)
         ax.set_title(f"{qm.label} vs {cm.label}")
-        _style(ax)
+        style_axes(ax)
         ax.margins(x=0.15, y=0.12)
         alt_parts.append(f"{qm.label} vs {cm.label}: Pareto front {', '.join(front)}")
     handles = [
         Line2D([], [], marker="o", color="#555555", markerfacecolor="#555555", linestyle="--", label="Pareto front"),
         Line2D([], [], marker="o", color="#555555", markerfacecolor="white", linestyle="none", label="dominated"),
     ]
-    rows = _legend_below(fig, handles, ncol=2)
-    _margins(fig, left=0.8, legend_rows=rows, wspace_in=0.9)
+    rows = legend_below(fig, handles, ncol=2)
+    set_margins(fig, left=0.8, legend_rows=rows, wspace_in=0.9)
     alt = "Scatter plots, one point per variant. " + "; ".join(alt_parts) + "."
     caption = (
         "Filled points are on the Pareto front (no other variant is at least as accurate for no more cost); "
         "hollow points are dominated. Means over seeds."
     )
-    return Plot(anchors.PARETO, "pareto", f"{qm.label} vs cost", caption, alt, _png(fig))
+    return Plot(anchors.PARETO, "pareto", f"{qm.label} vs cost", caption, alt, to_png(fig))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -480,7 +386,7 @@ def confusion_grid(tables: list[ClassTable]) -> Plot | None:
     panel = min(2.4 + 0.1 * k, 5.0)  # inches per panel
     ncols = min(len(tables), max(int(11.0 // (panel + 0.6)), 1))
     nrows = math.ceil(len(tables) / ncols)
-    fig = _figure(ncols * (panel + 0.6) + 1.0, nrows * (panel + 0.75) + 0.3)
+    fig = new_figure(ncols * (panel + 0.6) + 1.0, nrows * (panel + 0.75) + 0.3)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     im = None
     for ax, ct in zip(axes.flat, tables):
@@ -504,7 +410,7 @@ def confusion_grid(tables: list[ClassTable]) -> Plot | None:
     cb.ax.tick_params(labelsize=6)
     alt = "Confusion-matrix heatmaps, one per variant. " + " ".join(confusion_summary(ct) for ct in tables)
     caption = "Rows: true class; columns: predicted class; colour: share of the true class (recall on the diagonal)."
-    return Plot(anchors.CONFUSION + "-grid", "confusion", "Confusion matrices", caption, alt, _png(fig))
+    return Plot(anchors.CONFUSION + "-grid", "confusion", "Confusion matrices", caption, alt, to_png(fig))
 
 
 def all_plots(study: StudyView, class_tables: list[ClassTable]) -> dict[str, Any]:
@@ -515,4 +421,4 @@ def all_plots(study: StudyView, class_tables: list[ClassTable]) -> dict[str, Any
     return {"main": main, "factors": factors, "confusion": [conf] if conf else []}
 
 
-__all__ = ["OKABE_ITO", "Plot", "all_plots", "curves", "factor_plot", "pareto", "time_split"]
+__all__ = ["Plot", "all_plots", "curves", "factor_plot", "pareto", "time_split"]

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
+from trainlab.measure.metrics import BY_KEY, METRICS, Metric, derived
 from trainlab.measure.stats import MeanCI, TimingNoise, WelchResult, mean_ci, timing_noise, welch_test
 from trainlab.report import anchors
-from trainlab.report.metrics import BY_KEY, METRICS, Metric, derived
 from trainlab.store import Store
 
 STATUSES = ("done", "running", "pending", "failed", "diverged", "skipped")

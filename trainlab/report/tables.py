@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainlab.measure.format import fmt_ci, fmt_delta, fmt_value, loss_unit
+from trainlab.measure.metrics import BY_KEY, GROUPS, HEADLINE, Metric
 from trainlab.measure.stats import relative_change
 from trainlab.report import anchors
-from trainlab.report.metrics import BY_KEY, GROUPS, HEADLINE, Metric, fmt_ci, fmt_delta, fmt_value, loss_unit
 from trainlab.report.study import StudyView, VariantView, dotted_get
 
 SIG_MARK = "*"  # Welch p < alpha: larger than the noise

@@ -9,6 +9,10 @@ convolutions and matrix products: that is the deployed model that is timed. ``to
 FX) is deprecated in 2.13 and slated for removal; torchao's ``quantize_`` int8 tensor subclasses run 10-50x slower
 than float on CPU in eager mode (measured here). See ``docs/deploy.md``.
 
+Longer than 450 lines because it is one file format and its pipeline: the graph walks that write the saved
+int8 tensors (quantize, prune, layer report, save) and those that read them back (load, compiled module) must
+agree on the same node patterns, and keeping both sides together is what keeps them in agreement.
+
 Methods:
 - ``static``: weights int8 symmetric per output channel, activations uint8 affine per tensor with ranges from a
   histogram observer over the calibration batches. Conv (with a following batch norm folded into it), Linear,
@@ -27,19 +31,21 @@ with ``torch.load(weights_only=True)``. :func:`load_quantized` rebuilds the grap
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import itertools
-import logging
 import shutil
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from trainlab.deploy.quiet import quiet
+from trainlab.deploy.reasons import first_line
 from trainlab.errors import TrainlabError
 
 QUANT_METHODS = ("dynamic", "static")
@@ -115,26 +121,13 @@ def _compact(t: torch.Tensor) -> torch.Tensor:
 # Optional dependency
 
 
-@contextlib.contextmanager
-def _quiet_import() -> Iterator[None]:
+def _quiet_import() -> contextlib.AbstractContextManager[None]:
     """torchao's import logs one warning per CUDA kernel library it cannot load on a CPU build: not useful here."""
-    loggers = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    return quiet("torchao", "torch.utils._pytree")
 
 
 def torchao_version() -> str | None:
     """Installed torchao version, or None."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("torchao")
     except PackageNotFoundError:
@@ -145,6 +138,7 @@ def _pt2e() -> tuple[Any, Any, Any]:
     """(prepare_pt2e, convert_pt2e, x86_inductor_quantizer module) from torchao, imported quietly."""
     try:
         with _quiet_import():
+            # torchao is an optional dependency ([deploy]): imported when quantizing, not with this module.
             import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     except ImportError as exc:
@@ -180,7 +174,7 @@ def export_graph(model: nn.Module, example: torch.Tensor) -> torch.fx.GraphModul
         with _quiet_import():
             program = torch.export.export(model, (example,), dynamic_shapes=dynamic)
     except Exception as exc:
-        raise QuantizationError(f"torch.export cannot capture the model: {_first_line(exc)}") from exc
+        raise QuantizationError(f"torch.export cannot capture the model: {first_line(exc)}") from exc
     graph = program.module()
     _split_reused_modules(graph)
     return graph
@@ -235,8 +229,6 @@ def quantize(
     """
     if method not in QUANT_METHODS:
         raise ValueError(f"unknown quantization method '{method}'; allowed: {', '.join(QUANT_METHODS)}")
-    import copy
-
     prepare_pt2e, convert_pt2e, _ = _pt2e()
     float_model = copy.deepcopy(model).eval().cpu()
     graph = export_graph(float_model, example.cpu())
@@ -261,7 +253,7 @@ def quantize(
     except QuantizationError:
         raise
     except Exception as exc:
-        raise QuantizationError(f"{method} quantization failed: {_first_line(exc)}") from exc
+        raise QuantizationError(f"{method} quantization failed: {first_line(exc)}") from exc
     _prune_unused(converted)
     quantized, left_float = layer_report(converted, model)
     return QuantizedModel(converted, method, quantized, left_float)
@@ -457,15 +449,10 @@ class CompiledInt8(Int8Module):
         shape = tuple(x.shape)
         if shape in self._shapes:
             return self._compiled(x)  # the timed path: no config patching per call
-        import torch._inductor.config as inductor_config
+        import torch._inductor.config as inductor_config  # inductor takes seconds to import: only to compile
 
         # First call at this shape compiles; freezing lets inductor pre-pack the int8 weights for oneDNN.
         with inductor_config.patch(freezing=True), _quiet_import():
             out = self._compiled(x)
         self._shapes.add(shape)
         return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"

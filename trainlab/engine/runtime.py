@@ -1,4 +1,4 @@
-"""Process-level settings for a run's process.
+"""Process-level settings for a run's process: allocator tuning, and dying with the study.
 
 ``tune_allocator`` keeps glibc from handing large freed blocks back to the kernel. A training step allocates
 and frees the same multi-megabyte tensors (the batch, activations, gradients) every step; with glibc's defaults
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import signal
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -31,3 +32,13 @@ def tune_allocator() -> bool:
     ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
     ok = (mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1) and ok
     return ok
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so a killed study leaves no orphan run behind."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the orphan finishes its run and records it
+        pass

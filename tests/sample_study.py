@@ -223,7 +223,7 @@ def write_sample_store(
     ``behaviour`` maps variant names to one of :data:`BEHAVIOURS` (default ``done``); ``classes`` are stored
     as ``results["classes"]`` when given.
     """
-    from trainlab.config import load_study
+    from trainlab.study import load_study
 
     study = load_study(config or sample_config())
     store = Store(Path(out_dir) / "trainlab.db")
@@ -238,7 +238,7 @@ def write_sample_store(
             continue
         index = variants.index(spec.variant)
         rng = random.Random(seed * 1000 + index * 10 + spec.repeat)
-        k = spec.config.data.num_classes
+        k = spec.config.data.options.num_classes
         hidden = spec.config.model.kwargs.get("hidden") or [32]
         profile = _profile(int(hidden[0]), k)
         if how == "skipped":

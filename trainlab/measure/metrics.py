@@ -1,15 +1,16 @@
 """The curated per-run figures: label, unit, which direction is better, how to print, and their definition.
 
 Tables show the metrics listed here (in this order, grouped); ``results.csv`` holds these and any other numeric
-figure a run records. Definitions follow DESIGN.md's "Measurement definitions" and are shown in the report.
+figure a run records. The definitions are those of docs/measurements.md and are shown in the report; how a
+value is printed is ``trainlab.measure.format``'s job.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from trainlab.measure.format import is_number
 
 Better = Literal["higher", "lower"] | None
 
@@ -122,6 +123,41 @@ METRICS: tuple[Metric, ...] = (
 
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 
+# Per-epoch figures: the fields of a run's epoch rows (trainlab.engine.events.EpochRow), in column order of
+# epochs.csv. Times are the training phase only; test figures are taken after the epoch, in eval mode.
+EPOCH = "Per epoch"
+EPOCH_METRICS: tuple[Metric, ...] = (
+    Metric("epoch", "Epoch", "", None, "epochs", EPOCH, "1-based index of the epoch."),
+    Metric("train_loss", "Train loss", "", "lower", "loss", EPOCH,
+           "Running mean of the data loss over the epoch's batches, training mode (L2 penalty not included)."),
+    Metric("train_acc", "Train acc", "%", "higher", "fraction", EPOCH,
+           "Running mean of training accuracy over the epoch's batches, training mode (classification only)."),
+    Metric("epoch_time_s", "Epoch time", "s", "lower", "time", EPOCH,
+           "Wall time of the epoch's training phase: data_time_s + compute_time_s.", _T),
+    Metric("data_time_s", "Data time", "s", "lower", "time", EPOCH,
+           "Time the loop waited for the next batch from its loader.", _T),
+    Metric("compute_time_s", "Compute time", "s", "lower", "time", EPOCH,
+           "Time from a batch in hand to its optimizer step done (CUDA: events on the GPU timeline).", _T),
+    Metric("steps", "Steps", "", None, "count", EPOCH, "Optimizer steps (batches) in the epoch."),
+    Metric("samples", "Samples", "", None, "count", EPOCH, "Training samples seen in the epoch."),
+    Metric("lr", "Learning rate", "", None, "ratio", EPOCH, "Learning rate of the first parameter group at the "
+           "epoch's end (after a per-batch schedule's last step, before a per-epoch schedule's step)."),
+    Metric("test_loss", "Test loss", "", "lower", "loss", EPOCH, "Mean data loss on the test split, eval mode."),
+    Metric("test_acc", "Test acc", "%", "higher", "fraction", EPOCH, "Test-split accuracy, eval mode."),
+    Metric("test_mae", "Test MAE", "", "lower", "loss", EPOCH,
+           "Mean absolute error on the test split, in the target's units (regression only)."),
+    Metric("test_r2", "Test R²", "", "higher", "ratio", EPOCH, "Coefficient of determination on the test split."),
+)  # fmt: skip
+EPOCH_KEYS: tuple[str, ...] = tuple(m.key for m in EPOCH_METRICS)
+
+
+def column_order(present: list[str], catalogue: tuple[Metric, ...] = METRICS) -> list[str]:
+    """CSV columns: the catalogue's keys that are ``present``, in catalogue order, then any other key in the
+    order first seen (a figure the catalogue does not define yet is still written)."""
+    known = [m.key for m in catalogue if m.key in present]
+    return known + [k for k in present if k not in known]
+
+
 # Headline columns of the comparison table (in order); those no run reports are dropped.
 HEADLINE = (
     "test_acc",
@@ -145,125 +181,6 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
     """Figures the report derives from a run's stored ones (not stored themselves)."""
     out: dict[str, Any] = {}
     data, total = results.get("data_time_s"), results.get("train_time_s")
-    if _num(data) and _num(total) and total > 0:
+    if is_number(data) and is_number(total) and total > 0:
         out["data_share"] = data / total
     return out
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _sig(v: float, digits: int = 3) -> str:
-    """``v`` with ``digits`` significant digits, no exponent for everyday magnitudes."""
-    if v == 0:
-        return "0"
-    mag = math.floor(math.log10(abs(v)))
-    decimals = max(digits - 1 - mag, 0)
-    if abs(v) >= 1e6 or abs(v) < 1e-4:
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{decimals}f}"
-
-
-def compact_count(v: float) -> str:
-    """Counts: exact with thousands separators below 10^5, else 3 significant digits with k/M/G/T."""
-    if abs(v) < 1e5:
-        return f"{round(v):,}" if float(v).is_integer() else f"{v:,.1f}"
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= div:
-            return f"{_sig(v / div)} {suffix}"
-    return f"{v:g}"
-
-
-def fmt_value(metric: Metric | None, value: Any) -> str:
-    """Display text of ``value`` in ``metric``'s unit (already scaled: fractions as %)."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if not isinstance(value, int | float):
-        return str(value)
-    if not math.isfinite(value):
-        return str(value)
-    if metric is None:
-        return compact_count(value) if float(value).is_integer() else _sig(value, 4)
-    v = value * metric.scale
-    match metric.kind:
-        case "fraction":
-            if 0 < abs(v) < 0.1:  # e.g. a small model's MFU: 0.008%, not 0.01
-                return _sig(v, 2)
-            return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
-        case "count":
-            return compact_count(v)
-        case "epochs":
-            return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
-        case "rate" if metric.unit == "GFLOP/s":
-            return _sig(v / 1e9)
-        case "rate":
-            return compact_count(v) if abs(v) >= 1e5 else (f"{v:,.0f}" if abs(v) >= 1000 else _sig(v))
-        case "ratio":
-            return f"{v:.3f}"
-        case _:
-            return _sig(v)
-
-
-def fmt_ci(metric: Metric | None, half_width: float | None) -> str:
-    """The ± part of a mean ± CI in the metric's display unit: two significant digits (percentages: the value's
-    decimals); empty for figures fixed by the model, which do not vary with the seed."""
-    if half_width is None or (metric is not None and metric.deterministic):
-        return ""
-    if metric is None:
-        return _sig(half_width, 2)
-    v = half_width * metric.scale
-    match metric.kind:
-        case "fraction":
-            return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
-        case "count":
-            return compact_count(v)
-        case "epochs":
-            return f"{v:.1f}"
-        case "rate" if metric.unit == "GFLOP/s":
-            return _sig(v / 1e9, 2)
-        case _:
-            return _sig(v, 2)
-
-
-def fmt_delta(metric: Metric, value: float | None, baseline: float | None) -> str:
-    """Difference against the baseline: percentage points for percentages, relative % otherwise."""
-    if value is None or baseline is None:
-        return ""
-    if metric.delta_in_points:
-        d = (value - baseline) * 100.0
-        return f"{d:+.1f} pp" if abs(d) >= 0.05 else "±0 pp"
-    if baseline == 0:
-        return ""
-    rel = (value - baseline) / abs(baseline) * 100.0
-    if abs(rel) < 0.05:
-        return "±0%"
-    return f"{rel:+.0f}%" if abs(rel) >= 100 else f"{rel:+.1f}%"
-
-
-def loss_unit(loss: str | None) -> str:
-    """Unit note for the loss columns: cross-entropy in nats, MSE in squared target units."""
-    return {"cross_entropy": "cross-entropy, nats", "mse": "MSE"}.get(loss or "", "")
-
-
-def fmt_number(v: Any) -> str:
-    """Generic display of a raw figure: ints with separators, floats with 4 significant digits, lists as JSON."""
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        if v == 0:
-            return "0"
-        if 1e-3 <= abs(v) < 1e6:
-            return f"{v:.4g}"
-        return f"{v:.3e}"
-    if isinstance(v, list | dict):
-        return json.dumps(v, separators=(",", ":"))
-    return str(v)

@@ -13,15 +13,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trainlab.config import RunSpec, Study
+from trainlab.engine.events import BatchProgress, EpochEnded, Event, RunDispatched, RunEnded, RunStarted
+from trainlab.measure.format import fmt_pct, fmt_spec, fmt_value
+from trainlab.measure.metrics import BY_KEY, derived
+from trainlab.study import RunSpec, Study
 
 
 def _pct(v: Any) -> str:
-    return f"{100 * v:.2f}%" if isinstance(v, int | float) else "—"
-
-
-def _num(v: Any, fmt: str = ".3f") -> str:
-    return format(v, fmt) if isinstance(v, int | float) else "—"
+    p = fmt_pct(v, decimals=2)
+    return p if p == "—" else p + "%"
 
 
 # Summary columns when a study does not name its own ([study] columns).
@@ -55,44 +55,42 @@ class RichReporter:
         self.progress.start()
         self.run_task = self.progress.add_task("runs", total=len(study.runs), completed=done, info="")
 
-    def run_start(self, index: int, total: int, spec: RunSpec, resumed: bool) -> None:
-        self.label = f"run {index}/{total} {spec.variant} (seed {spec.seed})"
-        if self.batch_task is not None:
-            self.progress.remove_task(self.batch_task)
-        self.batch_task = self.progress.add_task(self.label + (" resuming" if resumed else ""), total=None, info="")
-
-    def event(self, spec: RunSpec, ev: dict[str, Any]) -> None:
-        kind = ev.get("event")
-        if kind == "run_start":
-            self.epochs = ev["epochs"]
+    def event(self, spec: RunSpec, ev: Event) -> None:
+        if isinstance(ev, RunDispatched):
+            self.label = f"run {ev.index}/{ev.total} {spec.variant} (seed {spec.seed})"
+            if self.batch_task is not None:
+                self.progress.remove_task(self.batch_task)
+            desc = self.label + (" resuming" if ev.resuming else "")
+            self.batch_task = self.progress.add_task(desc, total=None, info="")
+        elif isinstance(ev, RunStarted):
+            self.epochs = ev.epochs
             self.progress.update(
                 self.batch_task,
-                total=ev["batches"],
+                total=ev.batches,
                 completed=0,
-                description=f"{self.label} epoch {ev['start_epoch']}/{self.epochs} [{ev['device']}]",
+                description=f"{self.label} epoch {ev.start_epoch}/{self.epochs} [{ev.device}]",
             )
-        elif kind == "batch":
+        elif isinstance(ev, BatchProgress):
             self.progress.update(
                 self.batch_task,
-                completed=ev["batch"],
-                description=f"{self.label} epoch {ev['epoch']}/{self.epochs}",
-                info=f"loss {ev['loss']:.4f}",
+                completed=ev.batch,
+                description=f"{self.label} epoch {ev.epoch}/{self.epochs}",
+                info=f"loss {ev.loss:.4f}",
             )
-        elif kind == "epoch":
-            info = f"loss {ev['train_loss']:.4f} acc {_pct(ev.get('train_acc'))} test {_pct(ev.get('test_acc'))}"
-            self.progress.update(self.batch_task, completed=ev["steps"], info=info)
+        elif isinstance(ev, EpochEnded):
+            r = ev.row
+            info = f"loss {r.train_loss:.4f} acc {_pct(r.train_acc)} test {_pct(r.test_acc)}"
+            self.progress.update(self.batch_task, completed=r.steps, info=info)
             self.progress.console.print(
-                f"  {spec.variant} epoch {ev['epoch']}/{self.epochs}: train loss {ev['train_loss']:.4f}"
-                f" acc {_pct(ev.get('train_acc'))} | test loss {_num(ev.get('test_loss'), '.4f')}"
-                f" acc {_pct(ev.get('test_acc'))} | {ev['epoch_time_s']:.2f}s"
-                f" (data {ev['data_time_s']:.2f}s, compute {ev['compute_time_s']:.2f}s)"
+                f"  {spec.variant} epoch {r.epoch}/{self.epochs}: train loss {r.train_loss:.4f}"
+                f" acc {_pct(r.train_acc)} | test loss {fmt_spec(r.test_loss, '.4f')}"
+                f" acc {_pct(r.test_acc)} | {r.epoch_time_s:.2f}s"
+                f" (data {r.data_time_s:.2f}s, compute {r.compute_time_s:.2f}s)"
             )
-
-    def run_end(self, spec: RunSpec, record: dict[str, Any]) -> None:
-        self.progress.advance(self.run_task)
-        status = record.get("status", "?")
-        if status != "done":
-            self.progress.console.print(f"  [red]{spec.variant}: {status}[/] — {record.get('error')}")
+        elif isinstance(ev, RunEnded):
+            self.progress.advance(self.run_task)
+            if ev.outcome.status != "done":
+                self.progress.console.print(f"  [red]{spec.variant}: {ev.outcome.status}[/] — {ev.outcome.error}")
 
     def run_skipped(self, spec: RunSpec, status: str) -> None:
         pass
@@ -102,7 +100,6 @@ class RichReporter:
             self.progress.remove_task(self.batch_task)
         self.progress.stop()
         # The study's own columns when it names them (the table its question asks for), else a standard set.
-        from trainlab.report.metrics import BY_KEY, derived, fmt_value
 
         keys = result.study.config.study.columns or DEFAULT_COLUMNS
         table = Table(title=f"{result.study.name}: results", title_justify="left")

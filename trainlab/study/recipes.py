@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError, did_you_mean
+from trainlab.study.overrides import parse_override
 
 
 def recipe_dirs() -> list[Path]:
     """Folders searched for recipes: the source checkout's ``recipes/``, then the installed copy."""
     return [
-        Path(__file__).resolve().parent.parent / "recipes",
+        Path(__file__).resolve().parents[2] / "recipes",
         Path(sys.prefix) / "share" / "trainlab" / "recipes",
     ]
 
@@ -38,6 +39,16 @@ def recipe_path(name: str) -> Path:
     if name not in recipes:
         raise ConfigError(f"unknown recipe '{name}'{did_you_mean(name, recipes)}; recipes: {', '.join(recipes)}")
     return recipes[name]
+
+
+def resolve_study_path(source: str) -> Path:
+    """Map ``recipe:NAME`` to a shipped recipe file; otherwise treat ``source`` as a path."""
+    if source.startswith("recipe:"):
+        return recipe_path(source[len("recipe:") :])
+    path = Path(source)
+    if not path.exists():
+        raise ConfigError(f"study file not found: {path}")
+    return path
 
 
 def list_recipes() -> list[tuple[str, str]]:
@@ -96,8 +107,6 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
     The stand-in has the real dataset's sample shape, class count and task, so every model, loss and report
     path of the recipe is exercised; pretrained weights (a file the user provides) are not loaded.
     """
-    from trainlab.config import parse_override, resolve_study_path
-
     raw: dict[str, Any] = tomllib.loads(resolve_study_path(source).read_text())
     smoke: dict[str, Any] = dict(parse_override(o) for o in overrides)
     smoke.update(_stand_in(raw.get("data", {})))

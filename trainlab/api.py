@@ -1,0 +1,106 @@
+"""The library entry points the CLI (and a notebook) call: run a study end to end.
+
+``run`` ties the wings together in order — the study (load, validate), the engine (preflight, dispatch to an
+executor, the store), deployment (``[deploy]``) and the report — which is why it sits above all of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from trainlab.data import DatasetCache
+from trainlab.deploy import deploy_study
+from trainlab.engine.events import Sink
+from trainlab.engine.executors import Executor
+from trainlab.engine.runner import (
+    Reporter,
+    SilentReporter,
+    StudyResult,
+    add_to_path,
+    default_out_dir,
+    dispatch,
+    make_executor,
+    preflight,
+)
+from trainlab.errors import ConfigError
+from trainlab.layout import StudyDir
+from trainlab.report import build_report
+from trainlab.report.deployment import write_deployment_outputs
+from trainlab.store import Store
+from trainlab.study import Study, load_study
+
+
+def run(
+    study: str | Path | Study | dict[str, Any],
+    overrides: list[str] | dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    *,
+    reporter: Reporter | None = None,
+    isolate: bool = True,
+    executor: str | Executor | None = None,
+    sinks: list[Sink] | None = None,
+    write_report: bool = True,
+) -> StudyResult:
+    """Run every run of a study not already finished in ``out``, deploy (``[deploy]``) and write its report.
+
+    ``study`` is a path, ``recipe:NAME``, a parsed dict or a loaded :class:`Study`. ``executor``: ``subprocess``
+    (default: each run in its own process), ``inline`` or an :class:`Executor`; ``isolate=False`` means
+    ``inline``. ``sinks``: more receivers of every run's events (best effort: one that fails is reported once
+    and dropped, the study goes on).
+    """
+    if not isinstance(study, Study):
+        if isinstance(study, str | Path) and not str(study).startswith("recipe:"):
+            add_to_path(Path(study).resolve().parent)
+        study = load_study(study, overrides)
+    elif overrides:
+        raise ConfigError("pass overrides to load_study when giving a loaded Study")
+    reporter = reporter or SilentReporter()
+    layout = StudyDir(out if out is not None else default_out_dir(study))
+
+    datasets = preflight(study)
+    chosen = make_executor(executor or ("subprocess" if isolate else "inline"), datasets)
+    layout.prepare()
+    store = Store(layout.db)
+    result = StudyResult(study=study, out_dir=layout.root)
+    try:
+        dispatch(study, layout, store, chosen, reporter, sinks)
+        if study.config.deploy.methods:
+            _deploy(layout, study, datasets)
+    finally:
+        result.records = store.runs()
+        if write_report:
+            result.report_paths = _report(layout)
+    reporter.study_end(result)
+    return result
+
+
+def deploy_command(out_dir: Path, methods: list[str] | None) -> int:
+    """``trainlab deploy OUT [--method ...]``: :func:`trainlab.deploy.deploy_study`, then the report's table,
+    ``deploy/deployment.md`` and ``deploy/deployment.png``; returns 1 when a method failed or was skipped."""
+    console = Console(width=max(Console().width, 160))  # the table has 13 columns
+    written = deploy_study(out_dir, methods=methods, progress=lambda m: console.print(f"[dim]deploy[/] {m}"))
+    if not written:
+        console.print(f"no finished run with a saved model in {out_dir}: nothing to deploy")
+        return 1
+    write_deployment_outputs(out_dir, console)
+    return 1 if any(r["status"] != "done" for r in written) else 0
+
+
+def _deploy(layout: StudyDir, study: Study, datasets: DatasetCache) -> None:
+    """The int8 / ONNX variants of each trained model, into the store (runs already deployed are left alone)."""
+    try:
+        deploy_study(layout.root, study.config.deploy, datasets=datasets, skip_deployed=True)
+    except Exception as exc:  # a deployment bug must not lose the study: its runs are stored
+        print(f"warning: deployment failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _report(layout: StudyDir) -> dict[str, Path]:
+    try:
+        return build_report(layout.root)
+    except Exception as exc:  # a report bug must not lose the study: the store has everything
+        print(f"warning: report could not be written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {}

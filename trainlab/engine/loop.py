@@ -1,0 +1,254 @@
+"""The training loop: one run, read top to bottom.
+
+``execute_run`` sets the run up (device, seed, data, the model — profiled as that very instance —, optimizer,
+schedule, loss), continues from a checkpoint when there is one, then trains epoch by epoch: the training phase of
+each epoch is timed by an :class:`EpochClock` (data vs compute) around :func:`~trainlab.engine.step.train_step`,
+evaluation runs outside the clock, a checkpoint is written, and the epoch's row is emitted. After training, the
+run's figures are measured (``trainlab.engine.figures``). The run never writes to the store: it emits typed
+events (``trainlab.engine.events``) and the driver's sinks record them.
+
+Conventions: ``train_loss``/``train_acc`` are the running means over the epoch's batches in training mode
+(dropout active), as most training logs report them; ``test_loss``/``test_acc`` are computed after the epoch in
+``eval()`` mode.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.data import Dataset, load_dataset
+from trainlab.data.loaders import make_loaders
+from trainlab.engine.checkpoint import Resume, find_resume, restore, write_checkpoint
+from trainlab.engine.device import DeviceUnavailable, resolve_device, seed_everything
+from trainlab.engine.events import (
+    BatchProgress,
+    Emit,
+    EpochEnded,
+    EpochRow,
+    RunOutcome,
+    RunStarted,
+)
+from trainlab.engine.figures import final_figures
+from trainlab.engine.optim import build_optimizer, build_scheduler
+from trainlab.engine.step import LossFn, evaluate, make_loss, train_step
+from trainlab.errors import TrainlabError
+from trainlab.measure.clock import EpochClock
+from trainlab.measure.complexity import Profile, profile_model
+from trainlab.measure.hardware import environment
+from trainlab.measure.memory import MemoryMeter
+from trainlab.models import build_for
+from trainlab.study import RunSpec
+
+# A loss above this many times the first epoch's (and above 1e3) counts as exploding: the run is diverged.
+EXPLODE_FACTOR = 1e4
+# On CPU, a running loss is free to read: report it every this many batches (on CUDA reading it would sync).
+PROGRESS_EVERY = 20
+
+
+class Diverged(Exception):
+    """The loss became NaN/inf or exploded; the run stops and is recorded as diverged."""
+
+
+def _ignore(_event: Any) -> None:
+    pass
+
+
+def execute_run(
+    spec: RunSpec,
+    *,
+    emit: Emit | None = None,
+    checkpoint_path: Path | None = None,
+    weights_path: Path | None = None,
+    study_path: Path | None = None,
+    dataset: Dataset | None = None,
+) -> RunOutcome:
+    """Train and measure one run. Never raises for a run-level failure: the outcome says what happened.
+
+    ``emit`` receives the run's events (RunStarted, BatchProgress, EpochEnded); ``checkpoint_path``: where the
+    run checkpoints each epoch and resumes from; ``weights_path``: where the trained ``state_dict`` is saved;
+    ``dataset``: an already loaded dataset for ``spec.config.data`` (else it is loaded here).
+    """
+    try:
+        return _execute(spec, emit or _ignore, checkpoint_path, weights_path, study_path, dataset)
+    except DeviceUnavailable as exc:
+        return RunOutcome("skipped", error=str(exc))
+    except Diverged as exc:
+        return RunOutcome("diverged", error=str(exc))
+    except torch.OutOfMemoryError as exc:
+        return RunOutcome("failed", error=f"out of memory: {str(exc).splitlines()[0]}")
+    except TrainlabError as exc:
+        return RunOutcome("failed", error=str(exc))
+    except Exception as exc:  # a crash in a model or the loop: recorded, the study goes on
+        return RunOutcome("failed", error=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
+
+
+@dataclass
+class Training:
+    """A run set up to train: its data, model (as profiled), optimizer, schedule and loss on one device."""
+
+    device: torch.device
+    ds: Dataset
+    train_loader: Any
+    test_loader: Any
+    model: nn.Module
+    profile: Profile | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    per_batch_schedule: bool
+    loss_fn: LossFn
+    l2: float  # weight of the explicit L2 penalty (train.l2)
+
+
+def _execute(
+    spec: RunSpec,
+    emit: Emit,
+    checkpoint_path: Path | None,
+    weights_path: Path | None,
+    study_path: Path | None,
+    dataset: Dataset | None,
+) -> RunOutcome:
+    cfg = spec.config
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    seed_everything(tc.seed, tc.deterministic)
+
+    # Data: both splits in memory; the training loader shuffles with a seed per (run seed, epoch).
+    ds = dataset if dataset is not None else load_dataset(cfg.data)
+    train_loader, test_loader = make_loaders(cfg.data, ds, device, tc.seed)
+
+    # Model: built with the run's seed; profiled as this very instance, before training.
+    torch.manual_seed(tc.seed)
+    model = build_for(cfg.model, ds).to(device)
+    profile = (
+        profile_model(model, ds.input_shape, ds.num_classes, optimizer=tc.optimizer) if cfg.measure.profile else None
+    )
+    if tc.epochs == 0:  # an anatomy study: the profile of the model, no training
+        if profile is None:
+            raise TrainlabError("train.epochs = 0 profiles the model only; it needs measure.profile = true")
+        emit(RunStarted(0, 0, 1, str(device), environment(device, study_path), profile.to_dict()))
+        return RunOutcome("done", results={"epochs": 0, "device": str(device), **profile.figures()})
+    optimizer = build_optimizer(tc, model)  # from this model's parameters, never another instance's
+    scheduler, per_batch_schedule = build_scheduler(tc, optimizer, len(train_loader))
+    run = Training(
+        device,
+        ds,
+        train_loader,
+        test_loader,
+        model,
+        profile,
+        optimizer,
+        scheduler,
+        per_batch_schedule,
+        make_loss(tc.loss, ds.task, ds.num_classes),
+        tc.l2,
+    )
+
+    # Continue after the last completed epoch when a checkpoint exists.
+    resume: Resume | None = find_resume(checkpoint_path)
+    history: list[EpochRow] = []
+    if resume is not None:
+        restore(resume, model, optimizer, scheduler)
+        history = list(resume.history)
+    start_epoch = len(history) + 1
+
+    emit(
+        RunStarted(
+            epochs=tc.epochs,
+            batches=len(train_loader),
+            start_epoch=start_epoch,
+            device=str(device),
+            env=environment(device, study_path),
+            profile=profile.to_dict() if profile else None,
+            history=list(history),
+        )
+    )
+    memory = MemoryMeter(device)
+    memory.start()
+    clock = EpochClock(device)
+    first_loss = history[0].train_loss if history else None
+    for epoch in range(start_epoch, tc.epochs + 1):
+        row = train_epoch(run, clock, epoch, emit)
+        first_loss = _check_divergence(row, first_loss, emit)
+        ev = evaluate(model, test_loader, run.loss_fn, ds.task, ds.num_classes, target_scale=ds.target_scale)
+        row.test_loss, row.test_acc = ev["loss"], ev.get("acc")
+        row.test_mae, row.test_r2 = ev.get("mae"), ev.get("r2")
+        row.evaluated = True
+        history.append(row)
+        if checkpoint_path is not None and tc.checkpoint:
+            write_checkpoint(checkpoint_path, history, model, optimizer, scheduler)
+        emit(EpochEnded(row))
+    mem = memory.stop()
+
+    # After training: figures of the trained model (eval mode, no grad), none inside the training clock.
+    results = final_figures(spec, model, ds, history, test_loader, run.loss_fn, device, profile, mem)
+    results["resumed_from_epoch"] = resume.epoch if resume is not None else None
+    if weights_path is not None and tc.checkpoint:
+        weights_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), weights_path)
+    return RunOutcome("done", results=results)
+
+
+def train_epoch(run: Training, clock: EpochClock, epoch: int, emit: Emit) -> EpochRow:
+    """The training phase of one epoch, timed: every batch through :func:`train_step`; the row without test
+    figures. Loss and correct counts accumulate on the device, so no step waits for the host."""
+    model, device = run.model, run.device
+    model.train()
+    run.train_loader.set_epoch(epoch)
+    classify = run.ds.task == "classification"
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    cpu = device.type == "cpu"
+    clock.start()
+    for step, (x, y) in enumerate(clock.batches(run.train_loader)):
+        clock.compute_start()
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        loss, out = train_step(model, x, y, run.loss_fn, run.optimizer, run.l2)
+        if run.per_batch_schedule:
+            run.scheduler.step()
+        loss_sum += loss * len(y)
+        if classify:
+            correct += (out.argmax(1) == y).sum()
+        seen += len(y)
+        clock.compute_end()
+        if cpu and step % PROGRESS_EVERY == 0:
+            emit(BatchProgress(epoch, step + 1, float(loss_sum) / seen))
+    times = clock.stop()
+    if run.scheduler is not None and not run.per_batch_schedule:
+        run.scheduler.step()
+    return EpochRow(
+        epoch=epoch,
+        train_loss=float(loss_sum) / max(seen, 1),
+        train_acc=int(correct) / max(seen, 1) if classify else None,
+        epoch_time_s=times.epoch_time_s,
+        data_time_s=times.data_time_s,
+        compute_time_s=times.compute_time_s,
+        steps=times.steps,
+        samples=seen,
+        lr=run.optimizer.param_groups[0]["lr"],
+    )
+
+
+def _check_divergence(row: EpochRow, first_loss: float | None, emit: Emit) -> float:
+    """Raise :class:`Diverged` (after emitting the epoch's row) when the loss is not finite or exploded;
+    return the first epoch's loss, the reference for an explosion."""
+    loss = row.train_loss
+    if not math.isfinite(loss):
+        emit(EpochEnded(row))
+        raise Diverged(f"training loss became {loss} in epoch {row.epoch}")
+    if first_loss is None:
+        return loss
+    if loss > max(EXPLODE_FACTOR * first_loss, 1e3):
+        emit(EpochEnded(row))
+        raise Diverged(f"training loss exploded to {loss:.3g} in epoch {row.epoch} (epoch 1: {first_loss:.3g})")
+    return first_loss

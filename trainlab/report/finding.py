@@ -1,0 +1,95 @@
+"""What a finding is: its kind, severity, sentence, figures and evidence; the thresholds every rule uses; and
+how figures are written inside a sentence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from trainlab.measure.format import fmt_value
+from trainlab.measure.metrics import BY_KEY
+from trainlab.report import anchors
+
+# ---- thresholds -----------------------------------------------------------------------------------------------
+# Overfitting: the test loss must have bottomed out before the last epoch and risen since by at least this
+# fraction of its minimum (10%: well above the epoch-to-epoch jitter of test loss on small test sets).
+OVERFIT_LOSS_RISE = 0.10
+# ... and stayed up: at least this many epochs after the minimum, whose mean test loss is that much above it
+# (one bad epoch at the end is noise, not overfitting).
+OVERFIT_EPOCHS_AFTER = 2
+# Fewer epochs than this tell no trend apart from noise.
+MIN_EPOCHS_FOR_TREND = 4
+# Underfitting: final train accuracy below this (classification) ...
+UNDERFIT_TRAIN_ACC = 0.60
+# ... or the train loss fell by less than this fraction from epoch 1 to the last epoch: training barely moved.
+UNDERFIT_LOSS_DROP = 0.10
+# Underfitting also when the final train loss (training mode: dropout active) exceeds this many times the test
+# loss (eval mode): the regularisation costs more than generalising does (e.g. dropout 0.8 on an MLP).
+UNDERFIT_TRAIN_OVER_TEST = 1.5
+# A train loss ending above this multiple of epoch 1's is exploding even when the loop did not stop the run
+# (the loop itself stops at 10^4 x, see train.EXPLODE_FACTOR).
+EXPLODING_LOSS_FACTOR = 10.0
+# Data-bound: the loop waits for batches during more than this share of training time.
+DATA_BOUND_SHARE = 0.30
+# Low utilisation: achieved training FLOP/s below this fraction of the device's measured peak (MFU). Well-fed
+# large models reach 30-50% on GPUs; below 10% the device mostly waits (model or batch too small, overheads).
+LOW_MFU = 0.10
+
+Severity = Literal["problem", "warning", "info"]
+SEVERITY_ORDER = {"problem": 0, "warning": 1, "info": 2}
+# Order in which kinds are shown: the answer first, then what went wrong, then what limits the conclusions.
+KIND_ORDER = (
+    "progress",
+    "best",
+    "tradeoff",
+    "diverged",
+    "failed",
+    "overfitting",
+    "underfitting",
+    "fit",
+    "data_bound",
+    "low_utilisation",
+    "significance",
+    "skipped",
+    "noise",
+)
+
+# Metrics the "best variant" findings cover (those the study has).
+BEST_METRICS = ("test_acc", "test_r2", "test_loss", "time_to_target_s", "train_time_s", "latency_p50_ms")
+
+
+@dataclass
+class Finding:
+    """One plain-language finding: what kind, how serious, the sentence, its figures and where the evidence is."""
+
+    kind: str
+    severity: Severity
+    text: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    anchor: str = anchors.COMPARISON  # id of the table, plot or run block in report.html
+    variant: str | None = None
+    run_id: str | None = None
+
+
+def figure_text(key: str, value: float | None) -> str:
+    """A figure in its metric's display unit, with the unit (e.g. ``95.3%``, ``1.24 s``)."""
+    m = BY_KEY.get(key)
+    text = fmt_value(m, value)
+    if m is None or not m.unit or value is None:
+        return text
+    return f"{text}{m.unit}" if m.unit == "%" else f"{text} {m.unit}"
+
+
+def metric_label(key: str) -> str:
+    m = BY_KEY.get(key)
+    return m.label.lower() if m else key
+
+
+def pct2(x: float) -> str:
+    """A fraction as a percentage with 2 significant digits (0.00008 -> '0.008%')."""
+    return f"{float(f'{x * 100:.2g}'):g}%"
+
+
+def rounded(x: float, digits: int = 4) -> float:
+    """Round a figure for the figures dict (the text shows fewer digits)."""
+    return float(f"{x:.{digits}g}")

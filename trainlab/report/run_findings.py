@@ -1,0 +1,241 @@
+"""Findings about one run: divergence or failure, overfitting, a good fit, underfitting, data-bound training,
+low device utilisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainlab.report import anchors
+from trainlab.report.finding import (
+    DATA_BOUND_SHARE,
+    EXPLODING_LOSS_FACTOR,
+    LOW_MFU,
+    MIN_EPOCHS_FOR_TREND,
+    OVERFIT_EPOCHS_AFTER,
+    OVERFIT_LOSS_RISE,
+    UNDERFIT_LOSS_DROP,
+    UNDERFIT_TRAIN_ACC,
+    UNDERFIT_TRAIN_OVER_TEST,
+    Finding,
+    pct2,
+    rounded,
+)
+from trainlab.report.study import RunView, is_number
+
+# ------------------------------------------------------------------------------------------------------
+# Per run
+
+
+def run_findings(run: RunView, quality_key: str = "test_acc") -> list[Finding]:
+    """Findings about one run from its status, its epochs and its figures."""
+    out: list[Finding] = []
+    where = anchors.run(run.run_id)
+    base = {"variant": run.variant, "run_id": run.run_id}
+    if run.status == "diverged":
+        figs: dict[str, Any] = {"epochs_completed": sum(1 for e in run.epochs if is_number(e.get("test_loss")))}
+        losses = [e.get("train_loss") for e in run.epochs]
+        if losses:
+            figs["last_train_loss"] = losses[-1]  # None when it was NaN/inf (JSON has no NaN)
+        lr = run.config.get("train", {}).get("lr")
+        if lr is not None:
+            figs["lr"] = lr
+        reason = run.error or "the loss became NaN or exploded"
+        text = f"{run.variant} diverged: {reason}."
+        if lr is not None:
+            text += f" Learning rate {lr:g}: a smaller one usually stabilises training."
+        out.append(Finding("diverged", "problem", text, figs, where, **base))
+        return out
+    if run.status == "failed":
+        out.append(
+            Finding(
+                "failed", "problem", f"{run.variant} failed: {run.error or 'no reason recorded'}.", {}, where, **base
+            )
+        )
+        return out
+    if run.status == "skipped":
+        out.append(Finding("skipped", "info", f"{run.variant} was skipped: {run.error or 'no reason recorded'}.",
+                           {}, where, **base))  # fmt: skip
+        return out
+
+    epochs = [e for e in run.epochs if e.get("epoch") is not None]
+    explode = _exploding(run.variant, epochs)
+    if explode:
+        out.append(Finding(**{**explode.__dict__, "anchor": anchors.CURVES, **base}))
+    over = _overfitting(run.variant, epochs)
+    if over:
+        out.append(Finding(**{**over.__dict__, **base}))
+    if run.status == "done":
+        under = _underfitting(run, epochs)
+        if under:
+            out.append(Finding(**{**under.__dict__, **base}))
+        if not over and not under:
+            fit = _good_fit(run.variant, epochs)
+            if fit:
+                out.append(Finding(**{**fit.__dict__, **base}))
+        data = _data_bound(run)
+        if data:
+            out.append(Finding(**{**data.__dict__, **base}))
+        util = _low_utilisation(run)
+        if util:
+            out.append(Finding(**{**util.__dict__, **base}))
+    return out
+
+
+def _exploding(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
+    losses = [e.get("train_loss") for e in epochs]
+    if len(losses) < 2:
+        return None
+    bad = next((e["epoch"] for e, v in zip(epochs, losses) if not is_number(v)), None)
+    first = losses[0]
+    if bad is not None:
+        return Finding("diverged", "problem", f"{variant}: the training loss is not finite from epoch {bad} on.",
+                       {"epoch": bad}, anchors.CURVES)  # fmt: skip
+    if is_number(first) and first > 0 and losses[-1] > EXPLODING_LOSS_FACTOR * first:
+        return Finding(
+            "diverged",
+            "problem",
+            f"{variant}: the training loss grew from {first:.3g} (epoch 1) to {losses[-1]:.3g} (epoch "
+            f"{epochs[-1]['epoch']}), more than {EXPLODING_LOSS_FACTOR:g}× — training is exploding.",
+            {"first_train_loss": rounded(first), "last_train_loss": rounded(losses[-1])},
+            anchors.CURVES,
+        )
+    return None
+
+
+def _overfitting(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
+    """Test loss lowest before the end and up since (while train loss kept falling); the train/test gap after."""
+    rows = [e for e in epochs if is_number(e.get("test_loss"))]
+    if len(rows) < MIN_EPOCHS_FOR_TREND:
+        return None
+    best_i = min(range(len(rows)), key=lambda i: rows[i]["test_loss"])
+    best, last = rows[best_i], rows[-1]
+    after = rows[best_i + 1 :]
+    if len(after) < OVERFIT_EPOCHS_AFTER or best["test_loss"] <= 0:
+        return None
+    rise_mean = sum(e["test_loss"] for e in after) / len(after) / best["test_loss"] - 1
+    rise = last["test_loss"] / best["test_loss"] - 1
+    if rise_mean < OVERFIT_LOSS_RISE or rise < OVERFIT_LOSS_RISE:
+        return None
+    tl_best, tl_last = best.get("train_loss"), last.get("train_loss")
+    if is_number(tl_best) and is_number(tl_last) and tl_last > tl_best:
+        return None  # train loss rose too: instability, not overfitting
+    figs: dict[str, Any] = {
+        "best_epoch": best["epoch"],
+        "min_test_loss": rounded(best["test_loss"]),
+        "last_epoch": last["epoch"],
+        "last_test_loss": rounded(last["test_loss"]),
+        "test_loss_rise": rounded(rise, 3),
+    }
+    text = (
+        f"{variant} overfits: its test loss is lowest at epoch {best['epoch']} ({best['test_loss']:.3g}) and "
+        f"{rise * 100:.0f}% higher by epoch {last['epoch']} ({last['test_loss']:.3g})"
+    )
+    if is_number(tl_best) and is_number(tl_last):
+        text += f", while the train loss kept falling ({tl_best:.3g} → {tl_last:.3g})"
+        figs["last_train_loss"] = rounded(tl_last)
+    gaps = [
+        e["train_acc"] - e["test_acc"]
+        for e in rows[best_i:]
+        if is_number(e.get("train_acc")) and is_number(e.get("test_acc"))
+    ]
+    if gaps and (gap := sum(gaps) / len(gaps)) > 0:
+        figs["acc_gap_after_best_pp"] = rounded(gap * 100, 3)
+        text += (
+            f"; from epoch {best['epoch']} on, train accuracy exceeds test accuracy by {gap * 100:.1f} pp on average"
+        )
+    text += f". Stopping near epoch {best['epoch']} or more regularisation would help."
+    return Finding("overfitting", "warning", text, figs, anchors.CURVES)
+
+
+def _good_fit(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
+    """Neither over- nor underfitting: say so, with where the test loss is lowest and the final accuracy gap,
+    so a study about regularisation has a verdict for every variant, not only for the problem cases."""
+    rows = [e for e in epochs if is_number(e.get("test_loss"))]
+    if len(rows) < MIN_EPOCHS_FOR_TREND:
+        return None
+    best_i = min(range(len(rows)), key=lambda i: rows[i]["test_loss"])
+    best, last = rows[best_i], rows[-1]
+    figs: dict[str, Any] = {"best_epoch": best["epoch"], "min_test_loss": rounded(best["test_loss"]),
+                            "last_epoch": last["epoch"], "last_test_loss": rounded(last["test_loss"])}  # fmt: skip
+    if best is last:
+        where = f"its test loss is still lowest at the last epoch ({last['epoch']}, {last['test_loss']:.3g})"
+    else:
+        rise = last["test_loss"] / best["test_loss"] - 1 if best["test_loss"] > 0 else 0.0
+        figs["test_loss_rise"] = rounded(rise, 3)
+        where = (
+            f"its test loss is lowest at epoch {best['epoch']} ({best['test_loss']:.3g}) and only {rise * 100:.0f}% "
+            f"above that at epoch {last['epoch']}"
+        )
+    text = f"{variant} shows no overfitting within {last['epoch']} epochs: {where}"
+    if is_number(last.get("train_acc")) and is_number(last.get("test_acc")):
+        gap = (last["train_acc"] - last["test_acc"]) * 100
+        figs["final_acc_gap_pp"] = rounded(gap, 3)
+        text += f"; final train − test accuracy {gap:+.2f} pp"
+    return Finding("fit", "info", text + ".", figs, anchors.CURVES)
+
+
+def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
+    """Low final train accuracy, or a train loss that barely fell."""
+    acc = run.results.get("train_acc")
+    losses = [e["train_loss"] for e in epochs if is_number(e.get("train_loss"))]
+    figs: dict[str, Any] = {}
+    reasons = []
+    if is_number(acc) and acc < UNDERFIT_TRAIN_ACC:
+        figs["train_acc"] = rounded(acc)
+        reasons.append(f"its final train accuracy is {acc * 100:.1f}% (below {UNDERFIT_TRAIN_ACC * 100:.0f}%)")
+    if len(losses) >= 2 and losses[0] > 0:
+        drop = (losses[0] - losses[-1]) / losses[0]
+        if drop < UNDERFIT_LOSS_DROP:
+            figs.update(
+                first_train_loss=rounded(losses[0]), last_train_loss=rounded(losses[-1]), loss_drop=rounded(drop, 3)
+            )
+            reasons.append(
+                f"its train loss fell only {drop * 100:.0f}% ({losses[0]:.3g} → {losses[-1]:.3g}) over "
+                f"{len(losses)} epochs"
+            )
+    last = epochs[-1] if epochs else {}
+    tr, te = last.get("train_loss"), last.get("test_loss")
+    if is_number(tr) and is_number(te) and te > 0 and tr > UNDERFIT_TRAIN_OVER_TEST * te:
+        # Training-mode loss well above the eval-mode test loss: regularisation (dropout, noise) holds the model
+        # back more than unseen data does — the classic sign of too much of it.
+        figs.update(final_train_loss=rounded(tr), final_test_loss=rounded(te), train_over_test=rounded(tr / te, 3))
+        reasons.append(f"its final train loss ({tr:.3g}, training mode) is {tr / te:.1f}x its test loss ({te:.3g})")
+    if not reasons:
+        return None
+    text = (
+        f"{run.variant} underfits: " + " and ".join(reasons) + ". More capacity, more epochs, less "
+        "regularisation or a better learning rate would help."
+    )
+    return Finding("underfitting", "warning", text, figs, anchors.CURVES)
+
+
+def _data_bound(run: RunView) -> Finding | None:
+    share = run.value("data_share")
+    data, total = run.value("data_time_s"), run.value("train_time_s")
+    if share is None or share <= DATA_BOUND_SHARE or data is None or total is None:
+        return None
+    text = (
+        f"{run.variant} is data-bound: it waits for batches {share * 100:.0f}% of its training time "
+        f"({data:.3g} s of {total:.3g} s; threshold {DATA_BOUND_SHARE * 100:.0f}%). A resident dataset or more "
+        "DataLoader workers would shorten its epochs."
+    )
+    figs = {"data_share": rounded(share, 3), "data_time_s": rounded(data), "train_time_s": rounded(total)}
+    return Finding("data_bound", "warning", text, figs, anchors.TIME_SPLIT)
+
+
+def _low_utilisation(run: RunView) -> Finding | None:
+    mfu = run.value("mfu")
+    if mfu is None or mfu >= LOW_MFU:
+        return None
+    figs: dict[str, Any] = {"mfu": rounded(mfu, 3)}
+    achieved, peak = run.value("train_flops_per_s"), run.value("peak_flops")
+    detail = ""
+    if achieved is not None and peak is not None:
+        figs.update(train_flops_per_s=rounded(achieved), peak_flops=rounded(peak))
+        detail = f" ({achieved / 1e9:.3g} of {peak / 1e9:.3g} GFLOP/s)"
+    device = run.results.get("device") or "the device"
+    text = (
+        f"{run.variant} uses {pct2(mfu)} of {device}'s measured peak FLOP/s{detail}; below "
+        f"{LOW_MFU * 100:.0f}% the device mostly waits: the model or batch is too small for it, or overheads dominate."
+    )
+    return Finding("low_utilisation", "warning", text, figs, anchors.COMPARISON)

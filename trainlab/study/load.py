@@ -1,0 +1,61 @@
+"""Reading a study: TOML, ``recipe:NAME``, ``--set KEY=VALUE`` overrides, and errors that name the key and line."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from trainlab.config import StudyConfig
+from trainlab.errors import ConfigError, did_you_mean
+from trainlab.study.expand import expand
+from trainlab.study.messages import format_validation_error
+from trainlab.study.overrides import parse_override, set_dotted
+from trainlab.study.recipes import resolve_study_path
+from trainlab.study.spec import Study
+
+
+def load_study(source: str | Path | dict[str, Any], overrides: list[str] | dict[str, Any] | None = None) -> Study:
+    """Read, override and validate a study; expand it into runs.
+
+    ``source`` is a TOML path, ``recipe:NAME`` or an already-parsed dict. ``overrides`` are ``KEY=VALUE``
+    strings (as from ``--set``) or a dict of dotted keys. Raises :class:`ConfigError` with every problem.
+    """
+    text: str | None = None
+    path: Path | None = None
+    if isinstance(source, dict):
+        raw = copy.deepcopy(source)
+        where = ""
+    else:
+        path = resolve_study_path(str(source))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read study file {path}: {exc.strerror}") from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        where = str(path)
+
+    items = list(overrides.items()) if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
+    for key, value in items:
+        set_dotted(raw, key, value)
+    from_cli = frozenset(k for k, _ in items)
+
+    try:
+        cfg = StudyConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, text, where, from_cli)) from None
+
+    runs = expand(cfg, raw, text, where)
+    if cfg.study.baseline is not None and cfg.study.baseline not in {r.variant for r in runs}:
+        names = sorted({r.variant for r in runs})
+        raise ConfigError(
+            f"study.baseline: no variant named '{cfg.study.baseline}'{did_you_mean(cfg.study.baseline, names)};"
+            f" variants: {', '.join(names)}"
+        )
+    return Study(config=cfg, runs=runs, path=path, raw=raw)

@@ -1,0 +1,79 @@
+"""Validation errors as a user reads them: one line per problem with the dotted key, what is allowed and where."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from trainlab.config import StudyConfig
+from trainlab.errors import did_you_mean
+
+
+def _locate(text: str | None, loc: tuple[Any, ...]) -> str:
+    """Best-effort 'line N' for a validation error location in the TOML text (tomllib keeps no positions)."""
+    if not text or not loc:
+        return ""
+    lines = text.splitlines()
+    section = str(loc[0])
+    start = 0
+    header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]?\]\s*$")
+    for i, line in enumerate(lines):
+        if header.match(line):
+            start = i
+            break
+    if len(loc) > 1:
+        key = str(loc[-1])
+        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+        for i in range(start, len(lines)):
+            if pattern.match(lines[i]):
+                return f"line {i + 1}"
+    return f"line {start + 1}" if start else ""
+
+
+def format_validation_error(
+    err: ValidationError, text: str | None, where: str, from_cli: frozenset[str] = frozenset()
+) -> str:
+    """One line per problem: the dotted key, what is wrong and allowed, and where (file and line, or --set)."""
+    msgs = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # pydantic reports union members as extra loc parts ("bool", "NormalizeStats"): drop them.
+        loc = tuple(p for p in loc if p not in ("bool", "NormalizeStats", "int", "float", "str", "list[float]"))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if key in from_cli:
+            place = " (from --set)"
+        else:
+            line = _locate(text, loc)
+            place = f" ({where}{', ' + line if line else ''})" if where else (f" ({line})" if line else "")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            hint = did_you_mean(str(loc[-1]), allowed)
+            msg = f"unknown key '{key}'{hint}; allowed here: {', '.join(allowed)}"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            if e["type"] == "literal_error" and isinstance(got, str):
+                choices = re.findall(r"'([^']+)'", e.get("ctx", {}).get("expected", ""))
+                msg += did_you_mean(got, choices)
+            # Our own validators already quote the value; pydantic's built-in messages do not.
+            if e["type"] not in ("missing", "value_error") and not isinstance(got, dict | list):
+                msg += f" (got {got!r})"
+            # Messages from nested validators (model kwargs) already name their full key.
+            if not msg.startswith(("unknown key", f"{key}.", "model.")):
+                msg = f"{key}: {msg}"
+        msgs.append(f"{msg}{place}")
+    return "\n".join(msgs)
+
+
+def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = StudyConfig
+    for p in parent:
+        f = model.model_fields.get(str(p))
+        ann = getattr(f, "annotation", None) if f else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            break
+    return sorted(model.model_fields)

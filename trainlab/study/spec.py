@@ -1,0 +1,53 @@
+"""A validated study and its runs: what the loader produces and every later stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainlab.config import RunConfig, StudyConfig
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: a variant at one seed, fully resolved."""
+
+    study: str
+    variant: str
+    repeat: int  # 0-based index among the variant's seeds
+    overrides: dict[str, Any]  # the dotted keys this variant changes (sweep values included)
+    config: RunConfig
+    run_id: str = field(default="")
+
+    @property
+    def seed(self) -> int:
+        return self.config.train.seed
+
+
+@dataclass
+class Study:
+    """A validated study: its config, the runs it expands to, and where it came from."""
+
+    config: StudyConfig
+    runs: list[RunSpec]
+    path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.study.name
+
+    @property
+    def baseline(self) -> str:
+        return self.config.study.baseline or self.runs[0].variant
+
+    @property
+    def swept_keys(self) -> list[str]:
+        """Dotted keys that vary between runs, in first-seen order."""
+        keys: list[str] = []
+        for r in self.runs:
+            for k in r.overrides:
+                if k not in keys:
+                    keys.append(k)
+        return keys
