@@ -249,3 +249,24 @@ def test_every_finding_has_the_documented_fields() -> None:
     for f in study_findings(_study(*runs)):
         assert f.kind and f.severity in ("problem", "warning", "info") and f.text.endswith((".", ")"))
         assert isinstance(f.figures, dict) and f.anchor
+
+
+def test_launch_bound_names_the_figures_and_the_remedy() -> None:
+    slow = _run("b128", _epochs([0.5] * 3), gpu_busy_share=0.3, step_wall_ms=9.5, step_kernel_ms=2.85, device="cuda")
+    [f] = [f for f in run_findings(slow) if f.kind == "launch_bound"]
+    assert f.severity == "warning" and "30%" in f.text and "2.85 ms of kernels in a 9.5 ms step" in f.text
+    assert 'train.compile = "cuda-graph"' in f.text and f.figures["gpu_busy_share"] == pytest.approx(0.3)
+    graphed = _run(
+        "g", _epochs([0.5] * 3), gpu_busy_share=0.3, step_wall_ms=3.0, step_kernel_ms=0.9, compile="cuda-graph"
+    )
+    [g] = [f for f in run_findings(graphed) if f.kind == "launch_bound"]
+    assert "larger batch" in g.text and 'cuda-graph")' not in g.text
+    busy = _run("b512", _epochs([0.5] * 3), gpu_busy_share=0.9)
+    assert "launch_bound" not in _kinds(run_findings(busy))
+    assert "launch_bound" not in _kinds(run_findings(_run("cpu", _epochs([0.5] * 3), gpu_busy_share=None)))
+
+
+def test_an_unstated_mfu_says_why() -> None:
+    r = _run("x", _epochs([0.5] * 3), mfu_unchecked=1.4, mfu_note="achieved 72 exceeds the probed peak 51")
+    [f] = [f for f in run_findings(r) if "no MFU is stated" in f.text]
+    assert "exceeds the probed peak" in f.text and f.severity == "info"

@@ -34,6 +34,10 @@ from trainlab.schema import Strict
 
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "mse")
+PRECISIONS = ("default", "fp32", "tf32", "bf16", "fp16")
+COMPILE_MODES = ("none", "default", "max-autotune", "cuda-graph")
+# Optimizers with a capturable form (state on the GPU, a tensor learning rate read inside a CUDA graph).
+GRAPH_LR_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adadelta")
 # Deployment variants of a trained float model (trainlab.deploy), in table order; the float model itself is
 # measured alongside them under the method name DEPLOY_BASELINE.
 DeployMethod = Literal["dynamic", "static", "onnx"]
@@ -95,6 +99,21 @@ class TrainConfig(Strict):
         None, gt=0.0, le=1.0, description="Test accuracy target for test_epochs_to_target (a fraction)."
     )
     checkpoint: bool = Field(True, description="Save a checkpoint each epoch so an interrupted run resumes.")
+    precision: Literal[PRECISIONS] = Field(
+        "default",
+        description="Numerics of the training step: default (torch's own settings, recorded as they are: on CUDA"
+        " fp32 matmuls and TF32 convolutions), fp32 (no TF32 anywhere), tf32 (TF32 matmuls and convolutions on"
+        " CUDA), bf16 or fp16 (autocast; fp16 with a gradient scaler). Weights and optimizer state stay fp32.",
+    )
+    channels_last: bool = Field(
+        False, description="Keep 4-d activations and weights in channels-last memory format (NHWC): faster convs."
+    )
+    compile: Literal[COMPILE_MODES] = Field(
+        "none",
+        description="none (eager), default or max-autotune (torch.compile of the model, compilation timed apart"
+        " as compile_time_s), or cuda-graph (CUDA only: the whole step - forward, backward, optimizer - captured"
+        " once and replayed per batch).",
+    )
 
     @field_validator("target_accuracy", "target_test_accuracy", mode="before")
     @classmethod
@@ -107,6 +126,28 @@ class TrainConfig(Strict):
     def _nesterov_needs_momentum(self) -> TrainConfig:
         if (self.nesterov or self.optimizer == "nesterov") and self.momentum <= 0.0:
             raise ValueError("nesterov momentum needs train.momentum > 0 (e.g. 0.9)")
+        return self
+
+    @model_validator(mode="after")
+    def _graph_constraints(self) -> TrainConfig:
+        if self.compile != "cuda-graph":
+            return self
+        if self.precision == "fp16":
+            raise ValueError(
+                "train.compile = 'cuda-graph' cannot capture fp16's gradient scaler (it reads values back to the"
+                " host every step); use precision = 'bf16', which needs no scaler"
+            )
+        if self.optimizer == "adagrad":
+            raise ValueError(
+                "train.compile = 'cuda-graph' cannot capture torch's adagrad (its step counter lives on the host);"
+                f" use sgd, nesterov or one of {', '.join(GRAPH_LR_OPTIMIZERS)}"
+            )
+        if self.scheduler == "onecycle" and self.optimizer not in GRAPH_LR_OPTIMIZERS:
+            raise ValueError(
+                f"train.compile = 'cuda-graph' with a per-batch schedule (onecycle) needs an optimizer that reads"
+                f" its learning rate from GPU memory inside the graph: {', '.join(GRAPH_LR_OPTIMIZERS)};"
+                f" torch's {self.optimizer} bakes it in at capture"
+            )
         return self
 
 
@@ -198,10 +239,13 @@ def json_schema() -> dict[str, Any]:
 
 
 __all__ = [
+    "COMPILE_MODES",
     "DEPLOY_BASELINE",
     "DEPLOY_METHODS",
+    "GRAPH_LR_OPTIMIZERS",
     "LOSSES",
     "OPTIMIZERS",
+    "PRECISIONS",
     "RUN_SECTIONS",
     "SCHEDULERS",
     "AugmentConfig",

@@ -28,11 +28,17 @@ def make_optimizer(
     momentum: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
+    capturable: bool = False,
 ) -> torch.optim.Optimizer:
-    """The optimizer ``name`` over ``model``'s trainable parameters ('nesterov' is SGD with nesterov=True)."""
+    """The optimizer ``name`` over ``model``'s trainable parameters ('nesterov' is SGD with nesterov=True).
+
+    ``capturable``: keep the optimizer's step counters on the device so its step can be captured in a CUDA
+    graph (adam, adamw, rmsprop, adadelta have that form; sgd needs none; adagrad has none).
+    """
     check_optimizer_name(name)
     params = [p for p in model.parameters() if p.requires_grad]
     wd = weight_decay
+    cap = {"capturable": True} if capturable else {}
     match name:
         case "sgd" | "nesterov":
             nesterov = name == "nesterov" or nesterov
@@ -40,11 +46,11 @@ def make_optimizer(
         case "adagrad":
             return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
         case "adadelta":
-            return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
+            return torch.optim.Adadelta(params, lr=lr, weight_decay=wd, **cap)
         case "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+            return torch.optim.Adam(params, lr=lr, weight_decay=wd, **cap)
         case "adamw":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+            return torch.optim.AdamW(params, lr=lr, weight_decay=wd, **cap)
         case "rmsprop":
-            return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=wd)
+            return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=wd, **cap)
     raise AssertionError(name)  # unreachable: checked above

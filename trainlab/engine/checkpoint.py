@@ -84,7 +84,7 @@ def find_resume(path: Path | None) -> Resume | None:
 
 
 def write_checkpoint(
-    path: Path, history: list[EpochRow], model: torch.nn.Module, optimizer: Any, scheduler: Any
+    path: Path, history: list[EpochRow], model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any = None
 ) -> None:
     """Checkpoint after the last row of ``history``."""
     save_checkpoint(
@@ -95,15 +95,24 @@ def write_checkpoint(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
             "rng": rng_state(),
         },
     )
 
 
-def restore(resume: Resume, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
-    """Load a checkpoint's states into a freshly built model, optimizer and scheduler, and the RNGs."""
+def restore(resume: Resume, model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any = None) -> None:
+    """Load a checkpoint's states into a freshly built model, optimizer, scheduler and gradient scaler, and the
+    RNGs. A tensor learning rate (a CUDA-graph run's) is kept as the same tensor, updated in place."""
     model.load_state_dict(resume.states["model"])
+    lrs = [g["lr"] for g in optimizer.param_groups]
     optimizer.load_state_dict(resume.states["optimizer"])
+    for group, lr in zip(optimizer.param_groups, lrs):
+        if torch.is_tensor(lr):
+            lr.fill_(float(group["lr"]))
+            group["lr"] = lr
     if scheduler is not None and resume.states.get("scheduler"):
         scheduler.load_state_dict(resume.states["scheduler"])
+    if scaler is not None and resume.states.get("scaler"):
+        scaler.load_state_dict(resume.states["scaler"])
     set_rng_state(resume.states["rng"])

@@ -50,6 +50,7 @@ class EpochRow:
     test_acc: float | None = None
     test_mae: float | None = None  # regression only
     test_r2: float | None = None  # regression only
+    data_gpu_time_s: float | None = None  # CUDA only: batch preparation on the GPU timeline
     evaluated: bool = False
 
     def to_record(self) -> dict[str, Any]:
@@ -63,6 +64,8 @@ class EpochRow:
             for key in ("test_mae", "test_r2"):
                 if d[key] is None:
                     del d[key]
+        if d["data_gpu_time_s"] is None:
+            del d["data_gpu_time_s"]
         return d
 
     @classmethod

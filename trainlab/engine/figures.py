@@ -5,18 +5,21 @@ Everything here runs after training, outside the training clock, on the trained 
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
-from trainlab.data import Dataset
 from trainlab.engine.events import EpochRow
-from trainlab.engine.step import LossFn, evaluate
-from trainlab.measure.complexity import Profile
+from trainlab.engine.step import evaluate
+from trainlab.measure.clock import synchronize
 from trainlab.measure.latency import batch1_pass, latency_percentiles, throughput
 from trainlab.measure.peak import peak_flops
 from trainlab.study import RunSpec
+
+if TYPE_CHECKING:
+    from trainlab.engine.loop import Training
 
 
 def first_reaching(history: list[EpochRow], key: str, target: float | None) -> tuple[int | None, float | None]:
@@ -32,19 +35,15 @@ def first_reaching(history: list[EpochRow], key: str, target: float | None) -> t
     return None, None
 
 
-def final_figures(
-    spec: RunSpec,
-    model: nn.Module,
-    ds: Dataset,
-    history: list[EpochRow],
-    test_loader: Any,
-    loss_fn: LossFn,
-    device: torch.device,
-    profile: Profile | None,
-    mem: dict[str, Any],
-) -> dict[str, Any]:
-    """The per-run figures of a trained model (keys of ``trainlab.measure.metrics`` plus the run's context)."""
+def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: dict[str, Any]) -> dict[str, Any]:
+    """The per-run figures of a trained model (keys of ``trainlab.measure.metrics`` plus the run's context).
+
+    Evaluation and inference run the model the steps ran (compiled when ``train.compile`` compiles; the
+    figures say which), under the run's autocast.
+    """
     cfg = spec.config
+    ds, device, profile, test_loader = run.ds, run.device, run.profile, run.test_loader
+    model, autocast = run.stepper.run_model, run.precision.autocast
     mc = cfg.measure
     last = history[-1]
     train_time = sum(r.epoch_time_s for r in history)
@@ -52,6 +51,7 @@ def final_figures(
         "train_time_s": train_time,
         "epochs": len(history),
         "data_time_s": sum(r.data_time_s for r in history),
+        "data_gpu_time_s": _total(r.data_gpu_time_s for r in history),
         "compute_time_s": sum(r.compute_time_s for r in history),
         "epoch_time_mean_s": train_time / len(history),
         "train_loss": last.train_loss,
@@ -68,6 +68,11 @@ def final_figures(
         "normalize_mean": ds.mean,
         "normalize_std": ds.std,
         **mem,
+        **run.precision.figures(),
+        "channels_last": run.channels_last,
+        "compile": run.stepper.mode,
+        "compile_time_s": run.stepper.compile_time_s,
+        "infer_model": "compiled" if run.stepper.compiled else "eager",
     }
     if ds.task != "classification":
         results["test_mae"], results["test_r2"] = last.test_mae, last.test_r2
@@ -81,18 +86,77 @@ def final_figures(
             samples = sum(r.samples for r in history)
             results["train_flops_per_s"] = profile.train_flops_per_sample * samples / max(train_time, 1e-12)
             if mc.mfu:
-                results.update(peak_flops(device))
-                results["mfu"] = results["train_flops_per_s"] / results["peak_flops"]
+                prec = run.precision
+                results.update(peak_flops(device, prec.matmul, prec.conv, profile.conv_share()))
+                results.update(utilisation(results["train_flops_per_s"], results["peak_flops"]))
 
     if ds.task == "classification" and ds.num_classes <= 100:
-        ev = evaluate(model, test_loader, loss_fn, ds.task, ds.num_classes, confusion=True)
+        ev = evaluate(model, test_loader, run.loss_fn, ds.task, ds.num_classes, confusion=True, autocast=autocast)
         results["confusion"] = ev["confusion"]
 
     # Inference on normalised test images already on the device (conversion is not timed).
     n_inf = min(len(ds.test), mc.infer_limit or len(ds.test))
     images = test_loader.convert(test_loader.x[:n_inf])
-    if mc.infer_batch1:
-        results.update(batch1_pass(model, images, device))
-    results.update(latency_percentiles(model, images, device, mc.latency_warmup, mc.latency_repeats))
-    results.update(throughput(model, images, device, mc.throughput_batch, mc.throughput_time_s))
+    with autocast():
+        if run.stepper.compiled:  # compile the batch-1 eval graph before anything is timed
+            with torch.no_grad():
+                model.eval()
+                model(images[:1])
+        if mc.infer_batch1:
+            results.update(batch1_pass(model, images, device))
+        results.update(latency_percentiles(model, images, device, mc.latency_warmup, mc.latency_repeats))
+        results.update(throughput(model, images, device, mc.throughput_batch, mc.throughput_time_s))
     return results
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) if vals else None
+
+
+PROFILED_STEPS = 20  # training steps the GPU profile of a step is taken over
+
+
+def gpu_step_profile(run: Training, steps: int = PROFILED_STEPS) -> dict[str, Any]:
+    """How busy the GPU is during a training step (CUDA only): kernel time / wall time over ``steps`` steps.
+
+    Taken after everything else is measured and the weights are saved, because these steps train the model
+    further. A small share means the GPU waits for the host to launch work: the step is launch-bound.
+    Keys: ``gpu_busy_share``, ``step_wall_ms`` and ``step_kernel_ms`` (per step).
+    """
+    if run.device.type != "cuda":  # not measured off a GPU: stated as absent, not left out
+        return {"gpu_busy_share": None, "step_wall_ms": None, "step_kernel_ms": None}
+    x, y = run.examples()[0]
+    run.model.train()
+    for _ in range(3):  # warm: allocator, cuDNN algorithm choice
+        run.stepper.step(x, y)
+    synchronize(run.device)
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            run.stepper.step(x, y)
+        synchronize(run.device)
+        wall = time.perf_counter() - t0
+    kernel_us = sum(e.self_device_time_total for e in prof.key_averages())
+    return {
+        "gpu_busy_share": min(kernel_us / 1e6 / wall, 1.0) if wall > 0 else None,
+        "step_wall_ms": wall / steps * 1e3,
+        "step_kernel_ms": kernel_us / 1e3 / steps,
+    }
+
+
+def utilisation(achieved: float, peak: float) -> dict[str, Any]:
+    """``mfu`` = achieved / peak, when it can be a fact. An MFU above 100% means the peak does not describe
+    the work (another precision, a kernel the probe does not reach): it is kept as ``mfu_unchecked`` with a
+    ``mfu_note``, never as ``mfu``."""
+    mfu = achieved / peak if peak > 0 else None
+    if mfu is None:
+        return {}
+    if mfu > 1.0:
+        return {
+            "mfu_unchecked": mfu,
+            "mfu_note": f"achieved {achieved / 1e9:.3g} GFLOP/s exceeds the probed peak {peak / 1e9:.3g} GFLOP/s:"
+            " the peak does not describe this run's numerics, so no MFU is stated",
+        }
+    return {"mfu": mfu}

@@ -35,9 +35,11 @@ from trainlab.engine.events import (
     RunOutcome,
     RunStarted,
 )
-from trainlab.engine.figures import final_figures
+from trainlab.engine.figures import final_figures, gpu_step_profile
 from trainlab.engine.optim import build_optimizer, build_scheduler
-from trainlab.engine.step import LossFn, evaluate, make_loss, train_step
+from trainlab.engine.precision import Precision, precision_scope
+from trainlab.engine.step import LossFn, evaluate, make_loss
+from trainlab.engine.stepper import EagerStep, make_stepper
 from trainlab.errors import TrainlabError
 from trainlab.measure.clock import EpochClock
 from trainlab.measure.complexity import Profile, profile_model
@@ -91,7 +93,7 @@ def execute_run(
 
 @dataclass
 class Training:
-    """A run set up to train: its data, model (as profiled), optimizer, schedule and loss on one device."""
+    """A run set up to train: its data, model (as profiled), optimizer, schedule, loss, numerics and step."""
 
     device: torch.device
     ds: Dataset
@@ -103,7 +105,29 @@ class Training:
     scheduler: Any
     per_batch_schedule: bool
     loss_fn: LossFn
-    l2: float  # weight of the explicit L2 penalty (train.l2)
+    precision: Precision
+    scaler: torch.amp.GradScaler | None
+    stepper: EagerStep
+    channels_last: bool
+    batch_size: int
+
+    def to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch as the step takes it: on the device, images channels-last when the run says so."""
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+    def examples(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of every shape an epoch's steps see (the full batch, and a smaller last one if any), made of
+        test images: what compilation and capture are prepared with."""
+        n, b = len(self.ds.train), self.batch_size
+        sizes = [min(b, n)] + ([n % b] if n > b and n % b else [])
+        out = []
+        for size in sizes:
+            idx = torch.arange(size, device=self.test_loader.x.device) % len(self.test_loader.x)
+            out.append(self.to_device(self.test_loader.convert(self.test_loader.x[idx]), self.test_loader.y[idx]))
+        return out
 
 
 def _execute(
@@ -114,13 +138,27 @@ def _execute(
     study_path: Path | None,
     dataset: Dataset | None,
 ) -> RunOutcome:
-    cfg = spec.config
-    tc = cfg.train
+    tc = spec.config.train
     device = resolve_device(tc.device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed, tc.deterministic)
+    with precision_scope(tc.precision, device) as precision:
+        return _train(spec, device, precision, emit, checkpoint_path, weights_path, study_path, dataset)
 
+
+def _train(
+    spec: RunSpec,
+    device: torch.device,
+    precision: Precision,
+    emit: Emit,
+    checkpoint_path: Path | None,
+    weights_path: Path | None,
+    study_path: Path | None,
+    dataset: Dataset | None,
+) -> RunOutcome:
+    cfg = spec.config
+    tc = cfg.train
     # Data: both splits in memory; the training loader shuffles with a seed per (run seed, epoch).
     ds = dataset if dataset is not None else load_dataset(cfg.data)
     train_loader, test_loader = make_loaders(cfg.data, ds, device, tc.seed)
@@ -136,29 +174,30 @@ def _execute(
             raise TrainlabError("train.epochs = 0 profiles the model only; it needs measure.profile = true")
         emit(RunStarted(0, 0, 1, str(device), environment(device, study_path), profile.to_dict()))
         return RunOutcome("done", results={"epochs": 0, "device": str(device), **profile.figures()})
+    channels_last = tc.channels_last and len(ds.input_shape) == 3
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(tc, model)  # from this model's parameters, never another instance's
     scheduler, per_batch_schedule = build_scheduler(tc, optimizer, len(train_loader))
-    run = Training(
-        device,
-        ds,
-        train_loader,
-        test_loader,
-        model,
-        profile,
-        optimizer,
-        scheduler,
-        per_batch_schedule,
-        make_loss(tc.loss, ds.task, ds.num_classes),
-        tc.l2,
+    loss_fn = make_loss(tc.loss, ds.task, ds.num_classes)
+    scaler = precision.scaler()
+    stepper = make_stepper(
+        tc.compile, model, loss_fn, optimizer, tc.l2, precision.autocast, scaler, per_batch_lr=per_batch_schedule
     )
+    run = Training(
+        device, ds, train_loader, test_loader, model, profile, optimizer, scheduler, per_batch_schedule,
+        loss_fn, precision, scaler, stepper, channels_last, cfg.data.batch_size,
+    )  # fmt: skip
 
     # Continue after the last completed epoch when a checkpoint exists.
     resume: Resume | None = find_resume(checkpoint_path)
     history: list[EpochRow] = []
     if resume is not None:
-        restore(resume, model, optimizer, scheduler)
+        restore(resume, model, optimizer, scheduler, scaler)
         history = list(resume.history)
     start_epoch = len(history) + 1
+    if start_epoch <= tc.epochs and tc.compile != "none":
+        stepper.prepare(run.examples())  # compile / capture now, timed apart: not charged to epoch 1
 
     emit(
         RunStarted(
@@ -178,42 +217,46 @@ def _execute(
     for epoch in range(start_epoch, tc.epochs + 1):
         row = train_epoch(run, clock, epoch, emit)
         first_loss = _check_divergence(row, first_loss, emit)
-        ev = evaluate(model, test_loader, run.loss_fn, ds.task, ds.num_classes, target_scale=ds.target_scale)
+        ev = evaluate(
+            stepper.run_model, test_loader, loss_fn, ds.task, ds.num_classes, target_scale=ds.target_scale,
+            autocast=precision.autocast,
+        )  # fmt: skip
         row.test_loss, row.test_acc = ev["loss"], ev.get("acc")
         row.test_mae, row.test_r2 = ev.get("mae"), ev.get("r2")
         row.evaluated = True
         history.append(row)
         if checkpoint_path is not None and tc.checkpoint:
-            write_checkpoint(checkpoint_path, history, model, optimizer, scheduler)
+            write_checkpoint(checkpoint_path, history, model, optimizer, scheduler, scaler)
         emit(EpochEnded(row))
     mem = memory.stop()
 
     # After training: figures of the trained model (eval mode, no grad), none inside the training clock.
-    results = final_figures(spec, model, ds, history, test_loader, run.loss_fn, device, profile, mem)
+    results = final_figures(spec, run, history, mem)
     results["resumed_from_epoch"] = resume.epoch if resume is not None else None
     if weights_path is not None and tc.checkpoint:
         weights_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), weights_path)
+        torch.save(model.state_dict(), weights_path)  # the module itself: plain keys, never "_orig_mod."
+    results.update(gpu_step_profile(run))  # last: its steps train the model further
     return RunOutcome("done", results=results)
 
 
 def train_epoch(run: Training, clock: EpochClock, epoch: int, emit: Emit) -> EpochRow:
-    """The training phase of one epoch, timed: every batch through :func:`train_step`; the row without test
+    """The training phase of one epoch, timed: every batch through the run's step; the row without test
     figures. Loss and correct counts accumulate on the device, so no step waits for the host."""
     model, device = run.model, run.device
     model.train()
     run.train_loader.set_epoch(epoch)
+    run.stepper.epoch_start()
     classify = run.ds.task == "classification"
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     cpu = device.type == "cpu"
     clock.start()
-    for step, (x, y) in enumerate(clock.batches(run.train_loader)):
+    for step, (xb, yb) in enumerate(clock.batches(run.train_loader)):
         clock.compute_start()
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, non_blocking=True)
-        loss, out = train_step(model, x, y, run.loss_fn, run.optimizer, run.l2)
+        x, y = run.to_device(xb, yb)
+        loss, out = run.stepper.step(x, y)
         if run.per_batch_schedule:
             run.scheduler.step()
         loss_sum += loss * len(y)
@@ -235,7 +278,8 @@ def train_epoch(run: Training, clock: EpochClock, epoch: int, emit: Emit) -> Epo
         compute_time_s=times.compute_time_s,
         steps=times.steps,
         samples=seen,
-        lr=run.optimizer.param_groups[0]["lr"],
+        lr=float(run.optimizer.param_groups[0]["lr"]),
+        data_gpu_time_s=times.data_gpu_time_s,
     )
 
 

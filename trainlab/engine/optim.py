@@ -12,7 +12,13 @@ from trainlab.optim import make_optimizer
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer named by ``cfg.optimizer``, built from ``model``'s trainable parameters."""
     return make_optimizer(
-        cfg.optimizer, model, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        cfg.optimizer,
+        model,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+        capturable=cfg.compile == "cuda-graph",  # the whole step, optimizer included, is captured
     )
 
 

@@ -9,6 +9,7 @@ added for the gradient but not reported, so variants with and without it stay co
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -50,18 +51,28 @@ def train_step(
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
     l2: float = 0.0,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on the batch ``(x, y)``; returns the detached (data loss, outputs).
 
     Shapes: ``x`` is (batch, *input_shape), ``y`` is (batch,) class indices or (batch, ...) regression targets;
-    the outputs are (batch, num_outputs). Nothing here reads a value back to the host.
+    the outputs are (batch, num_outputs). ``autocast``: the mixed-precision region of the forward pass and
+    loss; ``scaler``: fp16's gradient scaler. Nothing here reads a value back to the host (a scaler does, to
+    skip a step whose gradients overflowed).
     """
-    out = model(x)
-    loss = loss_fn(out, y)
-    total = loss + l2 * l2_penalty(model).to(loss.device) if l2 else loss
+    with autocast():
+        out = model(x)
+        loss = loss_fn(out, y)
+        total = loss + l2 * l2_penalty(model).to(loss.device) if l2 else loss
     optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
+    if scaler is None:
+        total.backward()
+        optimizer.step()
+    else:
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return loss.detach(), out.detach()
 
 
@@ -74,10 +85,12 @@ def evaluate(
     num_classes: int,
     confusion: bool = False,
     target_scale: float = 1.0,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> dict[str, Any]:
     """Mean loss and accuracy over ``loader`` in ``eval()`` mode (regression: loss, MAE and R²).
 
-    ``target_scale`` converts a scaled regression target's MAE back to the target's units (R² is unchanged).
+    ``target_scale`` converts a scaled regression target's MAE back to the target's units (R² is unchanged);
+    ``autocast``: the run's mixed-precision region (a model trained in bf16 is evaluated in bf16).
     """
     was_training = model.training
     model.eval()
@@ -88,8 +101,11 @@ def evaluate(
     ys: list[torch.Tensor] = []
     preds: list[torch.Tensor] = []
     for x, y in loader:
-        out = model(x)
-        loss_sum += float(loss_fn(out, y)) * len(y)
+        with autocast():
+            out = model(x)
+            loss = loss_fn(out, y)
+        out = out.float()
+        loss_sum += float(loss) * len(y)
         n += len(y)
         if task == "classification":
             pred = out.argmax(1)

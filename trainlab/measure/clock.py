@@ -8,6 +8,9 @@ Definitions (docs/measurements.md):
   the loop never synchronises inside an epoch.
 - epoch time: wall time from the start of the epoch's first ``next`` to the end of its last step, with CUDA
   synchronised at both boundaries.
+- data GPU time (CUDA only): the resident loader prepares batches on the GPU (gather, convert, normalise,
+  augment), so its host-side ``next`` returns as soon as that work is queued; a pair of CUDA events around each
+  ``next`` measures the preparation on the GPU timeline, where it competes with the steps.
 All times are seconds.
 """
 
@@ -31,6 +34,7 @@ class EpochTimes:
     data_time_s: float
     compute_time_s: float
     steps: int
+    data_gpu_time_s: float | None = None  # CUDA: batch preparation on the GPU timeline
 
 
 def synchronize(device: torch.device) -> None:
@@ -52,6 +56,7 @@ class EpochClock:
         self.compute_s = 0.0
         self.steps = 0
         self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        self._data_events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
         self._c0 = 0.0
         self._t0 = 0.0
 
@@ -66,10 +71,17 @@ class EpochClock:
         it = iter(loader)
         while True:
             t0 = time.perf_counter()
+            if self.cuda:
+                begin = torch.cuda.Event(enable_timing=True)
+                begin.record()
             try:
                 batch = next(it)
             except StopIteration:
                 return
+            if self.cuda:
+                ready = torch.cuda.Event(enable_timing=True)
+                ready.record()
+                self._data_events.append((begin, ready))
             self.data_s += time.perf_counter() - t0
             yield batch
 
@@ -96,6 +108,8 @@ class EpochClock:
         """End the epoch: synchronise, read the wall clock, and (CUDA) sum the step events."""
         synchronize(self.device)
         epoch = time.perf_counter() - self._t0
+        data_gpu = None
         if self.cuda:
             self.compute_s = sum(s.elapsed_time(e) for s, e in self._events) / 1000.0  # ms -> s
-        return EpochTimes(epoch, self.data_s, self.compute_s, self.steps)
+            data_gpu = sum(s.elapsed_time(e) for s, e in self._data_events) / 1000.0
+        return EpochTimes(epoch, self.data_s, self.compute_s, self.steps, data_gpu)

@@ -91,6 +91,11 @@ class Profile:
         """Figures and layer table, JSON-ready."""
         return asdict(self)
 
+    def conv_share(self) -> float:
+        """The fraction of the forward pass's MACs done by convolution layers (the rest: matmuls)."""
+        conv = sum(r.macs for r in self.layers if "Conv" in r.type)
+        return conv / self.macs if self.macs else 0.0
+
 
 # ------------------------------------------------------------------------------------------------------
 # Sizes

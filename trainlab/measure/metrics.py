@@ -78,6 +78,10 @@ METRICS: tuple[Metric, ...] = (
            "Mean wall time of one epoch's training phase.", _T),
     Metric("data_time_s", "Data time", "s", "lower", "time", TIME,
            "Total time the loop waited for the next batch from its loader (all epochs).", _T),
+    Metric("data_gpu_time_s", "Data GPU time", "s", "lower", "time", TIME,
+           "CUDA: total time the loader's batch preparation took on the GPU timeline (all epochs).", _T),
+    Metric("gpu_busy_share", "GPU busy", "%", "higher", "fraction", TIME,
+           "CUDA: kernel time / wall time over 20 profiled training steps after training; low = launch-bound.", _T),
     Metric("compute_time_s", "Compute time", "s", "lower", "time", TIME,
            "Total time from a batch in hand to the optimizer step done (all epochs).", _T),
     Metric("data_share", "Data share", "%", "lower", "fraction", TIME,
@@ -85,7 +89,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("train_flops_per_s", "Train FLOP/s", "GFLOP/s", "higher", "rate", TIME,
            "Training FLOPs per sample × samples / train_time_s.", _T),
     Metric("mfu", "MFU", "%", "higher", "fraction", TIME,
-           "Achieved training FLOP/s / the device's measured peak matmul FLOP/s.", _T),
+           "Achieved training FLOP/s / the peak FLOP/s the same work could reach: probed on this device in the"
+           " precision its matmuls and convolutions ran in, weighted by the model's conv/matmul mix.", _T),
+    Metric("compile_time_s", "Compile time", "s", "lower", "time", TIME,
+           "Wall time of torch.compile's warm-up or the CUDA-graph capture before the first epoch; not part of"
+           " train_time_s.", _T),
     # --- inference --------------------------------------------------------------------------------------------
     Metric("infer_ms_per_image", "Infer / image", "ms", "lower", "time", INFER,
            "Batch-1 pass over the test set, forward only, eval + no_grad: total / images.", _T),
@@ -147,6 +155,8 @@ EPOCH_METRICS: tuple[Metric, ...] = (
     Metric("test_mae", "Test MAE", "", "lower", "loss", EPOCH,
            "Mean absolute error on the test split, in the target's units (regression only)."),
     Metric("test_r2", "Test R²", "", "higher", "ratio", EPOCH, "Coefficient of determination on the test split."),
+    Metric("data_gpu_time_s", "Data GPU time", "s", "lower", "time", EPOCH,
+           "CUDA: the loader's batch preparation on the GPU timeline (events around each next()).", _T),
 )  # fmt: skip
 EPOCH_KEYS: tuple[str, ...] = tuple(m.key for m in EPOCH_METRICS)
 

@@ -34,6 +34,9 @@ DATA_BOUND_SHARE = 0.30
 # Low utilisation: achieved training FLOP/s below this fraction of the device's measured peak (MFU). Well-fed
 # large models reach 30-50% on GPUs; below 10% the device mostly waits (model or batch too small, overheads).
 LOW_MFU = 0.10
+# Launch-bound (CUDA): the GPU runs kernels for less than this share of a training step's wall time; the rest
+# it waits for the host to launch the next kernel (small models and batches on a big GPU).
+LAUNCH_BOUND_SHARE = 0.5
 
 Severity = Literal["problem", "warning", "info"]
 SEVERITY_ORDER = {"problem": 0, "warning": 1, "info": 2}
@@ -49,6 +52,7 @@ KIND_ORDER = (
     "fit",
     "data_bound",
     "low_utilisation",
+    "launch_bound",
     "significance",
     "skipped",
     "noise",

@@ -9,6 +9,7 @@ from trainlab.report import anchors
 from trainlab.report.finding import (
     DATA_BOUND_SHARE,
     EXPLODING_LOSS_FACTOR,
+    LAUNCH_BOUND_SHARE,
     LOW_MFU,
     MIN_EPOCHS_FOR_TREND,
     OVERFIT_EPOCHS_AFTER,
@@ -75,9 +76,10 @@ def run_findings(run: RunView, quality_key: str = "test_acc") -> list[Finding]:
         data = _data_bound(run)
         if data:
             out.append(Finding(**{**data.__dict__, **base}))
-        util = _low_utilisation(run)
-        if util:
-            out.append(Finding(**{**util.__dict__, **base}))
+        for rule in (_low_utilisation, _launch_bound, _mfu_unstated):
+            found = rule(run)
+            if found:
+                out.append(Finding(**{**found.__dict__, **base}))
     return out
 
 
@@ -239,3 +241,33 @@ def _low_utilisation(run: RunView) -> Finding | None:
         f"{LOW_MFU * 100:.0f}% the device mostly waits: the model or batch is too small for it, or overheads dominate."
     )
     return Finding("low_utilisation", "warning", text, figs, anchors.COMPARISON)
+
+
+def _launch_bound(run: RunView) -> Finding | None:
+    share = run.value("gpu_busy_share")
+    if share is None or share >= LAUNCH_BOUND_SHARE:
+        return None
+    wall, kernels = run.value("step_wall_ms"), run.value("step_kernel_ms")
+    detail = f" ({kernels:.3g} ms of kernels in a {wall:.3g} ms step)" if wall is not None and kernels else ""
+    if run.results.get("compile") == "cuda-graph":
+        remedy = "The step is already one CUDA graph: a larger batch gives the GPU more work per launch."
+    else:
+        remedy = (
+            'Capture the whole step in a CUDA graph (train.compile = "cuda-graph") so it is one launch, or train '
+            "with a larger batch."
+        )
+    text = (
+        f"{run.variant} is launch-bound: the GPU ran kernels for {share * 100:.0f}% of each training step{detail};"
+        f" the rest of the time it waited for the host to queue work. {remedy}"
+    )
+    figs = {"gpu_busy_share": rounded(share, 3)}
+    if wall is not None and kernels is not None:
+        figs.update(step_wall_ms=rounded(wall), step_kernel_ms=rounded(kernels))
+    return Finding("launch_bound", "warning", text, figs, anchors.COMPARISON)
+
+
+def _mfu_unstated(run: RunView) -> Finding | None:
+    note = run.results.get("mfu_note")
+    if not note:
+        return None
+    return Finding("low_utilisation", "info", f"{run.variant}: no MFU is stated: {note}.", {}, anchors.COMPARISON)

@@ -341,7 +341,14 @@ def machine_info(study: StudyView) -> list[tuple[str, str]]:
         rows.append(("GPU", "none used" if not env.get("cuda_available") else "available, not used by this run"))
     rows.append(("Device", str(env.get("device") or "unknown")))
     peak = _flops_text(study.first_value("peak_flops"))
-    rows.append(("Measured peak", f"{peak} (matmul probe, per machine)" if peak else "not measured"))
+    if peak:
+        what = study.first_value("peak_precision") or "fp32 matmul"
+        sheet = _flops_text(study.first_value("datasheet_peak_flops"))
+        peak += f" (probed: {what}; per machine" + (f"; datasheet {sheet}" if sheet else "") + ")"
+    rows.append(("Measured peak", peak or "not measured"))
+    precision = study.first_value("precision_effective")
+    if precision:
+        rows.append(("Numerics", str(precision)))
     versions = ", ".join(
         f"{name} {env[key]}" for name, key in (("Python", "python"), ("torch", "torch"), ("numpy", "numpy"),
                                                ("trainlab", "trainlab")) if env.get(key)

@@ -108,7 +108,8 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
     path of the recipe is exercised; pretrained weights (a file the user provides) are not loaded.
     """
     raw: dict[str, Any] = tomllib.loads(resolve_study_path(source).read_text())
-    smoke: dict[str, Any] = dict(parse_override(o) for o in overrides)
+    given: dict[str, Any] = dict(parse_override(o) for o in overrides)
+    smoke: dict[str, Any] = dict(given)
     smoke.update(_stand_in(raw.get("data", {})))
     epochs = raw.get("train", {}).get("epochs", 1)
     smoke.update(
@@ -130,4 +131,5 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
         smoke["model.resize"] = 64
     if "pretrained" in raw.get("model", {}) or any("model.pretrained" in v for v in raw.get("variant", [])):
         smoke["model.pretrained"] = None
+    smoke.update(given)  # what the user sets with --set wins over the stand-in's choices
     return smoke
