@@ -42,6 +42,8 @@ def run(
     reporter: Reporter | None = None,
     isolate: bool = True,
     executor: str | Executor | None = None,
+    address: str | None = None,
+    storage: str | Path | None = None,
     sinks: list[Sink] | None = None,
     write_report: bool = True,
 ) -> StudyResult:
@@ -49,7 +51,9 @@ def run(
 
     ``study`` is a path, ``recipe:NAME``, a parsed dict or a loaded :class:`Study`. ``executor``: ``subprocess``
     (default: each run in its own process), ``inline`` or an :class:`Executor`; ``isolate=False`` means
-    ``inline``. ``sinks``: more receivers of every run's events (best effort: one that fails is reported once
+    ``inline``; ``ray`` runs each run as a task on a Ray cluster (``address``: the cluster's, else Ray's own
+    rules). ``storage``: a folder every node can reach, for checkpoints and weights (default: ``out``).
+    ``sinks``: more receivers of every run's events (best effort: one that fails is reported once
     and dropped, the study goes on).
     """
     if not isinstance(study, Study):
@@ -62,12 +66,13 @@ def run(
     layout = StudyDir(out if out is not None else default_out_dir(study))
 
     datasets = preflight(study)
-    chosen = make_executor(executor or ("subprocess" if isolate else "inline"), datasets)
+    chosen = make_executor(executor or ("subprocess" if isolate else "inline"), datasets, address)
     layout.prepare()
     store = Store(layout.db)
     result = StudyResult(study=study, out_dir=layout.root)
     try:
-        dispatch(study, layout, store, chosen, reporter, sinks)
+        shared = StudyDir(storage) if storage is not None else None
+        dispatch(study, layout, store, chosen, reporter, sinks, shared)
         if study.config.deploy.methods:
             _deploy(layout, study, datasets)
     finally:

@@ -16,8 +16,8 @@ from trainlab import __version__
 from trainlab.api import deploy_command, run
 from trainlab.config import DEPLOY_METHODS, json_schema
 from trainlab.data.commands import data_get, data_list
-from trainlab.engine.executors import EXECUTORS
 from trainlab.engine.progress import RichReporter
+from trainlab.engine.runner import EXECUTORS
 from trainlab.errors import TrainlabError
 from trainlab.layout import StudyDir
 from trainlab.models import registry
@@ -60,7 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor",
         choices=list(EXECUTORS),
         default=None,
-        help="where runs execute: subprocess (default: one child process per run) or inline (this process)",
+        help="where runs execute: subprocess (default: one child process per run), inline (this process), or ray"
+        " (each run a task on a Ray cluster; needs trainlab[ray])",
+    )
+    r.add_argument(
+        "--address",
+        help="with --executor ray: the cluster's address (e.g. 10.0.0.5:6379); default: Ray's own rules"
+        " (RAY_ADDRESS, a running local cluster, else a new local one)",
+    )
+    r.add_argument(
+        "--storage",
+        help="folder every node can reach for checkpoints and trained weights (default: the output folder)",
     )
     r.add_argument(
         "--inline",
@@ -162,7 +172,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         reporter = RichReporter()
     executor = args.executor or ("inline" if args.inline else None)
-    result = run(args.study, overrides, args.out, reporter=reporter, executor=executor)
+    result = run(
+        args.study, overrides, args.out, reporter=reporter, executor=executor, address=args.address,
+        storage=args.storage,
+    )  # fmt: skip
     if args.quiet:
         report = result.report_paths.get("html")
         print(f"{len(result.records)} runs, {len(result.failed)} failed; report: {report or result.out_dir}")

@@ -134,6 +134,3 @@ def _death_reason(code: int | None) -> str:
             why += " (out of memory, or killed by the user)"
         return why
     return f"run process exited with code {code} before recording a result"
-
-
-EXECUTORS = {"inline": InlineExecutor, "subprocess": SubprocessExecutor}

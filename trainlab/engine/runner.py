@@ -13,6 +13,7 @@ then ``trainlab.api.run`` makes the deployment variants (``[deploy]``) and write
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,10 @@ from typing import Any, Protocol
 
 from trainlab.data import DatasetCache, dataset_cache
 from trainlab.engine.events import Event, Fanout, Sink
-from trainlab.engine.executors import EXECUTORS, Executor, InlineExecutor, RunJob, SubprocessExecutor
+from trainlab.engine.executors import Executor, InlineExecutor, RunJob, SubprocessExecutor
+from trainlab.engine.ray_executor import RayExecutor
 from trainlab.engine.sinks import StoreSink
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, TrainlabError, did_you_mean
 from trainlab.layout import StudyDir
 from trainlab.models import build_for
 from trainlab.store import FINISHED, Store
@@ -103,12 +105,21 @@ def preflight(study: Study) -> DatasetCache:
     return datasets
 
 
-def make_executor(executor: str | Executor, datasets: DatasetCache) -> Executor:
-    """An executor by name (``inline``, ``subprocess``) or the one given."""
+# Executors by name: one spawned process per run (default), this process, or a Ray cluster's tasks.
+EXECUTORS = ("subprocess", "inline", "ray")
+
+
+def make_executor(executor: str | Executor, datasets: DatasetCache, address: str | None = None) -> Executor:
+    """An executor by name (see :data:`EXECUTORS`) or the one given; ``address``: the Ray cluster's."""
     if not isinstance(executor, str):
         return executor
     if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor '{executor}'; allowed: {', '.join(EXECUTORS)}")
+        raise ConfigError(f"unknown executor '{executor}'{did_you_mean(executor, EXECUTORS)}; allowed: "
+                          f"{', '.join(EXECUTORS)}")  # fmt: skip
+    if address is not None and executor != "ray":
+        raise ConfigError(f"--address is the Ray cluster's address: it needs --executor ray, not {executor}")
+    if executor == "ray":
+        return RayExecutor(address)
     return InlineExecutor(datasets) if executor == "inline" else SubprocessExecutor()
 
 
@@ -119,9 +130,13 @@ def dispatch(
     executor: Executor,
     reporter: Reporter,
     sinks: list[Sink] | None = None,
+    storage: StudyDir | None = None,
 ) -> None:
     """Record the plan, skip finished runs, and run the others on ``executor``; every event goes to the store
-    first, then to ``reporter``, then (best effort) to ``sinks``."""
+    first, then to ``reporter``, then (best effort) to ``sinks``. ``storage``: where runs write checkpoints and
+    weights when that is not the output folder (a folder every node of a cluster can reach); a finished run's
+    weights are then copied into the output folder, where deployment and the report look."""
+    where = storage or layout
     store.set_plan(study)
     todo: list[RunJob] = []
     for index, spec in enumerate(study.runs, start=1):
@@ -130,11 +145,24 @@ def dispatch(
             reporter.run_skipped(spec, status)
             continue
         job = RunJob(
-            spec, index, len(study.runs), layout.checkpoint(spec.run_id), layout.weights(spec.run_id), study.path
+            spec, index, len(study.runs), where.checkpoint(spec.run_id), where.weights(spec.run_id), study.path
         )
         todo.append(job)
     reporter.study_start(study, layout.root, len(todo))
-    executor.run(todo, Fanout([StoreSink(store), reporter], best_effort=sinks or []))
+    try:
+        executor.run(todo, Fanout([StoreSink(store), reporter], best_effort=sinks or []))
+    finally:
+        if storage is not None and storage.root.resolve() != layout.root.resolve():
+            _collect_weights(todo, layout)
+
+
+def _collect_weights(jobs: list[RunJob], layout: StudyDir) -> None:
+    """Copy the trained weights runs wrote to the shared storage into the output folder."""
+    for job in jobs:
+        if job.weights.is_file():
+            target = layout.weights(job.spec.run_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(job.weights, target)
 
 
 def add_to_path(folder: Path) -> None:
@@ -143,4 +171,13 @@ def add_to_path(folder: Path) -> None:
         sys.path.insert(0, str(folder))
 
 
-__all__ = ["Reporter", "SilentReporter", "StudyResult", "default_out_dir", "dispatch", "make_executor", "preflight"]
+__all__ = [
+    "EXECUTORS",
+    "Reporter",
+    "SilentReporter",
+    "StudyResult",
+    "default_out_dir",
+    "dispatch",
+    "make_executor",
+    "preflight",
+]

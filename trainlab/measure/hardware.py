@@ -53,6 +53,7 @@ def environment(device: torch.device, study_path: Path | None = None) -> dict[st
     env: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "hostname": platform.node(),
+        "pid": os.getpid(),  # the process that ran the run (a child, or a cluster worker)
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_model(),

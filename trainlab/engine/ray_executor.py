@@ -1,0 +1,146 @@
+"""The Ray executor: a study's runs as Ray tasks on a cluster, fault-tolerant, with the driver the store's writer.
+
+Each run is one Ray task with its resources: ``train.threads`` CPUs (1 when unset), and one GPU (or the
+fraction ``gpus_per_run``) when the run's device is cuda — or auto on a cluster that has GPUs; Ray sets
+``CUDA_VISIBLE_DEVICES`` for the task. Runs start as resources free up.
+
+Events: a task sends each event of its run to a queue actor (``ray.util.queue.Queue``); the driver drains it and
+hands the events to its sink, so the study's SQLite store is written by the driver alone, epoch by epoch, as with
+the other executors, and ``trainlab report`` works while the study runs.
+
+Faults: a task whose worker process or node dies is retried by Ray (``max_retries`` times, system failures
+only); the retry finds the run's checkpoint — in a folder every node can reach (``storage``, default the
+study's output folder) — and continues after its last completed epoch; the store's epoch rows are set to the
+checkpoint's (``RunStarted.history``), so no finished epoch is lost or recorded twice. A run that fails for its
+own reasons (NaN, out of memory, a bad model) returns a failed outcome: Ray sees a successful task and does not
+retry it. A run whose retries are exhausted is recorded as failed with Ray's reason. Ctrl-C cancels the tasks
+still running or queued and re-raises; a rerun skips the finished runs and resumes the others.
+
+``ray`` is an optional extra (``pip install 'trainlab[ray]'``), imported only when this executor runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from trainlab.engine.events import Event, RunDispatched, RunEnded, RunOutcome, Sink
+from trainlab.engine.executors import RunJob
+from trainlab.engine.loop import execute_run
+from trainlab.engine.runtime import tune_allocator
+from trainlab.errors import ConfigError
+
+POLL_S = 0.1  # how often the driver drains the event queue while tasks run
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a ConfigError naming the extra that provides it."""
+    try:
+        import ray  # deferred: an optional extra (trainlab[ray]), ~1 s to import
+    except ImportError:
+        raise ConfigError(
+            "the ray executor needs Ray, an optional extra: pip install 'trainlab[ray]' (or pip install ray)"
+        ) from None
+    return ray
+
+
+def _run_task(job: RunJob, queue: Any) -> RunOutcome:
+    """A run on a Ray worker: every event goes to the driver's queue, tagged with the run id."""
+    tune_allocator()  # the worker process is the run's own while it runs (see engine.runtime)
+    if job.study_path is not None and str(job.study_path.parent) not in sys.path:
+        sys.path.insert(0, str(job.study_path.parent))  # a user model next to the study file
+
+    def emit(event: Event) -> None:
+        queue.put((job.spec.run_id, event))
+
+    return execute_run(
+        job.spec,
+        emit=emit,
+        checkpoint_path=job.checkpoint,
+        weights_path=job.weights,
+        study_path=job.study_path,
+    )
+
+
+class RayExecutor:
+    """Runs jobs as Ray tasks, all at once as resources allow; events come back through a queue actor."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, max_retries: int = 3, gpus_per_run: float = 1.0) -> None:
+        self.address = address
+        self.max_retries = max_retries
+        self.gpus_per_run = gpus_per_run
+        self.ray = import_ray()
+
+    def _connect(self) -> None:
+        if not self.ray.is_initialized():
+            # address None: Ray's own rules (RAY_ADDRESS, a running local cluster, else a new local one).
+            self.ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+
+    def _resources(self, job: RunJob) -> dict[str, float]:
+        tc = job.spec.config.train
+        cpus = float(tc.threads or 1)
+        gpu = tc.device == "cuda" or (tc.device == "auto" and self.ray.cluster_resources().get("GPU", 0) > 0)
+        return {"num_cpus": cpus, "num_gpus": self.gpus_per_run if gpu else 0}
+
+    def run(self, jobs: Sequence[RunJob], sink: Sink) -> None:
+        if not jobs:
+            return
+        self._connect()
+        from ray.util.queue import Queue  # deferred with ray itself
+
+        queue = Queue(actor_options={"num_cpus": 0})
+        task = self.ray.remote(_run_task)
+        by_id = {job.spec.run_id: job for job in jobs}
+        pending: dict[Any, RunJob] = {}
+        for job in jobs:
+            sink.event(job.spec, RunDispatched(job.index, job.total, job.resuming))
+            ref = task.options(max_retries=self.max_retries, retry_exceptions=False, **self._resources(job)).remote(
+                job, queue
+            )
+            pending[ref] = job
+        try:
+            while pending:
+                ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                self._drain(queue, by_id, sink)
+                for ref in ready:
+                    job = pending.pop(ref)
+                    try:
+                        outcome = self.ray.get(ref)
+                    except Exception as exc:  # retries exhausted: the worker or node kept dying
+                        outcome = RunOutcome("failed", error=f"Ray task failed after retries: {type(exc).__name__}")
+                    self._drain(queue, by_id, sink)  # the task's last events are in the queue before it returns
+                    sink.event(job.spec, RunEnded(outcome))
+        except KeyboardInterrupt:
+            for ref in pending:
+                self.ray.cancel(ref, force=True)
+            raise
+        finally:
+            with contextlib.suppress(Exception):  # the cluster may be gone already: nothing to clean up then
+                self.ray.kill(queue.actor)
+
+    @staticmethod
+    def _drain(queue: Any, by_id: dict[str, RunJob], sink: Sink) -> None:
+        """Hand every queued event to the sink, in the order the runs sent them."""
+        while True:
+            n = queue.qsize()
+            if n == 0:
+                return
+            for run_id, event in queue.get_nowait_batch(n):
+                sink.event(by_id[run_id].spec, event)
+
+
+def wait_for_workers(ray: Any, cpus: float, timeout_s: float = 60.0) -> None:
+    """Block until the cluster offers ``cpus`` CPUs (nodes still joining), or raise after ``timeout_s``."""
+    deadline = time.time() + timeout_s
+    while ray.cluster_resources().get("CPU", 0) < cpus:
+        if time.time() > deadline:
+            raise RuntimeError(f"the Ray cluster did not reach {cpus} CPUs within {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+__all__ = ["RayExecutor", "import_ray", "wait_for_workers"]
