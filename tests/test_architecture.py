@@ -41,6 +41,7 @@ DEFERRABLE = (
     "ray",
     "mlflow",
     "tensorboard",
+    "torch.utils.tensorboard",  # needs the tensorboard extra
 )
 
 

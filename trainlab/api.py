@@ -32,6 +32,7 @@ from trainlab.report import build_report
 from trainlab.report.deployment import write_deployment_outputs
 from trainlab.store import Store
 from trainlab.study import Study, load_study
+from trainlab.track import Tracker, make_trackers
 
 
 def run(
@@ -45,6 +46,8 @@ def run(
     address: str | None = None,
     storage: str | Path | None = None,
     sinks: list[Sink] | None = None,
+    track: list[str] | None = None,
+    tracking_uri: str | None = None,
     write_report: bool = True,
 ) -> StudyResult:
     """Run every run of a study not already finished in ``out``, deploy (``[deploy]``) and write its report.
@@ -53,7 +56,9 @@ def run(
     (default: each run in its own process), ``inline`` or an :class:`Executor`; ``isolate=False`` means
     ``inline``; ``ray`` runs each run as a task on a Ray cluster (``address``: the cluster's, else Ray's own
     rules). ``storage``: a folder every node can reach, for checkpoints and weights (default: ``out``).
-    ``sinks``: more receivers of every run's events (best effort: one that fails is reported once
+    ``track``: experiment trackers (``mlflow``, ``tensorboard``) besides the study's ``[track]`` ones, fed live;
+    ``tracking_uri``: MLflow's (default ``[track] tracking_uri``, ``MLFLOW_TRACKING_URI``, or a SQLite store in
+    ``out``). ``sinks``: more receivers of every run's events (best effort: one that fails is reported once
     and dropped, the study goes on).
     """
     if not isinstance(study, Study):
@@ -67,20 +72,38 @@ def run(
 
     datasets = preflight(study)
     chosen = make_executor(executor or ("subprocess" if isolate else "inline"), datasets, address)
+    tc = study.config.track
+    trackers = make_trackers([*tc.to, *(track or [])], layout, tracking_uri or tc.tracking_uri)
     layout.prepare()
     store = Store(layout.db)
     result = StudyResult(study=study, out_dir=layout.root)
+    live = _best_effort(trackers, "study_started", study.config.model_dump(mode="json"), study.swept_keys)
     try:
         shared = StudyDir(storage) if storage is not None else None
-        dispatch(study, layout, store, chosen, reporter, sinks, shared)
+        dispatch(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared)
         if study.config.deploy.methods:
             _deploy(layout, study, datasets)
     finally:
         result.records = store.runs()
         if write_report:
             result.report_paths = _report(layout)
+        _best_effort(live, "study_finished", [p for k, p in result.report_paths.items() if k != "latex"])
     reporter.study_end(result)
     return result
+
+
+def _best_effort(trackers: list[Tracker], method: str, *args: Any) -> list[Tracker]:
+    """Call ``method`` on each tracker; one that fails is reported once and left out (the study goes on;
+    ``trainlab export`` can fill the gap later). Returns the trackers that did not fail."""
+    ok = []
+    for tracker in trackers:
+        try:
+            getattr(tracker, method)(*args)
+            ok.append(tracker)
+        except Exception as exc:  # a tracker's failure must not fail the study
+            print(f"warning: {tracker.name} tracking failed and is disabled: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)  # fmt: skip
+    return ok
 
 
 def deploy_command(out_dir: Path, methods: list[str] | None) -> int:

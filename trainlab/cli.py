@@ -25,6 +25,7 @@ from trainlab.profiling import profile_command
 from trainlab.report import DEFAULT_FORMATS, FORMATS, build_report
 from trainlab.report.compare import compare_command
 from trainlab.study import list_recipes, load_study, smoke_overrides
+from trainlab.track import TRACKERS, export
 
 EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -68,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --executor ray: the cluster's address (e.g. 10.0.0.5:6379); default: Ray's own rules"
         " (RAY_ADDRESS, a running local cluster, else a new local one)",
     )
+    r.add_argument(
+        "--track",
+        action="append",
+        choices=list(TRACKERS),
+        help="send the study live to an experiment tracker (repeatable; needs trainlab[mlflow] / [tensorboard])",
+    )
+    r.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else <out>/mlflow.db)")
     r.add_argument(
         "--storage",
         help="folder every node can reach for checkpoints and trained weights (default: the output folder)",
@@ -131,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("name")
     get.add_argument("--root", help="folder to put it in (default: the dataset's default root)")
 
+    exp = sub.add_parser("export", help="send a study (finished or running) to MLflow or TensorBoard from its store")
+    exp.add_argument("out", help="the study's output folder (holding trainlab.db)")
+    exp.add_argument("--to", action="append", required=True, choices=list(TRACKERS), help="tracker (repeatable)")
+    exp.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else <out>/mlflow.db)")
+
     sub.add_parser("recipes", help="list the shipped recipes")
     sub.add_parser("models", help="list the registered models and their parameters")
 
@@ -174,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = args.executor or ("inline" if args.inline else None)
     result = run(
         args.study, overrides, args.out, reporter=reporter, executor=executor, address=args.address,
-        storage=args.storage,
+        storage=args.storage, track=args.track, tracking_uri=args.tracking_uri,
     )  # fmt: skip
     if args.quiet:
         report = result.report_paths.get("html")
@@ -224,6 +237,16 @@ def cmd_data(args: argparse.Namespace) -> int:
     return data_list()
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    counts = export(Path(args.out), args.to, args.tracking_uri)
+    for tracker, n in counts.items():
+        where = (
+            Path(args.out) / "tensorboard" if tracker == "tensorboard" else (args.tracking_uri or "the MLflow store")
+        )
+        print(f"{tracker}: {n} runs exported -> {where}")
+    return EXIT_OK
+
+
 def cmd_recipes(args: argparse.Namespace) -> int:
     for name, desc in list_recipes():
         print(f"{name:<28} {desc}")
@@ -249,6 +272,7 @@ COMMANDS = {
     "check": cmd_check,
     "profile": cmd_profile,
     "data": cmd_data,
+    "export": cmd_export,
     "recipes": cmd_recipes,
     "models": cmd_models,
     "deploy": cmd_deploy,

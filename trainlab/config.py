@@ -192,6 +192,18 @@ class DeployConfig(Strict):
     )
 
 
+class TrackConfig(Strict):
+    """``[track]``: experiment trackers that receive the study live (``--track`` adds to them)."""
+
+    to: list[Literal["mlflow", "tensorboard"]] = Field(
+        default_factory=list, description="Trackers: mlflow (nested runs per study), tensorboard (a folder per run)."
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db).",
+    )
+
+
 class StudyConfig(RunConfig):
     """A whole study file."""
 
@@ -204,6 +216,7 @@ class StudyConfig(RunConfig):
     )
     repeats: PositiveInt = Field(1, description="Seeds per variant: train.seed, train.seed+1, ...")
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Deployment variants (int8, ONNX).")
+    track: TrackConfig = Field(default_factory=TrackConfig, description="Experiment trackers (MLflow, TensorBoard).")
 
     @field_validator("sweep")
     @classmethod
@@ -257,6 +270,7 @@ __all__ = [
     "RunConfig",
     "StudyConfig",
     "StudySection",
+    "TrackConfig",
     "TrainConfig",
     "json_schema",
 ]

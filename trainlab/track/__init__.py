@@ -1,0 +1,87 @@
+"""Experiment tracking: a study in MLflow and TensorBoard, live while it runs and exported after the fact.
+
+A tracker is a best-effort sink of the engine's events (``trainlab.engine.events``): ``trainlab run --track
+mlflow`` hands it every run's events as they reach the driver; ``trainlab export DIR --to mlflow`` replays the
+store's records as the same events, so live tracking and export cannot disagree on what a run looks like in a
+tracker. A tracker that fails (its server down, a full disk) is reported once and dropped; the study goes on and
+``trainlab export`` fills the gap later. Both trackers are optional extras, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from trainlab.engine.events import EpochEnded, EpochRow, RunDispatched, RunEnded, RunOutcome, RunStarted
+from trainlab.errors import ConfigError, did_you_mean
+from trainlab.layout import StudyDir
+from trainlab.store import Store
+from trainlab.track.base import Tracker
+from trainlab.track.mlflow_tracker import MlflowTracker
+from trainlab.track.tensorboard_tracker import TensorBoardTracker
+
+TRACKERS = ("mlflow", "tensorboard")
+
+
+def make_trackers(kinds: Sequence[str], layout: StudyDir, tracking_uri: str | None = None) -> list[Tracker]:
+    """The trackers named in ``kinds`` for the study in ``layout`` (errors name an unknown one or a missing
+    extra before anything runs)."""
+    out: list[Tracker] = []
+    for kind in dict.fromkeys(kinds):
+        if kind not in TRACKERS:
+            raise ConfigError(f"unknown tracker '{kind}'{did_you_mean(kind, TRACKERS)}; allowed: {', '.join(TRACKERS)}")
+        out.append(MlflowTracker(layout, tracking_uri) if kind == "mlflow" else TensorBoardTracker(layout))
+    return out
+
+
+def _spec(record: dict[str, Any]) -> SimpleNamespace:
+    """What a tracker reads of a run (``RunSpec``'s attributes), from its stored record."""
+    return SimpleNamespace(
+        run_id=record["run_id"],
+        study=record["study"],
+        variant=record["variant"],
+        repeat=record["repeat"],
+        seed=record["seed"],
+        overrides=record["overrides"],
+        config=record["config"],
+    )
+
+
+def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = None) -> dict[str, int]:
+    """Send the study in ``out_dir`` (finished or still running) to the trackers ``to``, from its store.
+
+    Each run is replayed as the events a live study sends; a tracker skips what it already holds, so exporting
+    twice does not duplicate runs. Returns the number of runs exported per tracker.
+    """
+    layout = StudyDir(out_dir)
+    store = Store(layout.require_db())
+    trackers = make_trackers(to, layout, tracking_uri)
+    records = store.runs()
+    total = len(records)
+    for tracker in trackers:
+        tracker.study_started(store.meta("study") or {}, store.meta("swept_keys") or [])
+        for index, record in enumerate(records, start=1):
+            spec = _spec(record)
+            rows = [EpochRow.from_record(e) for e in store.epochs(record["run_id"])]
+            tracker.event(spec, RunDispatched(index, total, False))
+            if record["status"] == "pending":
+                continue
+            env = record.get("env") or {}
+            tracker.event(spec, RunStarted(len(rows), 0, 1, str(env.get("device", "")), env, record["profile"]))
+            for row in rows:
+                tracker.event(spec, EpochEnded(row))
+            if record["status"] != "running":
+                outcome = RunOutcome(record["status"], record["results"] or {}, record["error"], record["detail"])
+                tracker.event(spec, RunEnded(outcome))
+        tracker.study_finished(_report_files(layout))
+    return {tracker.name: total for tracker in trackers}
+
+
+def _report_files(layout: StudyDir) -> list[Path]:
+    files = [layout.report_file(n) for n in ("report.html", "report.md", "results.csv", "epochs.csv")]
+    return [f for f in files if f.is_file()] + ([layout.plots] if layout.plots.is_dir() else [])
+
+
+__all__ = ["TRACKERS", "MlflowTracker", "TensorBoardTracker", "Tracker", "export", "make_trackers"]

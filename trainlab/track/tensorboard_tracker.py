@@ -1,0 +1,113 @@
+"""TensorBoard: one log folder per run under ``<out>/tensorboard``, scalars per epoch, hparams per run.
+
+Folder ``<out>/tensorboard/<variant>_seed<seed>_<run id>``; scalar tags ``loss/train``, ``loss/test``,
+``accuracy/train``, ``accuracy/test``, ``mae/test``, ``r2/test``, ``time/epoch_s``, ``time/data_s``,
+``time/compute_s``, ``lr`` with the epoch as the step. When the run ends, its hparams (the keys the study
+sweeps, and the run's seed) with its final figures (``final/<figure>``) go into the *same* folder, so
+TensorBoard's HParams tab shows one row per run and no extra empty runs.
+
+When a run starts (live, on resume, or replayed by ``trainlab export``) its folder is written afresh from the
+epochs it already has, so the event files always hold each epoch once, as the store does.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Any
+
+from trainlab.engine.events import EpochEnded, Event, RunEnded, RunStarted
+from trainlab.errors import ConfigError
+from trainlab.layout import StudyDir
+from trainlab.track.base import config_of, dotted, final_figures
+
+TAGS = {
+    "train_loss": "loss/train",
+    "test_loss": "loss/test",
+    "train_acc": "accuracy/train",
+    "test_acc": "accuracy/test",
+    "test_mae": "mae/test",
+    "test_r2": "r2/test",
+    "epoch_time_s": "time/epoch_s",
+    "data_time_s": "time/data_s",
+    "compute_time_s": "time/compute_s",
+    "data_gpu_time_s": "time/data_gpu_s",
+    "lr": "lr",
+}
+HPARAM_METRICS = ("test_acc", "best_test_acc", "test_loss", "test_r2", "train_time_s", "epoch_time_mean_s",
+                  "latency_p50_ms", "params", "peak_mem_mb")  # fmt: skip
+
+
+def _writer_class() -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # deferred: needs the tensorboard extra
+    except ImportError:
+        raise ConfigError(
+            "tracking with TensorBoard needs an optional extra: pip install 'trainlab[tensorboard]'"
+        ) from None
+    return SummaryWriter
+
+
+class TensorBoardTracker:
+    """Writes TensorBoard event files for a study (live, as a sink, or replayed from the store)."""
+
+    name = "tensorboard"
+
+    def __init__(self, layout: StudyDir) -> None:
+        self.writer_cls = _writer_class()
+        self.root = layout.root / "tensorboard"
+        self.writers: dict[str, Any] = {}
+        self.swept: list[str] = []
+
+    def study_started(self, study_config: dict[str, Any], swept_keys: list[str]) -> None:
+        self.swept = list(swept_keys)
+
+    def study_finished(self, report_files: list[Any]) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
+
+    def folder(self, spec: Any) -> str:
+        safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec.variant)
+        return str(self.root / f"{safe}_seed{spec.seed}_{spec.run_id}")
+
+    def event(self, spec: Any, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            old = self.writers.pop(spec.run_id, None)
+            if old is not None:
+                old.close()
+            shutil.rmtree(self.folder(spec), ignore_errors=True)
+            writer = self.writers[spec.run_id] = self.writer_cls(log_dir=self.folder(spec))
+            for row in event.history:
+                self._epoch(writer, row.to_record())
+        elif isinstance(event, EpochEnded):
+            writer = self.writers.get(spec.run_id)
+            if writer is not None:
+                self._epoch(writer, event.row.to_record())
+        elif isinstance(event, RunEnded):
+            writer = self.writers.pop(spec.run_id, None)
+            if writer is None:
+                return
+            if event.outcome.status == "done":
+                figures = final_figures(event.outcome.results)
+                metrics = {f"final/{k}": figures[k] for k in HPARAM_METRICS if k in figures}
+                writer.add_hparams(self._hparams(spec), metrics, run_name=".")  # ".": this run's own folder
+            writer.close()
+
+    def _epoch(self, writer: Any, row: dict[str, Any]) -> None:
+        step = int(row["epoch"])
+        for key, tag in TAGS.items():
+            value = row.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                writer.add_scalar(tag, float(value), step)
+        writer.flush()
+
+    def _hparams(self, spec: Any) -> dict[str, Any]:
+        """The swept keys' values (numbers, strings or booleans, as TensorBoard takes them) and the seed."""
+        config = dotted(config_of(spec))
+        out: dict[str, Any] = {}
+        for key in self.swept:
+            value = config.get(key, spec.overrides.get(key))
+            out[key] = value if isinstance(value, int | float | str | bool) else str(value)
+        out["seed"] = spec.seed
+        return out
