@@ -27,28 +27,28 @@ if TYPE_CHECKING:
 
 def load_study(source: Any, overrides: Any = None) -> Study:
     """See :func:`trainlab.study.load_study`."""
-    from trainlab.study import load_study as _load
+    from trainlab.study import load_study as _load  # deferred: `import trainlab` stays light
 
     return _load(source, overrides)
 
 
 def run(study: Any, overrides: Any = None, out: Any = None, **kwargs: Any) -> StudyResult:
     """See :func:`trainlab.api.run`."""
-    from trainlab.api import run as _run
+    from trainlab.api import run as _run  # deferred: `import trainlab` stays light
 
     return _run(study, overrides, out, **kwargs)
 
 
 def build_report(out_dir: str | Path, **kwargs: Any) -> dict[str, Path]:
     """See :func:`trainlab.report.build_report`."""
-    from trainlab.report import build_report as _build
+    from trainlab.report import build_report as _build  # deferred: `import trainlab` stays light
 
     return _build(out_dir, **kwargs)
 
 
 def profile(model: Any, input_shape: Any, **kwargs: Any) -> Profile:
     """See :func:`trainlab.measure.complexity.profile_model`."""
-    from trainlab.measure.complexity import profile_model
+    from trainlab.measure.complexity import profile_model  # deferred: `import trainlab` stays light
 
     return profile_model(model, input_shape, **kwargs)
 

@@ -12,20 +12,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainlab import __version__
-from trainlab.api import deploy_command, run
-from trainlab.config import DEPLOY_METHODS, json_schema
-from trainlab.data.commands import data_get, data_list
-from trainlab.engine.progress import RichReporter
-from trainlab.engine.runner import EXECUTORS
 from trainlab.errors import TrainlabError
 from trainlab.layout import StudyDir
-from trainlab.models import registry
-from trainlab.profiling import profile_command
-from trainlab.report import DEFAULT_FORMATS, FORMATS, build_report
-from trainlab.report.compare import compare_command
-from trainlab.study import list_recipes, load_study, smoke_overrides
-from trainlab.track import TRACKERS, export
+from trainlab.names import DEFAULT_FORMATS, DEPLOY_METHODS, EXECUTORS, FORMATS, TRACKERS
+from trainlab.version import __version__
+
+# The commands' own modules are imported inside each command (marked "deferred"): they pull in torch (~2 s)
+# and matplotlib, which `trainlab --help`, `--version` and a mistyped argument do not need.
 
 EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -175,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from trainlab.api import run  # deferred: see the note at the top
+    from trainlab.engine.progress import RichReporter  # deferred: see the note at the top
+    from trainlab.study import smoke_overrides  # deferred: see the note at the top
+
     overrides: list[str] | dict = list(args.overrides)
     if args.no_download:
         overrides.append("data.download=false")
@@ -196,6 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from trainlab.report import build_report  # deferred: see the note at the top
+
     out = Path(args.out)
     StudyDir(out).require_db()
     paths = build_report(out, formats=args.format)
@@ -205,10 +204,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from trainlab.report.compare import compare_command  # deferred: see the note at the top
+
     return compare_command(Path(args.a), Path(args.b), Path(args.out) if args.out else None)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from trainlab.config import json_schema  # deferred: see the note at the top
+
     text = json.dumps(json_schema(), indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -219,6 +222,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from trainlab.study import load_study  # deferred: see the note at the top
+
     study = load_study(args.study, args.overrides)
     print(f"study '{study.name}': {len(study.runs)} runs, baseline '{study.baseline}'")
     for r in study.runs:
@@ -228,16 +233,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from trainlab.profiling import profile_command  # deferred: see the note at the top
+
     return profile_command(args)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from trainlab.data.commands import data_get, data_list  # deferred: see the note at the top
+
     if args.data_command == "get":
         return data_get(args.name, args.root)
     return data_list()
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from trainlab.track import export  # deferred: see the note at the top
+
     counts = export(Path(args.out), args.to, args.tracking_uri)
     for tracker, n in counts.items():
         where = (
@@ -248,12 +259,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
+    from trainlab.study import list_recipes  # deferred: see the note at the top
+
     for name, desc in list_recipes():
         print(f"{name:<28} {desc}")
     return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from trainlab.models import registry  # deferred: see the note at the top
+
     for name, entry in sorted(registry().items()):
         keys = ", ".join(entry.params.model_fields) or "(no parameters)"
         print(f"{name:<20} {entry.description}\n{'':<20} keys: {keys}")
@@ -261,6 +276,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from trainlab.api import deploy_command  # deferred: see the note at the top
+
     return deploy_command(Path(args.out), args.method)
 
 

@@ -12,7 +12,7 @@ and imported, never ``eval``-ed.
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -29,6 +29,7 @@ from trainlab.errors import did_you_mean
 from trainlab.measure.config import MeasureConfig
 from trainlab.measure.metrics import BY_KEY
 from trainlab.models.config import ModelConfig
+from trainlab.names import DEPLOY_BASELINE, DEPLOY_METHODS, TRACKERS
 from trainlab.optim import OPTIMIZERS
 from trainlab.schema import Strict
 
@@ -38,11 +39,7 @@ PRECISIONS = ("default", "fp32", "tf32", "bf16", "fp16")
 COMPILE_MODES = ("none", "default", "max-autotune", "cuda-graph")
 # Optimizers with a capturable form (state on the GPU, a tensor learning rate read inside a CUDA graph).
 GRAPH_LR_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adadelta")
-# Deployment variants of a trained float model (trainlab.deploy), in table order; the float model itself is
-# measured alongside them under the method name DEPLOY_BASELINE.
-DeployMethod = Literal["dynamic", "static", "onnx"]
-DEPLOY_METHODS: tuple[str, ...] = get_args(DeployMethod)
-DEPLOY_BASELINE = "float"
+DeployMethod = Literal[DEPLOY_METHODS]  # the names live in trainlab.names
 
 
 class StudySection(Strict):
@@ -195,7 +192,7 @@ class DeployConfig(Strict):
 class TrackConfig(Strict):
     """``[track]``: experiment trackers that receive the study live (``--track`` adds to them)."""
 
-    to: list[Literal["mlflow", "tensorboard"]] = Field(
+    to: list[Literal[TRACKERS]] = Field(
         default_factory=list, description="Trackers: mlflow (nested runs per study), tensorboard (a folder per run)."
     )
     tracking_uri: str | None = Field(

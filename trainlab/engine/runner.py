@@ -27,6 +27,7 @@ from trainlab.engine.sinks import StoreSink
 from trainlab.errors import ConfigError, TrainlabError, did_you_mean
 from trainlab.layout import StudyDir
 from trainlab.models import build_for
+from trainlab.names import EXECUTORS
 from trainlab.store import FINISHED, Store
 from trainlab.study import RunSpec, Study
 
@@ -103,10 +104,6 @@ def preflight(study: Study) -> DatasetCache:
                 f" '{spec.config.data.name}' is a regression task, use 'mse'"
             )
     return datasets
-
-
-# Executors by name: one spawned process per run (default), this process, or a Ray cluster's tasks.
-EXECUTORS = ("subprocess", "inline", "ray")
 
 
 def make_executor(executor: str | Executor, datasets: DatasetCache, address: str | None = None) -> Executor:

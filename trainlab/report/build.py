@@ -7,6 +7,7 @@ from pathlib import Path
 
 from trainlab.errors import TrainlabError
 from trainlab.layout import StudyDir
+from trainlab.names import DEFAULT_FORMATS, FORMATS
 from trainlab.report.deployment import deployment_section
 from trainlab.report.export import epochs_csv, render_latex, render_markdown, results_csv
 from trainlab.report.findings import study_findings
@@ -14,9 +15,6 @@ from trainlab.report.html import render_html
 from trainlab.report.plots import all_plots
 from trainlab.report.study import StudyView
 from trainlab.report.tables import class_tables, comparison_table, group_tables
-
-FORMATS = ("html", "md", "csv", "latex")
-DEFAULT_FORMATS = ("html", "md", "csv")
 
 
 def _write(path: Path, data: str | bytes) -> None:

@@ -17,12 +17,11 @@ from typing import Any
 from trainlab.engine.events import EpochEnded, EpochRow, RunDispatched, RunEnded, RunOutcome, RunStarted
 from trainlab.errors import ConfigError, did_you_mean
 from trainlab.layout import StudyDir
+from trainlab.names import TRACKERS
 from trainlab.store import Store
 from trainlab.track.base import Tracker
 from trainlab.track.mlflow_tracker import MlflowTracker
 from trainlab.track.tensorboard_tracker import TensorBoardTracker
-
-TRACKERS = ("mlflow", "tensorboard")
 
 
 def make_trackers(kinds: Sequence[str], layout: StudyDir, tracking_uri: str | None = None) -> list[Tracker]:
