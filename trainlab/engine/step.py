@@ -44,6 +44,22 @@ def l2_penalty(model: nn.Module) -> torch.Tensor:
     return sum((p.pow(2).sum() for p in model.parameters() if p.requires_grad and p.dim() > 1), torch.zeros(()))
 
 
+def forward_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    l2: float = 0.0,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward half of a step: (outputs, data loss, loss to differentiate = data loss + L2 penalty)."""
+    with autocast():
+        out = model(x)
+        loss = loss_fn(out, y)
+        total = loss + l2 * l2_penalty(model).to(loss.device) if l2 else loss
+    return out, loss, total
+
+
 def train_step(
     model: nn.Module,
     x: torch.Tensor,
@@ -61,10 +77,7 @@ def train_step(
     loss; ``scaler``: fp16's gradient scaler. Nothing here reads a value back to the host (a scaler does, to
     skip a step whose gradients overflowed).
     """
-    with autocast():
-        out = model(x)
-        loss = loss_fn(out, y)
-        total = loss + l2 * l2_penalty(model).to(loss.device) if l2 else loss
+    out, loss, total = forward_loss(model, x, y, loss_fn, l2, autocast)
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         total.backward()

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from trainlab.engine.device import DeviceUnavailable
-from trainlab.engine.step import LossFn, l2_penalty, train_step
+from trainlab.engine.step import LossFn, forward_loss, train_step
 from trainlab.measure.clock import synchronize
 
 Autocast = Callable[[], AbstractContextManager[Any]]
@@ -143,10 +143,7 @@ class CompiledStep(EagerStep):
         synchronize(device)
         t0 = time.perf_counter()
         for x, y in examples:
-            with self.autocast():
-                out = self.run_model(x)
-                loss = self.loss_fn(out, y)
-                total = loss + self.l2 * l2_penalty(self.model).to(loss.device) if self.l2 else loss
+            _, _, total = forward_loss(self.run_model, x, y, self.loss_fn, self.l2, self.autocast)
             total.backward()
         synchronize(device)
         self.compile_time_s = time.perf_counter() - t0
@@ -202,10 +199,9 @@ class GraphStep(EagerStep):
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            with self.autocast():
-                out = self.model(self.static["x"])
-                loss = self.loss_fn(out, self.static["y"])
-                total = loss + self.l2 * l2_penalty(self.model).to(loss.device) if self.l2 else loss
+            out, loss, total = forward_loss(
+                self.model, self.static["x"], self.static["y"], self.loss_fn, self.l2, self.autocast
+            )
             total.backward()
             self.optimizer.step()
         self.static["loss"], self.static["out"] = loss.detach(), out.detach()
