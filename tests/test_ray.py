@@ -21,14 +21,13 @@ from helpers import tiny_study
 # the machine's outward address). Set before Ray is imported; inherited by the nodes and the CLI under test.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-ray = pytest.importorskip("ray", reason="the ray extra is part of the dev install")
+import ray
+from ray.cluster_utils import Cluster
 
-from ray.cluster_utils import Cluster  # noqa: E402
-
-from trainlab.api import run  # noqa: E402
-from trainlab.engine.runner import make_executor  # noqa: E402
-from trainlab.errors import ConfigError  # noqa: E402
-from trainlab.store import Store  # noqa: E402
+from trainlab.api import run
+from trainlab.engine.runner import make_executor
+from trainlab.errors import ConfigError
+from trainlab.store import Store
 
 KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 LOCAL = {"node_ip_address": "127.0.0.1", "include_dashboard": False}
