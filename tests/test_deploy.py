@@ -6,6 +6,7 @@ checks the torch.compile path. Tests needing an optional dependency skip with th
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,15 @@ def test_study_with_deploy_section(tmp_path: Path, capsys: pytest.CaptureFixture
 
     png = plot_deployment(rows, tmp_path / "deploy.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The deployment table also lands in a CSV beside results.csv, one row per run x method, unrounded.
+    from trainlab.report import build_report
+
+    paths = build_report(out, formats=["csv"])
+    table = list(csv.DictReader(paths["deployments_csv"].open()))
+    assert paths["deployments_csv"] == out / "deployments.csv" and len(table) == len(rows)
+    assert [r["method"] for r in table] == ["float", *METHODS] and all(r["status"] == "done" for r in table)
+    assert float(table[2]["size_ratio"]) == pytest.approx(static["size_ratio"])
 
     # A re-run of the finished study skips training and the deployments already done.
     before = [(d["method"], d["created_at"]) for d in store.deployments()]

@@ -8,13 +8,14 @@ from pathlib import Path
 from trainlab.errors import TrainlabError
 from trainlab.layout import StudyDir
 from trainlab.names import DEFAULT_FORMATS, FORMATS
-from trainlab.report.deployment import deployment_section
+from trainlab.report.deployment import deployment_section, deployments_csv
 from trainlab.report.export import epochs_csv, render_latex, render_markdown, results_csv
 from trainlab.report.findings import study_findings
 from trainlab.report.html import render_html
 from trainlab.report.plots import all_plots
 from trainlab.report.study import StudyView
 from trainlab.report.tables import class_tables, comparison_table, group_tables
+from trainlab.store import Store
 
 
 def _write(path: Path, data: str | bytes) -> None:
@@ -31,7 +32,8 @@ def build_report(out_dir: str | Path, formats: list[str] | None = None) -> dict[
     """Write the report files of the study in ``out_dir`` and return their paths.
 
     ``formats`` is any of ``html``, ``md``, ``csv``, ``latex`` (default: html, md, csv). Returns the keys
-    written among ``html``, ``md``, ``results_csv``, ``epochs_csv``, ``latex`` and ``plots`` (the folder).
+    written among ``html``, ``md``, ``results_csv``, ``epochs_csv``, ``deployments_csv`` (when the study has
+    deployments), ``latex`` and ``plots`` (the folder).
     Raises :class:`trainlab.errors.TrainlabError` when ``out_dir`` holds no ``trainlab.db``.
     """
     wanted = list(dict.fromkeys(formats or DEFAULT_FORMATS))
@@ -48,6 +50,10 @@ def build_report(out_dir: str | Path, formats: list[str] | None = None) -> dict[
         _write(paths["results_csv"], results_csv(study))
         paths["epochs_csv"] = layout.report_file("epochs.csv")
         _write(paths["epochs_csv"], epochs_csv(study))
+        deployments = deployments_csv(Store(layout.db))
+        if deployments is not None:  # a study with [deploy] (or after `trainlab deploy`): its table, beside
+            paths["deployments_csv"] = layout.report_file("deployments.csv")
+            _write(paths["deployments_csv"], deployments)
 
     if not {"html", "md", "latex"} & set(wanted):
         return paths

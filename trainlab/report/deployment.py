@@ -12,6 +12,8 @@ and accuracy always. A variant slower than float says so in its ``note``.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -292,6 +294,24 @@ class DeploymentSection:
     legend: str
     markdown: str
     plot: Plot | None
+
+
+# deployments.csv: one row per run x method, the table's figures unrounded, plus status, error and the run id.
+CSV_COLUMNS = ("run_id", "variant", "model", "method", "status", "error", "saved_kb", "size_ratio", "size_mb",
+               "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_speedup", "throughput_ips",
+               "throughput_speedup", "test_acc", "d_acc_points", "agreement", "max_abs_diff", "note")  # fmt: skip
+
+
+def deployments_csv(store: Store) -> str | None:
+    """Text of deployments.csv (the deployment table beside results.csv), or None without deployments."""
+    if not store.deployments():
+        return None
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in deployment_rows(store):
+        writer.writerow(["" if row.get(k) is None else row.get(k) for k in CSV_COLUMNS])
+    return buf.getvalue()
 
 
 def deployment_section(out_dir: Path, plot_dir: Path | None) -> DeploymentSection | None:
