@@ -32,7 +32,7 @@ from trainlab.report import build_report
 from trainlab.report.deployment import write_deployment_outputs
 from trainlab.store import Store
 from trainlab.study import Study, load_study
-from trainlab.track import Tracker, make_trackers
+from trainlab.track import Tracker, make_trackers, report_files
 
 
 def run(
@@ -87,7 +87,7 @@ def run(
         result.records = store.runs()
         if write_report:
             result.report_paths = _report(layout)
-        _best_effort(live, "study_finished", [p for k, p in result.report_paths.items() if k != "latex"])
+        _best_effort(live, "study_finished", report_files(layout))
     reporter.study_end(result)
     return result
 

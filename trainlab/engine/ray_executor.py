@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -134,13 +133,4 @@ class RayExecutor:
                 sink.event(by_id[run_id].spec, event)
 
 
-def wait_for_workers(ray: Any, cpus: float, timeout_s: float = 60.0) -> None:
-    """Block until the cluster offers ``cpus`` CPUs (nodes still joining), or raise after ``timeout_s``."""
-    deadline = time.time() + timeout_s
-    while ray.cluster_resources().get("CPU", 0) < cpus:
-        if time.time() > deadline:
-            raise RuntimeError(f"the Ray cluster did not reach {cpus} CPUs within {timeout_s:.0f} s")
-        time.sleep(0.2)
-
-
-__all__ = ["RayExecutor", "import_ray", "wait_for_workers"]
+__all__ = ["RayExecutor", "import_ray"]

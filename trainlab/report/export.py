@@ -13,7 +13,7 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from trainlab.measure.format import fmt_number
+from trainlab.measure.format import fmt_number, fmt_pct
 from trainlab.measure.metrics import EPOCH_METRICS, column_order
 from trainlab.measure.stats import ALPHA, CONFIDENCE, TEST_NAME
 from trainlab.report.findings import Finding
@@ -236,12 +236,8 @@ def render_latex(study: StudyView, comparison: Table, groups: list[Table], class
             r"\midrule",
         ]
         for r in ct.rows:
-            cells = [_pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"])]
+            cells = [fmt_pct(r[k], missing="---") for k in ("precision", "recall", "f1")]  # LaTeX dash
             lines.append(f"{latex_escape(r['class'])} & {r['support']} & " + " & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
         out.append("\n".join(lines))
     return "\n".join(out)
-
-
-def _pct(x: float | None) -> str:
-    return "---" if x is None else f"{x * 100:.1f}"

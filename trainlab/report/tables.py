@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainlab.measure.format import fmt_ci, fmt_delta, fmt_value, loss_unit
+from trainlab.measure.format import fmt_ci, fmt_delta, fmt_pct, fmt_value, loss_unit
 from trainlab.measure.metrics import BY_KEY, GROUPS, HEADLINE, Metric
 from trainlab.measure.stats import relative_change
 from trainlab.report import anchors
@@ -312,17 +312,13 @@ def class_table_markdown(ct: ClassTable) -> str:
     lines = ["| Class | Support | Precision (%) | Recall (%) | F1 (%) |", "|---|---|---|---|---|"]
     for r in ct.rows:
         lines.append(
-            f"| {md_escape(r['class'])} | {r['support']} | {_pct(r['precision'])} | {_pct(r['recall'])} |"
-            f" {_pct(r['f1'])} |"
+            f"| {md_escape(r['class'])} | {r['support']} | {fmt_pct(r['precision'])} | {fmt_pct(r['recall'])} |"
+            f" {fmt_pct(r['f1'])} |"
         )
     m = ct.macro
-    lines.append(f"| macro avg | {sum(r['support'] for r in ct.rows)} | {_pct(m['precision'])} | {_pct(m['recall'])} |"
-                 f" {_pct(m['f1'])} |")  # fmt: skip
+    p, r, f1 = (fmt_pct(m[k]) for k in ("precision", "recall", "f1"))
+    lines.append(f"| macro avg | {sum(row['support'] for row in ct.rows)} | {p} | {r} | {f1} |")
     return "\n".join(lines) + "\n"
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:.1f}"
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -74,13 +74,15 @@ def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = No
             if record["status"] != "running":
                 outcome = RunOutcome(record["status"], record["results"] or {}, record["error"], record["detail"])
                 tracker.event(spec, RunEnded(outcome))
-        tracker.study_finished(_report_files(layout))
+        tracker.study_finished(report_files(layout))
     return {tracker.name: total for tracker in trackers}
 
 
-def _report_files(layout: StudyDir) -> list[Path]:
-    files = [layout.report_file(n) for n in ("report.html", "report.md", "results.csv", "epochs.csv")]
+def report_files(layout: StudyDir) -> list[Path]:
+    """The study's report files a tracker keeps as artifacts (those written so far), and the plots folder."""
+    names = ("report.html", "report.md", "results.csv", "epochs.csv", "deployments.csv")
+    files = [layout.report_file(n) for n in names]
     return [f for f in files if f.is_file()] + ([layout.plots] if layout.plots.is_dir() else [])
 
 
-__all__ = ["TRACKERS", "MlflowTracker", "TensorBoardTracker", "Tracker", "export", "make_trackers"]
+__all__ = ["TRACKERS", "MlflowTracker", "TensorBoardTracker", "Tracker", "export", "make_trackers", "report_files"]
