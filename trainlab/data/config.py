@@ -122,6 +122,12 @@ class DataConfig(Strict):
         "resident",
         description="resident: the split lives on the device as one tensor; dataloader: torch DataLoader.",
     )
+    pipeline: Literal["tensor", "pil"] = Field(
+        "tensor",
+        description="Per-sample transforms of the dataloader loader. tensor: crop/flip/normalise by tensor"
+        " indexing; pil: each sample decoded to a PIL image, padded, cropped, flipped, converted to a tensor and"
+        " normalised, as torchvision users write it (dataloader only; images only).",
+    )
     num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes (dataloader only).")
     pin_memory: bool = Field(False, description="DataLoader pin_memory (dataloader only).")
     persistent_workers: bool = Field(False, description="DataLoader persistent_workers (dataloader only).")
@@ -149,6 +155,16 @@ class DataConfig(Strict):
     @classmethod
     def _size(cls, v: Any) -> Any:
         return square_size(v)
+
+    @model_validator(mode="after")
+    def _pipeline_needs_dataloader(self) -> DataConfig:
+        if self.pipeline == "pil" and self.loader != "dataloader":
+            raise ValueError(
+                f"data.pipeline = 'pil' needs data.loader = 'dataloader' (its per-sample PIL transforms run in the"
+                f" DataLoader), not '{self.loader}'; allowed: data.pipeline = 'tensor' with either loader, or"
+                " 'pil' with data.loader = 'dataloader'"
+            )
+        return self
 
     @model_validator(mode="wrap")
     @classmethod

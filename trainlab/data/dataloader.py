@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 from trainlab.data.augment import AugmentParams, BatchAugment, resize_batch
 from trainlab.data.base import Split
 from trainlab.data.epoch import Normalizer, epoch_order, epoch_params
+from trainlab.data.pil import PilSampleDataset
 
 if TYPE_CHECKING:
     from trainlab.data.config import DataConfig
@@ -136,14 +137,18 @@ def make_dataloader(
 ) -> EpochDataLoader:
     """A DataLoader over ``split`` configured by ``cfg`` (batch size, workers, pinning, prefetching).
 
-    ``train``: shuffled and augmented; otherwise in order and never augmented. ``persistent_workers`` and
-    ``prefetch_factor`` only apply with workers (``num_workers > 0``) and are ignored without; ``pin_memory``
-    only where CUDA is available.
+    ``train``: shuffled and augmented; otherwise in order and never augmented. ``cfg.pipeline`` picks the
+    per-sample Dataset: :class:`SampleDataset` (``tensor``) or :class:`~trainlab.data.pil.PilSampleDataset`
+    (``pil``). ``persistent_workers`` and ``prefetch_factor`` only apply with workers (``num_workers > 0``)
+    and are ignored without; ``pin_memory`` only where CUDA is available.
     """
     if augment is not None and not isinstance(augment, BatchAugment):
         raise TypeError("the dataloader path applies trainlab's augmentations (build_augment), not a callable")
     aug = augment if train else None
-    dataset = SampleDataset(split, mean, std, aug, resize)
+    # pipeline: tensor indexing per sample, or torchvision-style PIL transforms (trainlab.data.pil); the same
+    # sampler keys drive both, so the batches agree and do not depend on the workers.
+    dataset_type = PilSampleDataset if cfg.pipeline == "pil" else SampleDataset
+    dataset = dataset_type(split, mean, std, aug, resize)
     sampler = EpochSampler(len(split), seed, shuffle=train, augment=aug)
     kwargs: dict[str, Any] = {}
     if cfg.num_workers > 0:
