@@ -64,6 +64,14 @@ name = "mlp"
     epochs = list(csv.DictReader((out / "epochs.csv").open()))
     assert len(epochs) == 6
     assert any((out / "plots").iterdir())
+    # The run's child process starts DataLoader workers as the user's own script would (fork on Linux), not by
+    # the "spawn" it was itself started with (that re-imports everything per worker and epoch).
+    import multiprocessing
+
+    from trainlab.store import Store
+
+    envs = [r["env"] for r in Store(out / "trainlab.db").runs()]
+    assert [e["mp_start_method"] for e in envs] == [multiprocessing.get_start_method()] * 2
 
     # The report rebuilds from the store alone, and a second run skips both finished runs.
     (out / "report.html").unlink()

@@ -104,10 +104,13 @@ def test_no_overfitting_for_falling_loss_a_last_epoch_blip_or_a_small_rise() -> 
 
 
 def test_a_good_fit_gets_its_own_verdict() -> None:
-    falling = _run("a", _epochs([0.8, 0.5, 0.4, 0.35, 0.3, 0.28]))
-    [f] = [f for f in run_findings(falling) if f.kind == "fit"]
-    assert f.severity == "info" and "no overfitting within 6 epochs" in f.text
-    assert f.figures["best_epoch"] == 6 and f.figures["min_test_loss"] == pytest.approx(0.28)
+    levelled = _run("a", _epochs([0.8, 0.5, 0.4, 0.35, 0.3, 0.301, 0.3, 0.3]))
+    [f] = [f for f in run_findings(levelled) if f.kind == "fit"]
+    assert f.severity == "info" and "no overfitting within 8 epochs" in f.text
+    assert f.figures["best_epoch"] == 5 and f.figures["min_test_loss"] == pytest.approx(0.3)
+    # Still falling steeply at the end: "not converged" is the useful sentence, not "no overfitting".
+    falling = _run("b", _epochs([0.8, 0.5, 0.4, 0.35, 0.3, 0.28]))
+    assert "fit" not in _kinds(run_findings(falling)) and "not_converged" in _kinds(run_findings(falling))
     small = _run("c", _epochs([0.8, 0.5, 0.4, 0.3, 0.31, 0.31]))
     [g] = [f for f in run_findings(small) if f.kind == "fit"]
     assert "lowest at epoch 4" in g.text and g.figures["test_loss_rise"] == pytest.approx(0.0333, rel=1e-2)
@@ -176,8 +179,9 @@ def test_low_utilisation_only_when_mfu_is_known() -> None:
 def test_low_utilisation_of_several_variants_is_one_finding() -> None:
     runs = [_run(f"v{i}", _epochs([0.5] * 3), mfu=m, test_acc=0.9) for i, m in enumerate((0.00008, 0.03, 0.5))]
     [f] = [f for f in study_findings(_study(*runs)) if f.kind == "low_utilisation"]
-    assert f.text.startswith("2 variants use less than 10%") and "v0 0.008%" in f.text and "v1 3%" in f.text
-    assert f.figures == {"mfu_v0": 0.00008, "mfu_v1": 0.03}
+    assert f.text.startswith("2 variants use less than 10%") and "v0 (MFU 0.008%)" in f.text
+    assert "v1 (MFU 3%)" in f.text
+    assert f.figures == {"variants": ["v0", "v1"], "mfu_v0": 0.00008, "mfu_v1": 0.03}
 
 
 # ---- per study ----------------------------------------------------------------------------------------------
@@ -218,11 +222,45 @@ def test_repeats_compare_with_the_baseline_by_welch() -> None:
     fs = study_findings(_study(*runs, baseline="base"))
     [sig] = [f for f in fs if f.kind == "significance"]
     assert sig.variant == "new" and sig.figures["p_test_acc"] < 0.05 and "larger than the noise" in sig.text
-    assert "Welch" in sig.text and sig.anchor == anchors.STATISTICS
+    assert "paired t-test" in sig.text and sig.anchor == anchors.STATISTICS  # the same seeds: paired
+    assert "95% bootstrap CI 95.0–95.8% vs 90.0–90.8%" in sig.text
     [noise] = [f for f in fs if f.kind == "noise"]
-    assert "3 seeds" in noise.text and "Welch" in noise.text
+    assert "3 seeds" in noise.text and "Welch" in noise.text and "Holm" in noise.text
     best = next(f for f in fs if f.kind == "best" and "test acc" in f.text)
     assert "mean ± 95% CI of 3 seeds" in best.text and "p_vs_baseline" in best.figures
+    # Other seeds for the variant: nothing to pair, so Welch's test, with Hedges' g as the effect size.
+    for r in runs:
+        if r.variant == "new":
+            r.record["seed"] += 10
+    [sig] = [f for f in study_findings(_study(*runs, baseline="base")) if f.kind == "significance"]
+    assert "Welch p = " in sig.text and "g = " in sig.text
+
+
+def test_holm_adjusts_the_family_and_few_seeds_say_how_many_are_needed() -> None:
+    base = [0.900, 0.905, 0.898]
+    runs = [_run("base", _epochs([0.5] * 4), seed=s, test_acc=a) for s, a in enumerate(base)]
+    # Three variants, each a little above the baseline with a noisy spread.
+    offsets = {"v1": (0.012, -0.006, 0.006), "v2": (0.015, -0.004, 0.007), "v3": (0.030, 0.031, 0.029)}
+    for name, offs in offsets.items():
+        for s, (a, d) in enumerate(zip(base, offs)):
+            runs.append(_run(name, _epochs([0.5] * 4), seed=s, test_acc=a + d))
+    view = _study(*runs, baseline="base")
+    from scipy import stats as sps
+
+    from trainlab.measure.stats import holm
+
+    raw = []
+    for name in ("v1", "v2", "v3"):
+        vals = [r.value("test_acc") for r in runs if r.variant == name]
+        raw.append(sps.ttest_rel(vals, base).pvalue)
+    expected = holm(raw)
+    got = [view.compare(v, "test_acc") for v in view.variants[1:]]
+    assert [c.p for c in got] == pytest.approx(raw) and [c.p_adjusted for c in got] == pytest.approx(expected)
+    assert all(c.paired and c.family == 3 for c in got)
+    sig = {f.variant: f for f in study_findings(view) if f.kind == "significance"}
+    assert "Holm-adjusted" in sig["v1"].text
+    assert "seeds per variant to be detected 80% of the time (this study has 3)" in sig["v1"].text
+    assert sig["v1"].figures["seeds_needed_test_acc"] > 3
 
 
 def test_per_run_findings_merge_over_seeds() -> None:

@@ -112,7 +112,8 @@ def test_cuda_graph_mode_is_skipped_without_a_gpu_and_refuses_what_it_cannot_cap
 def test_the_peak_is_taken_in_the_precision_and_mix_the_model_runs(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("TRAINLAB_CACHE", str(tmp_path))
     key = peak_mod._key
-    cache = {key(CPU, "matmul", "bf16"): 2e9, key(CPU, "conv", "bf16"): 8e9, key(CPU, "matmul", "fp32"): 1e11}
+    cache = {key(CPU, "matmul", "bf16"): {"rounds": [2e9]}, key(CPU, "conv", "bf16"): {"rounds": [8e9]},
+             key(CPU, "matmul", "fp32"): {"rounds": [1e11]}}  # fmt: skip
     (tmp_path / "peak_flops.json").write_text(json.dumps(cache))
     p = peak_mod.peak_flops(CPU, "bf16", "bf16", conv_share=0.75)
     # 75% of the FLOPs at 8 GFLOP/s and 25% at 2 GFLOP/s: 1 / (0.75/8 + 0.25/2) GFLOP/s

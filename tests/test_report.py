@@ -231,7 +231,7 @@ def test_regression_studies_are_judged_by_r2(tmp_path: Path) -> None:
     page = build_report(tmp_path)["html"].read_text()
     header = page[page.index('<table id="comparison"') : page.index("</thead>", page.index('<table id="comparison"'))]
     assert "Test R²" in header and "Test MAE" in header and "Test acc" not in header
-    assert "Highest test r²: large" in page
+    assert "Highest test R²: large" in page
     assert 'id="confusion"' not in page
 
 
@@ -261,5 +261,13 @@ def test_the_user_doc_defines_every_curated_figure_and_threshold() -> None:
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "report.md").read_text()
     assert [m.key for m in METRICS if f"`{m.key}`" not in doc] == []
-    for name in ("OVERFIT_LOSS_RISE", "UNDERFIT_TRAIN_ACC", "UNDERFIT_LOSS_DROP", "DATA_BOUND_SHARE", "LOW_MFU"):
+    for name in (
+        "OVERFIT_LOSS_RISE",
+        "UNDERFIT_TRAIN_ACC",
+        "UNDERFIT_LOSS_DROP",
+        "DATA_BOUND_SHARE",
+        "LOW_MFU",
+        "NOT_CONVERGED_WINDOW",
+        "NOT_CONVERGED_FALL",
+    ):
         assert f"`{name} = {getattr(findings, name):g}" in doc, name

@@ -51,6 +51,10 @@ class EpochRow:
     test_mae: float | None = None  # regression only
     test_r2: float | None = None  # regression only
     data_gpu_time_s: float | None = None  # CUDA only: batch preparation on the GPU timeline
+    data_startup_s: float | None = None  # the wait for the first batch (worker start-up), part of data_time_s
+    cpu_cores: float | None = None  # cores the run's process tree kept busy (CPU s / wall s)
+    other_cores: float | None = None  # cores other work kept busy on the run's CPUs meanwhile
+    cores: int | None = None  # CPUs the run may use (its affinity)
     evaluated: bool = False
 
     def to_record(self) -> dict[str, Any]:
@@ -64,8 +68,9 @@ class EpochRow:
             for key in ("test_mae", "test_r2"):
                 if d[key] is None:
                     del d[key]
-        if d["data_gpu_time_s"] is None:
-            del d["data_gpu_time_s"]
+        for key in ("data_gpu_time_s", "data_startup_s", "cpu_cores", "other_cores", "cores"):
+            if d[key] is None:
+                del d[key]
         return d
 
     @classmethod

@@ -80,6 +80,10 @@ def _child_main(job: RunJob, events: Any) -> None:
     """Entry point of a run's child process: run, sending every event (the last one RunEnded) to the driver."""
     die_with_parent()
     tune_allocator()  # this process is the run's own: keep freed tensor memory mapped (see engine.runtime)
+    # A spawned child inherits "spawn" as its start method, so its DataLoader workers would be spawned too: each
+    # re-imports torch and unpickles the dataset (~2 s per worker per epoch for CIFAR-10), which a user's own
+    # script on Linux (fork) never pays. Back to the platform's default, as in the user's script.
+    mp.set_start_method(None, force=True)
     outcome = execute_run(
         job.spec,
         emit=events.put,

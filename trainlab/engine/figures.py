@@ -15,6 +15,8 @@ from trainlab.engine.events import EpochRow
 from trainlab.engine.step import evaluate
 from trainlab.measure.clock import synchronize
 from trainlab.measure.latency import batch1_pass, latency_percentiles, throughput
+from trainlab.measure.load import LoadMeter, is_busy
+from trainlab.measure.metrics import PEAK_SPREAD_UNCERTAIN
 from trainlab.measure.peak import peak_flops
 from trainlab.study import RunSpec
 
@@ -53,6 +55,8 @@ def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: di
         "data_time_s": sum(r.data_time_s for r in history),
         "data_gpu_time_s": _total(r.data_gpu_time_s for r in history),
         "compute_time_s": sum(r.compute_time_s for r in history),
+        "data_startup_s": _total(r.data_startup_s for r in history),
+        **machine_load(history),
         "epoch_time_mean_s": train_time / len(history),
         "train_loss": last.train_loss,
         "train_acc": last.train_acc,
@@ -88,7 +92,14 @@ def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: di
             if mc.mfu:
                 prec = run.precision
                 results.update(peak_flops(device, prec.matmul, prec.conv, profile.conv_share()))
-                results.update(utilisation(results["train_flops_per_s"], results["peak_flops"]))
+                results.update(
+                    utilisation(
+                        results["train_flops_per_s"],
+                        results["peak_flops"],
+                        results["peak_flops_min"],
+                        results["peak_flops_max"],
+                    )
+                )
 
     if ds.task == "classification" and ds.num_classes <= 100:
         ev = evaluate(model, test_loader, run.loss_fn, ds.task, ds.num_classes, confusion=True, autocast=autocast)
@@ -97,6 +108,8 @@ def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: di
     # Inference on normalised test images already on the device (conversion is not timed).
     n_inf = min(len(ds.test), mc.infer_limit or len(ds.test))
     images = test_loader.convert(test_loader.x[:n_inf])
+    load = LoadMeter()
+    load.start()
     with autocast():
         if run.stepper.compiled:  # compile the batch-1 eval graph before anything is timed
             with torch.no_grad():
@@ -106,7 +119,24 @@ def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: di
             results.update(batch1_pass(model, images, device))
         results.update(latency_percentiles(model, images, device, mc.latency_warmup, mc.latency_repeats))
         results.update(throughput(model, images, device, mc.throughput_batch, mc.throughput_time_s))
+    sample = load.stop()
+    if sample is not None:
+        results["infer_other_cores"] = sample.other_cores
+        results["infer_busy"] = int(sample.busy)
     return results
+
+
+def machine_load(history: list[EpochRow]) -> dict[str, Any]:
+    """Per-run summary of the epochs' CPU accounting (``trainlab.measure.load``): the epochs timed on a busy
+    machine, and the most other work seen in an epoch (cores); empty when nothing was measured."""
+    rows = [r for r in history if r.other_cores is not None]
+    if not rows:
+        return {}
+    return {
+        "busy_epochs": sum(is_busy(r.cpu_cores, r.other_cores, r.cores) for r in rows),
+        "other_cores_max": max(r.other_cores for r in rows if r.other_cores is not None),
+        "cpu_cores_mean": sum(r.cpu_cores or 0.0 for r in rows) / len(rows),
+    }
 
 
 def _total(values: Iterable[float | None]) -> float | None:
@@ -146,10 +176,18 @@ def gpu_step_profile(run: Training, steps: int = PROFILED_STEPS) -> dict[str, An
     }
 
 
-def utilisation(achieved: float, peak: float) -> dict[str, Any]:
+def utilisation(
+    achieved: float, peak: float, peak_min: float | None = None, peak_max: float | None = None
+) -> dict[str, Any]:
     """``mfu`` = achieved / peak, when it can be a fact. An MFU above 100% means the peak does not describe
     the work (another precision, a kernel the probe does not reach): it is kept as ``mfu_unchecked`` with a
-    ``mfu_note``, never as ``mfu``."""
+    ``mfu_note``, never as ``mfu``.
+
+    With the probe's slowest and fastest rounds (``peak_min``, ``peak_max``; ``trainlab.measure.peak``):
+    ``mfu_low`` = achieved / peak_max and ``mfu_high`` = achieved / peak_min, the MFU range the probe's spread
+    allows, and ``mfu_uncertain`` — whether the spread ``(peak_max - peak_min) / peak`` exceeds
+    ``PEAK_SPREAD_UNCERTAIN``; then ``mfu_uncertain_note`` says so. The MFU is kept either way (not
+    ``mfu_note``, which means that no MFU is stated)."""
     mfu = achieved / peak if peak > 0 else None
     if mfu is None:
         return {}
@@ -159,4 +197,21 @@ def utilisation(achieved: float, peak: float) -> dict[str, Any]:
             "mfu_note": f"achieved {achieved / 1e9:.3g} GFLOP/s exceeds the probed peak {peak / 1e9:.3g} GFLOP/s:"
             " the peak does not describe this run's numerics, so no MFU is stated",
         }
-    return {"mfu": mfu}
+    out: dict[str, Any] = {"mfu": mfu}
+    if peak_min is None or peak_max is None or not 0 < peak_min <= peak_max:
+        return out
+    out["mfu_low"], out["mfu_high"] = min(achieved / peak_max, mfu), max(achieved / peak_min, mfu)
+    spread = (peak_max - peak_min) / peak
+    out["mfu_uncertain"] = spread > PEAK_SPREAD_UNCERTAIN
+    if out["mfu_uncertain"]:
+        out["mfu_uncertain_note"] = (
+            f"the peak probe's rounds varied by {spread:.0%} ({peak_min / 1e9:.3g} to {peak_max / 1e9:.3g} GFLOP/s:"
+            f" the machine was busy while it was probed), so this MFU of {_pct(mfu)} is uncertain: between"
+            f" {_pct(out['mfu_low'])} and {_pct(out['mfu_high'])}"
+        )
+    return out
+
+
+def _pct(x: float) -> str:
+    """A fraction as a percentage with two significant digits: 0.123 -> 12%, 0.0008 -> 0.08%."""
+    return f"{x * 100:.2g}%"

@@ -44,6 +44,7 @@ from trainlab.errors import TrainlabError
 from trainlab.measure.clock import EpochClock
 from trainlab.measure.complexity import Profile, profile_model
 from trainlab.measure.hardware import environment
+from trainlab.measure.load import LoadMeter
 from trainlab.measure.memory import MemoryMeter
 from trainlab.models import build_for
 from trainlab.study import RunSpec
@@ -252,6 +253,8 @@ def train_epoch(run: Training, clock: EpochClock, epoch: int, emit: Emit) -> Epo
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     cpu = device.type == "cpu"
+    load = LoadMeter()
+    load.start()
     clock.start()
     for step, (xb, yb) in enumerate(clock.batches(run.train_loader)):
         clock.compute_start()
@@ -267,6 +270,7 @@ def train_epoch(run: Training, clock: EpochClock, epoch: int, emit: Emit) -> Epo
         if cpu and step % PROGRESS_EVERY == 0:
             emit(BatchProgress(epoch, step + 1, float(loss_sum) / seen))
     times = clock.stop()
+    machine = load.stop()
     if run.scheduler is not None and not run.per_batch_schedule:
         run.scheduler.step()
     return EpochRow(
@@ -280,6 +284,10 @@ def train_epoch(run: Training, clock: EpochClock, epoch: int, emit: Emit) -> Epo
         samples=seen,
         lr=float(run.optimizer.param_groups[0]["lr"]),
         data_gpu_time_s=times.data_gpu_time_s,
+        data_startup_s=times.data_startup_s,
+        cpu_cores=machine.cpu_cores if machine else None,
+        other_cores=machine.other_cores if machine else None,
+        cores=machine.cores if machine else None,
     )
 
 

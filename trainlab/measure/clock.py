@@ -3,6 +3,9 @@
 Definitions (docs/measurements.md):
 - data time: how long the loop waits for ``next(loader)`` (the loader's own work, e.g. the resident loader's
   gather + normalise, or a DataLoader's collation); the copy to the device is not data time.
+- data start-up: the wait for the epoch's first batch, part of data time. With DataLoader workers it holds
+  the workers' start-up (process launch, dataset hand-over, the first ``prefetch_factor`` batches), a cost per
+  epoch (per run with persistent workers) that steady-state data time (data time minus start-up) does not.
 - compute time: from a batch in hand to the optimizer step done (copy to device, forward, loss, backward,
   step). On CUDA it is measured with a pair of CUDA events per step, read once at the end of the epoch, so
   the loop never synchronises inside an epoch.
@@ -35,6 +38,7 @@ class EpochTimes:
     compute_time_s: float
     steps: int
     data_gpu_time_s: float | None = None  # CUDA: batch preparation on the GPU timeline
+    data_startup_s: float = 0.0  # the wait for the first batch (included in data_time_s)
 
 
 def synchronize(device: torch.device) -> None:
@@ -53,6 +57,7 @@ class EpochClock:
 
     def _reset(self) -> None:
         self.data_s = 0.0
+        self.startup_s = 0.0
         self.compute_s = 0.0
         self.steps = 0
         self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
@@ -68,9 +73,12 @@ class EpochClock:
 
     def batches(self, loader: Iterable[T]) -> Iterator[T]:
         """Iterate ``loader``, adding the time spent waiting in ``next`` to data time."""
-        it = iter(loader)
+        first = True
+        t0 = time.perf_counter()
+        it = iter(loader)  # a DataLoader with workers starts them here: part of the first wait
         while True:
-            t0 = time.perf_counter()
+            if not first:
+                t0 = time.perf_counter()
             if self.cuda:
                 begin = torch.cuda.Event(enable_timing=True)
                 begin.record()
@@ -82,7 +90,10 @@ class EpochClock:
                 ready = torch.cuda.Event(enable_timing=True)
                 ready.record()
                 self._data_events.append((begin, ready))
-            self.data_s += time.perf_counter() - t0
+            waited = time.perf_counter() - t0
+            if first:
+                self.startup_s, first = waited, False
+            self.data_s += waited
             yield batch
 
     def compute_start(self) -> None:
@@ -112,4 +123,4 @@ class EpochClock:
         if self.cuda:
             self.compute_s = sum(s.elapsed_time(e) for s, e in self._events) / 1000.0  # ms -> s
             data_gpu = sum(s.elapsed_time(e) for s, e in self._data_events) / 1000.0
-        return EpochTimes(epoch, self.data_s, self.compute_s, self.steps, data_gpu)
+        return EpochTimes(epoch, self.data_s, self.compute_s, self.steps, data_gpu, self.startup_s)

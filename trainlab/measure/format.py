@@ -94,12 +94,17 @@ def fmt_ci(metric: Metric | None, half_width: float | None) -> str:
 
 
 def fmt_delta(metric: Metric, value: float | None, baseline: float | None) -> str:
-    """Difference against the baseline: percentage points for percentages, relative % otherwise."""
+    """Difference against the baseline: percentage points for percentages; the absolute difference for
+    quantities that can cross zero (R²) or when the two have opposite signs (a relative change across zero
+    means nothing); relative % otherwise."""
     if value is None or baseline is None:
         return ""
     if metric.delta_in_points:
         d = (value - baseline) * 100.0
         return f"{d:+.1f} pp" if abs(d) >= 0.05 else "±0 pp"
+    if metric.delta_absolute or (value < 0) != (baseline < 0):
+        d = value - baseline
+        return f"{d:+.3g}" if d else "±0"
     if baseline == 0:
         return ""
     rel = (value - baseline) / abs(baseline) * 100.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import subprocess
@@ -60,6 +61,8 @@ def environment(device: torch.device, study_path: Path | None = None) -> dict[st
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(),
+        # how DataLoader workers start (fork, spawn, forkserver): spawn re-imports everything per worker and epoch
+        "mp_start_method": multiprocessing.get_start_method(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "trainlab": __version__,

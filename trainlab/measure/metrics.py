@@ -27,6 +27,7 @@ class Metric:
     group: str
     definition: str
     timing: bool = False  # a wall-clock figure: single-seed differences are judged against timing noise
+    signed: bool = False  # can cross zero (R²): differences are absolute, a relative change means nothing
 
     @property
     def header(self) -> str:
@@ -43,6 +44,11 @@ class Metric:
         return self.group == SIZE and self.key not in ("peak_mem_mb", "peak_reserved_mb")
 
     @property
+    def delta_absolute(self) -> bool:
+        """Quantities that can cross zero are compared as absolute differences (R² 0.39 vs -0.05: +0.44)."""
+        return self.signed
+
+    @property
     def delta_in_points(self) -> bool:
         """Percentages are compared in percentage points (pp), everything else as a relative change (%)."""
         return self.kind == "fraction"
@@ -50,6 +56,12 @@ class Metric:
 
 QUALITY, TIME, INFER, SIZE = "Accuracy and loss", "Training time", "Inference", "Size, cost and memory"
 GROUPS = (QUALITY, TIME, INFER, SIZE)
+
+# The peak FLOP/s probe's spread ((fastest - slowest round) / the peak used; trainlab.measure.peak): above
+# PEAK_SPREAD_SHOWN tables show the MFU with its range (mfu_low-mfu_high); above PEAK_SPREAD_UNCERTAIN the MFU is
+# marked uncertain (mfu_uncertain, mfu_uncertain_note): the machine was busy while its peak was probed.
+PEAK_SPREAD_SHOWN = 0.10
+PEAK_SPREAD_UNCERTAIN = 0.25
 
 _T = True
 METRICS: tuple[Metric, ...] = (
@@ -62,7 +74,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("train_loss", "Train loss", "", "lower", "loss", QUALITY,
            "Running mean of the data loss over the last epoch's batches (L2 penalty not included)."),
     Metric("test_mae", "Test MAE", "", "lower", "loss", QUALITY, "Mean absolute error on the test split."),
-    Metric("test_r2", "Test R²", "", "higher", "ratio", QUALITY, "Coefficient of determination on the test split."),
+    Metric("test_r2", "Test R²", "", "higher", "ratio", QUALITY,
+           "Coefficient of determination on the test split: 1 - SSE / SS around the mean; below 0 the model is"
+           " worse than predicting the mean target.", signed=True),
     Metric("epochs_to_target", "Epochs to target", "", "lower", "epochs", QUALITY,
            "First epoch (1-based) whose train accuracy reaches train.target_accuracy."),
     Metric("time_to_target_s", "Time to target", "s", "lower", "time", QUALITY,
@@ -78,6 +92,10 @@ METRICS: tuple[Metric, ...] = (
            "Mean wall time of one epoch's training phase.", _T),
     Metric("data_time_s", "Data time", "s", "lower", "time", TIME,
            "Total time the loop waited for the next batch from its loader (all epochs).", _T),
+    Metric("data_startup_s", "Data start-up", "s", "lower", "time", TIME,
+           "Total of each epoch's wait for its first batch (DataLoader worker start-up); part of data_time_s.", _T),
+    Metric("data_steady_s", "Steady data time", "s", "lower", "time", TIME,
+           "data_time_s - data_startup_s: the wait for batches once the loader is running (all epochs).", _T),
     Metric("data_gpu_time_s", "Data GPU time", "s", "lower", "time", TIME,
            "CUDA: total time the loader's batch preparation took on the GPU timeline (all epochs).", _T),
     Metric("gpu_busy_share", "GPU busy", "%", "higher", "fraction", TIME,
@@ -90,7 +108,18 @@ METRICS: tuple[Metric, ...] = (
            "Training FLOPs per sample × samples / train_time_s.", _T),
     Metric("mfu", "MFU", "%", "higher", "fraction", TIME,
            "Achieved training FLOP/s / the peak FLOP/s the same work could reach: probed on this device in the"
-           " precision its matmuls and convolutions ran in, weighted by the model's conv/matmul mix.", _T),
+           " precision its matmuls and convolutions ran in, weighted by the model's conv/matmul mix; the peak is"
+           " the fastest of the probe's rounds, and mfu_low-mfu_high (shown beside it when the rounds differed by"
+           f" over {PEAK_SPREAD_SHOWN:.0%}) is the MFU against the fastest and the slowest round.", _T),
+    Metric("busy_epochs", "Busy epochs", "", None, "count", TIME,
+           "Epochs timed while other work competed for the run's CPUs: other_cores >= 0.25 and cpu_cores +"
+           " other_cores >= 85% of the CPUs (docs/measurements.md, busy machine)."),
+    Metric("other_cores_max", "Other load", "cores", None, "ratio", TIME,
+           "The most cores other work kept busy on the run's CPUs in any epoch (CPU s / wall s)."),
+    Metric("cpu_cores_mean", "CPU cores used", "cores", None, "ratio", TIME,
+           "Mean over epochs of the cores the run's process tree kept busy (workers included)."),
+    Metric("infer_busy", "Busy inference", "", None, "count", INFER,
+           "1 when other work competed for the CPUs while the inference figures were timed, else 0."),
     Metric("compile_time_s", "Compile time", "s", "lower", "time", TIME,
            "Wall time of torch.compile's warm-up or the CUDA-graph capture before the first epoch; not part of"
            " train_time_s.", _T),
@@ -154,9 +183,17 @@ EPOCH_METRICS: tuple[Metric, ...] = (
     Metric("test_acc", "Test acc", "%", "higher", "fraction", EPOCH, "Test-split accuracy, eval mode."),
     Metric("test_mae", "Test MAE", "", "lower", "loss", EPOCH,
            "Mean absolute error on the test split, in the target's units (regression only)."),
-    Metric("test_r2", "Test R²", "", "higher", "ratio", EPOCH, "Coefficient of determination on the test split."),
+    Metric("test_r2", "Test R²", "", "higher", "ratio", EPOCH, "Coefficient of determination on the test split.",
+           signed=True),
     Metric("data_gpu_time_s", "Data GPU time", "s", "lower", "time", EPOCH,
            "CUDA: the loader's batch preparation on the GPU timeline (events around each next()).", _T),
+    Metric("data_startup_s", "Data start-up", "s", "lower", "time", EPOCH,
+           "The wait for the epoch's first batch (DataLoader worker start-up included); part of data_time_s.", _T),
+    Metric("cpu_cores", "CPU cores used", "cores", None, "ratio", EPOCH,
+           "CPU seconds of the run's process tree (workers included) / wall seconds of the epoch's training phase."),
+    Metric("other_cores", "Other load", "cores", None, "ratio", EPOCH,
+           "CPU seconds the run's CPUs were busy with other work (other jobs, runs, steal) / wall seconds."),
+    Metric("cores", "CPUs", "", None, "count", EPOCH, "CPUs the run may use (its affinity)."),
 )  # fmt: skip
 EPOCH_KEYS: tuple[str, ...] = tuple(m.key for m in EPOCH_METRICS)
 
@@ -193,4 +230,7 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
     data, total = results.get("data_time_s"), results.get("train_time_s")
     if is_number(data) and is_number(total) and total > 0:
         out["data_share"] = data / total
+    startup = results.get("data_startup_s")
+    if is_number(data) and is_number(startup):
+        out["data_steady_s"] = max(0.0, data - startup)
     return out

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainlab.measure.format import fmt_number, fmt_pct
 from trainlab.measure.metrics import EPOCH_METRICS, column_order
-from trainlab.measure.stats import ALPHA, CONFIDENCE, TEST_NAME
+from trainlab.measure.stats import ALPHA, CONFIDENCE, PAIRED_TEST_NAME, TEST_NAME
 from trainlab.report.findings import Finding
 from trainlab.report.plots import Plot
 from trainlab.report.study import StudyView, machine_info, run_dates
@@ -115,10 +115,16 @@ def statistics_text(study: StudyView) -> list[str]:
     """Paragraphs saying which statistics the report uses (shared by HTML and Markdown)."""
     paras = [
         f"Intervals: mean ± half-width of the {CONFIDENCE:.0%} confidence interval, t distribution with n − 1 "
-        "degrees of freedom over a variant's seeds (shown when a variant has 2 or more finished seeds).",
-        f"Comparison with the baseline: {TEST_NAME} on the per-seed values (scipy.stats.ttest_ind, "
-        f"equal_var=False); a difference with p < {ALPHA:g} is marked * as larger than the noise. Figures fixed by "
-        "the model (parameters, MACs, sizes) are not tested.",
+        "degrees of freedom over a variant's seeds (shown when a variant has 2 or more finished seeds); with 3 or "
+        "more seeds the significance findings also give the BCa bootstrap interval of the mean (9999 resamples, "
+        "fixed seed), which does not assume normal values.",
+        f"Comparison with the baseline: a {PAIRED_TEST_NAME} (scipy.stats.ttest_rel, values paired by seed) when "
+        f"the variant and the baseline ran the same seeds, else {TEST_NAME} (scipy.stats.ttest_ind, "
+        "equal_var=False). The p-values of all variants compared with the baseline on one metric are adjusted "
+        f"together by Holm's step-down method, and an adjusted p < {ALPHA:g} is marked * as larger than the noise. "
+        "Effect sizes: d_z (paired) or Hedges' g. When a difference is within the noise, the findings say how many "
+        "seeds the observed effect size and spread would need for 80% power. Figures fixed by the model "
+        "(parameters, MACs, sizes) are not tested.",
     ]
     if study.repeats < 2:
         paras.append(

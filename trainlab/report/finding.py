@@ -29,6 +29,11 @@ UNDERFIT_TRAIN_OVER_TEST = 1.5
 # A train loss ending above this multiple of epoch 1's is exploding even when the loop did not stop the run
 # (the loop itself stops at 10^4 x, see train.EXPLODE_FACTOR).
 EXPLODING_LOSS_FACTOR = 10.0
+# Not converged: over the last part of training (this share of the epochs, at least MIN_EPOCHS_FOR_TREND), the
+# least-squares line through the loss falls by at least this fraction of its mean: training longer would still
+# lower it (2%: above the epoch-to-epoch jitter a straight-line fit leaves on small test sets).
+NOT_CONVERGED_WINDOW = 0.25
+NOT_CONVERGED_FALL = 0.02
 # Data-bound: the loop waits for batches during more than this share of training time.
 DATA_BOUND_SHARE = 0.30
 # Low utilisation: achieved training FLOP/s below this fraction of the device's measured peak (MFU). Well-fed
@@ -43,12 +48,17 @@ SEVERITY_ORDER = {"problem": 0, "warning": 1, "info": 2}
 # Order in which kinds are shown: the answer first, then what went wrong, then what limits the conclusions.
 KIND_ORDER = (
     "progress",
+    "verdict",
+    "nondeterminism",
+    "busy_machine",
     "best",
     "tradeoff",
     "diverged",
     "failed",
     "overfitting",
     "underfitting",
+    "worse_than_mean",
+    "not_converged",
     "fit",
     "data_bound",
     "low_utilisation",
@@ -73,6 +83,9 @@ class Finding:
     anchor: str = anchors.COMPARISON  # id of the table, plot or run block in report.html
     variant: str | None = None
     run_id: str | None = None
+    # The run-specific part in a few words (e.g. "train acc 45.1%"), used when findings of one kind across
+    # several variants are merged into one sentence.
+    detail: str = ""
 
 
 def figure_text(key: str, value: float | None) -> str:
@@ -86,7 +99,11 @@ def figure_text(key: str, value: float | None) -> str:
 
 def metric_label(key: str) -> str:
     m = BY_KEY.get(key)
-    return m.label.lower() if m else key
+    if m is None:
+        return key
+    # Lower-case the first word only when it is an ordinary word: "Test R²" -> "test R²", "MFU" stays.
+    label = m.label
+    return label[0].lower() + label[1:] if len(label) > 1 and label[1].islower() else label
 
 
 def pct2(x: float) -> str:

@@ -7,17 +7,19 @@ baseline when there are repeats, and what the noise allows us to say. Every thre
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
-from trainlab.measure.format import fmt_delta
+from trainlab.measure.format import fmt_delta, fmt_value
 from trainlab.measure.metrics import BY_KEY, Metric
-from trainlab.measure.stats import ALPHA, TEST_NAME, relative_change, welch_test
+from trainlab.measure.stats import ALPHA, PAIRED_TEST_NAME, TEST_NAME, relative_change, welch_test
 from trainlab.report import anchors
 from trainlab.report.finding import (
     BEST_METRICS,
     DATA_BOUND_SHARE,
     KIND_ORDER,
+    LAUNCH_BOUND_SHARE,
     LOW_MFU,
     OVERFIT_LOSS_RISE,
     UNDERFIT_LOSS_DROP,
@@ -25,11 +27,11 @@ from trainlab.report.finding import (
     Finding,
     figure_text,
     metric_label,
-    pct2,
     rounded,
 )
-from trainlab.report.run_findings import run_findings
-from trainlab.report.study import StudyView
+from trainlab.report.run_findings import DATA_BOUND_ADVICE, UNDERFIT_ADVICE, run_findings
+from trainlab.report.study import Comparison, StudyView, VariantView
+from trainlab.report.verdict import nondeterminism, performance_only_study, verdict
 
 # ------------------------------------------------------------------------------------------------------
 # Per study
@@ -58,6 +60,10 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
     if bs.mean == ss.mean:
         return None
     base = study.baseline
+    if m.timing:
+        busy = [v for v in (best, second, base) if v is not None and v.busy_runs]
+        if busy:
+            return _busy_best(study, m, best, bs.mean, base, busy)
     word = "Highest" if m.better == "higher" else "Lowest"
     text = f"{word} {metric_label(m.key)}: {best.name}, {figure_text(m.key, bs.mean)}"
     if bs.half_width is not None:
@@ -72,8 +78,9 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
             test = study.compare(best, m.key)
             if test is not None:
                 figs["p_vs_baseline"] = rounded(test.p, 3)
+                figs["p_adjusted_vs_baseline"] = rounded(test.p_adjusted, 3)
                 verdict = "larger than the noise" if test.significant else "not larger than the noise"
-                text += f", Welch p = {test.p:.2g}: {verdict}"
+                text += f", {test.p_text}: {verdict}"
     elif base is best:
         text += " (the baseline)"
     # Is the winner distinguishable from the runner-up?
@@ -97,6 +104,38 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
     return Finding("best", "info", text + ".", figs, anchors.COMPARISON, variant=best.name)
 
 
+def _busy_best(study: StudyView, m: Metric, best: VariantView, value: float, base: VariantView | None,
+               busy: list[VariantView]) -> Finding:  # fmt: skip
+    """A timing ranking whose evidence a busy machine spoiled: say who ranked where, and why it is no effect."""
+    names = ", ".join(dict.fromkeys(v.name for v in busy))
+    text = f"{metric_label(m.key).capitalize()} cannot be compared: {names} "
+    text += f"{'was' if len(busy) == 1 else 'were'} timed while other work competed for the CPUs"
+    text += f" ({busy[0].busy_runs[0].busy_text})"
+    text += f", so {best.name}'s {figure_text(m.key, value)}"
+    if base is not None and base is not best and (b := base.mean(m.key)) is not None:
+        text += f" against the baseline's {figure_text(m.key, b)} ({fmt_delta(m, value, b)})"
+    text += " may be the machine's doing, not the variants'. Rerun them on a quiet machine."
+    figs = {m.key: rounded(value), "machine_affected": [v.name for v in busy]}
+    return Finding("best", "warning", text, figs, anchors.COMPARISON, variant=best.name)
+
+
+def busy_machine(study: StudyView) -> Finding | None:
+    """The runs timed on a busy machine, and which comparisons that spoils."""
+    busy = [r for v in study.variants for r in v.busy_runs]
+    if not busy:
+        return None
+    multi = study.repeats > 1
+    who = "; ".join(f"{r.variant}{f' (seed {r.seed})' if multi else ''}: {r.busy_text}" for r in busy)
+    timed = [m.label.lower() for m in study.present() if m.timing][:6]
+    text = (
+        f"The machine was busy while {len(busy)} run{'s' if len(busy) != 1 else ''} trained — {who}. Their timing "
+        f"figures ({', '.join(timed) or 'every time'}) are marked ‡ and no timing difference involving them is "
+        "called an effect; accuracy and loss are not affected. Rerun them on a quiet machine to compare timings."
+    )
+    figs = {"runs": [r.run_id for r in busy], "variants": sorted({r.variant for r in busy})}
+    return Finding("busy_machine", "warning", text, figs, anchors.RUNS)
+
+
 def _tradeoff(study: StudyView, cost_key: str, anchor: str) -> Finding | None:
     q = study.quality_key
     pts = [(v.name, v.mean(cost_key), v.mean(q)) for v in study.variants]
@@ -116,13 +155,19 @@ def _tradeoff(study: StudyView, cost_key: str, anchor: str) -> Finding | None:
             f"{', '.join(dominated)} {'is' if len(dominated) == 1 else 'are'} dominated "
             f"(another variant is at least as good for no more {cost_label})."
         )
-    figs = {"front": front, "dominated": dominated}
+    figs: dict[str, Any] = {"front": front, "dominated": dominated}
+    busy = [v.name for v in study.variants if v.busy_runs] if BY_KEY[cost_key].timing else []
+    if busy:
+        text += f" The training times of {', '.join(busy)} were taken on a busy machine: this front is not evidence."
+        figs["machine_affected"] = busy
     return Finding("tradeoff", "info", text, figs, anchor)
 
 
 def _significance(study: StudyView) -> list[Finding]:
-    """With repeats: each variant against the baseline on the quality metric and training time."""
+    """With repeats: each variant against the baseline on the quality metric and training time (training time
+    only along a performance-only factor: accuracy differences there are nondeterminism)."""
     out: list[Finding] = []
+    perf_only = performance_only_study(study)
     base = study.baseline
     if base is None or study.repeats < 2:
         return out
@@ -130,21 +175,56 @@ def _significance(study: StudyView) -> list[Finding]:
         if v is base:
             continue
         parts, figs = [], {}
-        for key in (study.quality_key, "train_time_s"):
+        keys = ("train_time_s",) if perf_only else (study.quality_key, "train_time_s")
+        for key in keys:
             m = BY_KEY[key]
             test = study.compare(v, key)
             if test is None:
                 continue
-            verdict = "larger than the noise" if test.significant else "within the noise"
-            parts.append(
-                f"{metric_label(key)} {fmt_delta(m, v.mean(key), base.mean(key))} (p = {test.p:.2g}, {verdict})"
-            )
+            if m.timing and (v.busy_runs or base.busy_runs):
+                parts.append(f"{metric_label(key)} not judged (timed on a busy machine)")
+                continue
+            parts.append(_comparison_text(m, v, base, test))
             figs[f"p_{key}"] = rounded(test.p, 3)
+            figs[f"p_adjusted_{key}"] = rounded(test.p_adjusted, 3)
             figs[f"diff_{key}"] = rounded(test.diff)
+            if test.effect_size is not None and math.isfinite(test.effect_size):
+                figs[f"effect_size_{key}"] = rounded(test.effect_size, 3)
+            needed = test.seeds_needed()
+            if not test.significant and needed is not None and needed > test.n:
+                figs[f"seeds_needed_{key}"] = needed
         if parts:
-            text = f"{v.name} vs {base.name}: " + "; ".join(parts) + f" — {TEST_NAME}, α = {ALPHA:g}."
+            text = f"{v.name} vs {base.name}: " + "; ".join(parts) + f" (α = {ALPHA:g})."
             out.append(Finding("significance", "info", text, figs, anchors.STATISTICS, variant=v.name))
     return out
+
+
+def _comparison_text(m: Metric, v: VariantView, base: VariantView, test: Comparison) -> str:
+    """E.g. ``test acc +1.2 pp, 95% bootstrap CI 90.1–91.0% vs 89.0–89.9% (paired t-test p = 0.004, Holm-adjusted
+    0.012; d_z = 2.1): larger than the noise``; with too few seeds for the effect, how many it would take."""
+    text = f"{metric_label(m.key)} {fmt_delta(m, v.mean(m.key), base.mean(m.key))}"
+    cis = [v.bootstrap(m.key), base.bootstrap(m.key)]
+    if all(cis):
+        lo_v, hi_v = cis[0]  # type: ignore[misc]
+        lo_b, hi_b = cis[1]  # type: ignore[misc]
+        text += f", 95% bootstrap CI {fmt_range(m, lo_v, hi_v)} vs {fmt_range(m, lo_b, hi_b)}"
+    stat = test.p_text
+    if test.effect_size is not None and math.isfinite(test.effect_size):
+        stat += f"; {'d_z' if test.paired else 'g'} = {test.effect_size:.2g}"
+    text += f" ({stat}): {'larger than the noise' if test.significant else 'within the noise'}"
+    needed = test.seeds_needed()
+    if not test.significant and needed is not None and needed > test.n:
+        text += (
+            f" — with the spread observed, a difference this size needs about {needed} seeds per variant to be "
+            f"detected 80% of the time (this study has {test.n})"
+        )
+    return text
+
+
+def fmt_range(m: Metric, lo: float, hi: float) -> str:
+    """``90.1–91.0%`` in the metric's display unit."""
+    unit = figure_text(m.key, hi)[len(fmt_value(m, hi)) :]
+    return f"{fmt_value(m, lo)}–{fmt_value(m, hi)}{unit}"
 
 
 def noise_finding(study: StudyView) -> Finding:
@@ -153,7 +233,9 @@ def noise_finding(study: StudyView) -> Finding:
     if study.repeats >= 2:
         text = (
             f"Each variant ran with up to {study.repeats} seeds: tables show mean ± 95% confidence interval "
-            f"(t distribution), and each variant is compared with the baseline by {TEST_NAME}; p < {ALPHA:g} "
+            f"(t distribution; a bootstrap interval beside it from 3 seeds), and each variant is compared with the "
+            f"baseline by a {PAIRED_TEST_NAME} where both ran the same seeds, else by {TEST_NAME}; the p-values "
+            f"of the variants compared with the baseline are Holm-adjusted together, and an adjusted p < {ALPHA:g} "
             "counts as larger than the noise."
         )
         figs: dict[str, Any] = {"repeats": study.repeats, "alpha": ALPHA}
@@ -194,7 +276,8 @@ def _progress(study: StudyView) -> Finding | None:
 
 
 def _merge(per_run: list[Finding], study: StudyView) -> list[Finding]:
-    """One finding per (kind, variant): the first run's sentence, plus how many of the variant's seeds show it."""
+    """Per-run findings folded twice: one per (kind, variant) — the first seed's sentence, with how many of the
+    variant's seeds show it — then one per kind across variants (:func:`_across_variants`)."""
     seeds = {v.name: len(v.runs) for v in study.variants}
     grouped: dict[tuple[str, str | None], list[Finding]] = {}
     for f in per_run:
@@ -209,25 +292,82 @@ def _merge(per_run: list[Finding], study: StudyView) -> list[Finding]:
             )
             first.figures["runs_flagged"] = len(fs)
         out.append(first)
-    return _combine_utilisation(out)
+    out = [_consistent_advice(f, study) for f in out]
+    return _across_variants(out)
 
 
-def _combine_utilisation(fs: list[Finding]) -> list[Finding]:
-    """Low utilisation is about the device: one finding listing every variant it concerns."""
-    low = [f for f in fs if f.kind == "low_utilisation"]
-    if len(low) < 2:
-        return fs
-    rest = [f for f in fs if f.kind != "low_utilisation"]
-    parts = ", ".join(f"{f.variant} {pct2(f.figures['mfu'])}" for f in low)
-    text = (
-        f"{len(low)} variants use less than {LOW_MFU * 100:.0f}% of the device's measured peak FLOP/s (MFU: "
-        f"{parts}): the models or batches are too small for the device, or overheads dominate."
+# Kinds merged into one finding when several variants show them: (what they share, the advice).
+MERGED: dict[str, tuple[str, str]] = {
+    "underfitting": ("underfit", UNDERFIT_ADVICE),
+    "overfitting": ("overfit: the test loss turns up after its lowest epoch while the train loss keeps falling",
+                    "Stopping near the best epoch or more regularisation would help."),
+    "not_converged": ("have not converged: the loss is still falling at the end of training",
+                      "Training longer would lower it further."),
+    "fit": ("show no overfitting within their epochs", ""),
+    "worse_than_mean": ("are worse than predicting the mean (test R² below 0)", ""),
+    "data_bound": (f"are data-bound (waiting for batches more than {DATA_BOUND_SHARE * 100:.0f}% of training "
+                   "time)", DATA_BOUND_ADVICE),
+    "launch_bound": (f"are launch-bound (the GPU runs kernels less than {LAUNCH_BOUND_SHARE * 100:.0f}% of a "
+                     "step)", 'Capturing the step in a CUDA graph (train.compile = "cuda-graph") or a larger '
+                     "batch would help."),
+    "low_utilisation": (f"use less than {LOW_MFU * 100:.0f}% of the device's measured peak FLOP/s",
+                        "The models or batches are too small for the device, or overheads dominate."),
+}  # fmt: skip
+
+
+def _across_variants(fs: list[Finding]) -> list[Finding]:
+    """Findings of one kind and severity about two or more variants become one sentence naming them."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in fs:
+        groups.setdefault((f.kind, f.severity), []).append(f)
+    out: list[Finding] = []
+    for (kind, severity), group in groups.items():
+        variants = {f.variant for f in group}
+        if kind not in MERGED or len(variants) < 2 or not all(f.detail for f in group):
+            out.extend(group)
+            continue
+        what, advice = MERGED[kind]
+        advice = group[0].figures.get("advice", advice)  # consistent advice (see _consistent_advice) wins
+        items = "; ".join(f"{f.variant} ({f.detail})" for f in group)
+        text = f"{len(variants)} variants {what}: {items}." + (f" {advice}" if advice else "")
+        figs: dict[str, Any] = {"variants": [f.variant for f in group]}
+        for f in group:
+            for k, v in f.figures.items():
+                if k != "advice":
+                    figs[f"{k}_{f.variant}"] = v
+        if kind == "low_utilisation" and "peak_flops" in group[0].figures:
+            figs["peak_flops"] = group[0].figures["peak_flops"]
+        out.append(Finding(kind, severity, text, figs, group[0].anchor))
+    return out
+
+
+def _consistent_advice(f: Finding, study: StudyView) -> Finding:
+    """Never advise what the study itself measured to be worse: "more DataLoader workers" is withdrawn when a
+    variant with more workers waited no less for its batches."""
+    if f.kind != "data_bound" or "data.num_workers" not in study.swept_keys or f.variant is None:
+        return f
+    by_name = {v.name: v for v in study.variants}
+    me = by_name.get(f.variant)
+    if me is None:
+        return f
+    key = "data_steady_s" if me.mean("data_steady_s") is not None else "data_time_s"
+    mine, workers = me.mean(key), me.factors.get("data.num_workers")
+    if mine is None or not isinstance(workers, int):
+        return f
+    more = [(v.factors.get("data.num_workers"), v.mean(key)) for v in study.variants if v is not me]
+    worse = [(w, t) for w, t in more if isinstance(w, int) and w > workers and t is not None and t >= mine]
+    if not worse:
+        return f
+    w, t = min(worse)
+    advice = (
+        f"More DataLoader workers are no cure here: this study measured num_workers={w} waiting "
+        f"{t:.3g} s for batches ({metric_label(key)}) against {mine:.3g} s at num_workers={workers}."
     )
-    figs = {f"mfu_{f.variant}": f.figures["mfu"] for f in low}
-    if "peak_flops" in low[0].figures:
-        figs["peak_flops"] = low[0].figures["peak_flops"]
-    rest.append(Finding("low_utilisation", "warning", text, figs, anchors.COMPARISON))
-    return rest
+    f.text = f.text.replace(DATA_BOUND_ADVICE, advice)
+    f.figures["advice"] = (
+        "More DataLoader workers are no cure here: this study measured more workers waiting no less for batches."
+    )
+    return f
 
 
 def _seed_of(study: StudyView, run_id: str | None) -> Any:
@@ -240,17 +380,27 @@ def study_findings(study: StudyView) -> list[Finding]:
     prog = _progress(study)
     if prog:
         out.append(prog)
+    out.extend(verdict(study))
+    out.extend(nondeterminism(study))
+    perf_only = performance_only_study(study)
     for key in BEST_METRICS:
         m = BY_KEY[key]
         if key in ("test_acc", "test_r2") and key != study.quality_key:
             continue
+        if perf_only and not m.timing:
+            continue  # accuracy and loss cannot differ by design: the nondeterminism finding says so
         f = _best(study, m)
         if f:
             out.append(f)
     for cost, anchor in (("macs", anchors.PARETO), ("train_time_s", anchors.PARETO)):
+        if perf_only:
+            break  # no accuracy trade-off along a factor that cannot change accuracy
         f = _tradeoff(study, cost, anchor)
         if f:
             out.append(f)
+    busy = busy_machine(study)
+    if busy:
+        out.append(busy)
     per_run = [f for r in study.runs for f in run_findings(r, study.quality_key)]
     out.extend(_merge(per_run, study))
     out.extend(_significance(study))

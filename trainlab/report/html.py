@@ -20,7 +20,7 @@ from trainlab.report.export import flatten, statistics_text
 from trainlab.report.findings import Finding, run_findings
 from trainlab.report.plots import Plot, confusion_summary
 from trainlab.report.study import RunView, StudyView, is_number, machine_info, run_dates
-from trainlab.report.tables import NOISE_MARK, SIG_MARK, ClassTable, Table
+from trainlab.report.tables import BUSY_MARK, NOISE_MARK, SIG_MARK, ClassTable, Table
 
 # Per-epoch columns with a label and unit; other keys are shown under their own name.
 EPOCH_COLUMNS = {
@@ -167,6 +167,7 @@ def render_html(
         "anchors": anchors,
         "SIG_MARK": SIG_MARK,
         "NOISE_MARK": NOISE_MARK,
+        "BUSY_MARK": BUSY_MARK,
         "pvalues": _pvalue_rows(study, comparison),
         "deployment": deployment,
         "deployment_img": _img(deployment.plot) if deployment is not None and deployment.plot is not None else None,
@@ -175,7 +176,7 @@ def render_html(
 
 
 def _pvalue_rows(study: StudyView, table: Table) -> list[dict[str, Any]]:
-    """With repeats: Welch p-values of each variant against the baseline, per headline metric."""
+    """With repeats: Holm-adjusted p-values of each variant against the baseline, per headline metric."""
     if study.repeats < 2:
         return []
     out = []

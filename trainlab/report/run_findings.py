@@ -12,6 +12,8 @@ from trainlab.report.finding import (
     LAUNCH_BOUND_SHARE,
     LOW_MFU,
     MIN_EPOCHS_FOR_TREND,
+    NOT_CONVERGED_FALL,
+    NOT_CONVERGED_WINDOW,
     OVERFIT_EPOCHS_AFTER,
     OVERFIT_LOSS_RISE,
     UNDERFIT_LOSS_DROP,
@@ -69,7 +71,13 @@ def run_findings(run: RunView, quality_key: str = "test_acc") -> list[Finding]:
         under = _underfitting(run, epochs)
         if under:
             out.append(Finding(**{**under.__dict__, **base}))
-        if not over and not under:
+        worse = _worse_than_mean(run)
+        if worse:
+            out.append(Finding(**{**worse.__dict__, **base}))
+        slow = None if over else _not_converged(run.variant, epochs)
+        if slow:
+            out.append(Finding(**{**slow.__dict__, **base}))
+        if not over and not under and not slow and not worse:
             fit = _good_fit(run.variant, epochs)
             if fit:
                 out.append(Finding(**{**fit.__dict__, **base}))
@@ -146,7 +154,8 @@ def _overfitting(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
             f"; from epoch {best['epoch']} on, train accuracy exceeds test accuracy by {gap * 100:.1f} pp on average"
         )
     text += f". Stopping near epoch {best['epoch']} or more regularisation would help."
-    return Finding("overfitting", "warning", text, figs, anchors.CURVES)
+    detail = f"test loss lowest at epoch {best['epoch']}, {rise * 100:.0f}% higher by epoch {last['epoch']}"
+    return Finding("overfitting", "warning", text, figs, anchors.CURVES, detail=detail)
 
 
 def _good_fit(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
@@ -173,7 +182,8 @@ def _good_fit(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
         gap = (last["train_acc"] - last["test_acc"]) * 100
         figs["final_acc_gap_pp"] = rounded(gap, 3)
         text += f"; final train − test accuracy {gap:+.2f} pp"
-    return Finding("fit", "info", text + ".", figs, anchors.CURVES)
+    detail = "lowest test loss at the last epoch" if best is last else f"lowest test loss at epoch {best['epoch']}"
+    return Finding("fit", "info", text + ".", figs, anchors.CURVES, detail=detail)
 
 
 def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
@@ -181,10 +191,11 @@ def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
     acc = run.results.get("train_acc")
     losses = [e["train_loss"] for e in epochs if is_number(e.get("train_loss"))]
     figs: dict[str, Any] = {}
-    reasons = []
+    reasons, details = [], []
     if is_number(acc) and acc < UNDERFIT_TRAIN_ACC:
         figs["train_acc"] = rounded(acc)
         reasons.append(f"its final train accuracy is {acc * 100:.1f}% (below {UNDERFIT_TRAIN_ACC * 100:.0f}%)")
+        details.append(f"train acc {acc * 100:.1f}%")
     if len(losses) >= 2 and losses[0] > 0:
         drop = (losses[0] - losses[-1]) / losses[0]
         if drop < UNDERFIT_LOSS_DROP:
@@ -195,6 +206,7 @@ def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
                 f"its train loss fell only {drop * 100:.0f}% ({losses[0]:.3g} → {losses[-1]:.3g}) over "
                 f"{len(losses)} epochs"
             )
+            details.append(f"train loss fell {drop * 100:.0f}%")
     last = epochs[-1] if epochs else {}
     tr, te = last.get("train_loss"), last.get("test_loss")
     if is_number(tr) and is_number(te) and te > 0 and tr > UNDERFIT_TRAIN_OVER_TEST * te:
@@ -202,13 +214,78 @@ def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
         # back more than unseen data does — the classic sign of too much of it.
         figs.update(final_train_loss=rounded(tr), final_test_loss=rounded(te), train_over_test=rounded(tr / te, 3))
         reasons.append(f"its final train loss ({tr:.3g}, training mode) is {tr / te:.1f}x its test loss ({te:.3g})")
+        details.append(f"train loss {tr / te:.1f}x test loss")
     if not reasons:
         return None
+    text = f"{run.variant} underfits: " + " and ".join(reasons) + ". " + UNDERFIT_ADVICE
+    return Finding("underfitting", "warning", text, figs, anchors.CURVES, detail=", ".join(details))
+
+
+UNDERFIT_ADVICE = "More capacity, more epochs, less regularisation or a better learning rate would help."
+DATA_BOUND_ADVICE = "A resident dataset or more DataLoader workers would shorten its epochs."
+
+
+def _worse_than_mean(run: RunView) -> Finding | None:
+    """Regression: a test R² below 0 means predicting the mean target would have done better."""
+    r2 = run.value("test_r2")
+    if r2 is None or r2 >= 0:
+        return None
     text = (
-        f"{run.variant} underfits: " + " and ".join(reasons) + ". More capacity, more epochs, less "
-        "regularisation or a better learning rate would help."
+        f"{run.variant} is worse than predicting the mean: its test R² is {r2:.3g} (a constant prediction of the "
+        "mean target scores 0)."
     )
-    return Finding("underfitting", "warning", text, figs, anchors.CURVES)
+    return Finding("worse_than_mean", "warning", text, {"test_r2": rounded(r2)}, anchors.COMPARISON,
+                   detail=f"R² {r2:.3g}")  # fmt: skip
+
+
+def loss_slope(values: list[float]) -> float:
+    """Least-squares slope of ``values`` against their index (loss per epoch)."""
+    n = len(values)
+    mx = (n - 1) / 2
+    my = sum(values) / n
+    sxx = sum((i - mx) ** 2 for i in range(n))
+    return sum((i - mx) * (v - my) for i, v in enumerate(values)) / sxx if sxx else 0.0
+
+
+def _not_converged(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
+    """The test loss (or, with the test loss not rising, the train loss) still falls over the last part of
+    training by more than NOT_CONVERGED_FALL of its level: training longer would lower it further."""
+    rows = [e for e in epochs if is_number(e.get("test_loss")) and is_number(e.get("train_loss"))]
+    if len(rows) < MIN_EPOCHS_FOR_TREND:
+        return None
+    k = max(MIN_EPOCHS_FOR_TREND, round(len(rows) * NOT_CONVERGED_WINDOW))
+    window = rows[-k:]
+    falls = {}
+    for key in ("test_loss", "train_loss"):
+        vals = [e[key] for e in window]
+        level = sum(vals) / len(vals)
+        if level <= 0:
+            return None
+        # Still falling at the end, not a drop early in the window followed by a plateau: the last epoch is
+        # (within half the threshold) the window's lowest.
+        at_low = vals[-1] <= min(vals) * (1 + NOT_CONVERGED_FALL / 2)
+        slope = loss_slope(vals)
+        falls[key] = (slope, -slope * (len(vals) - 1) / level, at_low)
+    slope, fall, at_low = falls["test_loss"]
+    if not at_low or fall < NOT_CONVERGED_FALL / 4:
+        return None  # the test loss has levelled off or turned: more epochs would not help the test figures
+    which = "test"
+    if fall < NOT_CONVERGED_FALL:
+        # The test loss still creeps down and the train loss falls clearly: training longer still helps.
+        slope, fall, at_low = falls["train_loss"]
+        if fall < NOT_CONVERGED_FALL or not at_low:
+            return None
+        which = "train"
+    first, last = window[0]["epoch"], window[-1]["epoch"]
+    text = (
+        f"{variant} has not converged: its {which} loss is still falling over epochs {first}–{last} "
+        f"({slope:.3g} per epoch, {fall * 100:.0f}% over those epochs by a straight-line fit). Training longer "
+        "would lower it further."
+    )
+    figs = {"loss": f"{which}_loss", "slope_per_epoch": rounded(slope), "fall": rounded(fall, 3),
+            "from_epoch": first, "to_epoch": last}  # fmt: skip
+    detail = f"{which} loss {slope:.2g}/epoch over epochs {first}–{last}"
+    return Finding("not_converged", "warning", text, figs, anchors.CURVES, detail=detail)
 
 
 def _data_bound(run: RunView) -> Finding | None:
@@ -218,11 +295,10 @@ def _data_bound(run: RunView) -> Finding | None:
         return None
     text = (
         f"{run.variant} is data-bound: it waits for batches {share * 100:.0f}% of its training time "
-        f"({data:.3g} s of {total:.3g} s; threshold {DATA_BOUND_SHARE * 100:.0f}%). A resident dataset or more "
-        "DataLoader workers would shorten its epochs."
+        f"({data:.3g} s of {total:.3g} s; threshold {DATA_BOUND_SHARE * 100:.0f}%). {DATA_BOUND_ADVICE}"
     )
     figs = {"data_share": rounded(share, 3), "data_time_s": rounded(data), "train_time_s": rounded(total)}
-    return Finding("data_bound", "warning", text, figs, anchors.TIME_SPLIT)
+    return Finding("data_bound", "warning", text, figs, anchors.TIME_SPLIT, detail=f"waits {share * 100:.0f}%")
 
 
 def _low_utilisation(run: RunView) -> Finding | None:
@@ -240,7 +316,18 @@ def _low_utilisation(run: RunView) -> Finding | None:
         f"{run.variant} uses {pct2(mfu)} of {device}'s measured peak FLOP/s{detail}; below "
         f"{LOW_MFU * 100:.0f}% the device mostly waits: the model or batch is too small for it, or overheads dominate."
     )
-    return Finding("low_utilisation", "warning", text, figs, anchors.COMPARISON)
+    spread, low, high = run.value("peak_flops_spread"), run.value("mfu_low"), run.value("mfu_high")
+    severity = "warning"
+    if run.results.get("mfu_uncertain") and spread is not None and low is not None and high is not None:
+        # The peak was probed on a busy machine: the MFU is a range, and the verdict may not hold.
+        figs.update(peak_flops_spread=rounded(spread, 3), mfu_low=rounded(low, 3), mfu_high=rounded(high, 3))
+        text += (
+            f" The peak probe's rounds varied by {spread * 100:.0f}% (the machine was busy while it was probed), so "
+            f"this MFU lies between {pct2(low)} and {pct2(high)}."
+        )
+        severity = "info" if high >= LOW_MFU else severity
+    detail = f"MFU {pct2(mfu)}" + (f" ({pct2(low)}–{pct2(high)})" if "mfu_high" in figs else "")
+    return Finding("low_utilisation", severity, text, figs, anchors.COMPARISON, detail=detail)
 
 
 def _launch_bound(run: RunView) -> Finding | None:
@@ -263,7 +350,7 @@ def _launch_bound(run: RunView) -> Finding | None:
     figs = {"gpu_busy_share": rounded(share, 3)}
     if wall is not None and kernels is not None:
         figs.update(step_wall_ms=rounded(wall), step_kernel_ms=rounded(kernels))
-    return Finding("launch_bound", "warning", text, figs, anchors.COMPARISON)
+    return Finding("launch_bound", "warning", text, figs, anchors.COMPARISON, detail=f"GPU busy {share * 100:.0f}%")
 
 
 def _mfu_unstated(run: RunView) -> Finding | None:

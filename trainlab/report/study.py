@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
-from trainlab.measure.metrics import BY_KEY, METRICS, Metric, derived
-from trainlab.measure.stats import MeanCI, TimingNoise, WelchResult, mean_ci, timing_noise, welch_test
+from trainlab.measure.load import is_busy
+from trainlab.measure.metrics import BY_KEY, METRICS, PEAK_SPREAD_UNCERTAIN, Metric, derived
+from trainlab.measure.stats import MeanCI, TimingNoise, bootstrap_ci, mean_ci, timing_noise
 from trainlab.report import anchors
+from trainlab.report.comparison import Comparison, compare_with_baseline
 from trainlab.store import Store
 
 STATUSES = ("done", "running", "pending", "failed", "diverged", "skipped")
@@ -100,6 +102,25 @@ class RunView:
         v = self.results.get(key)
         return float(v) if is_number(v) else None
 
+    @cached_property
+    def busy_epochs(self) -> list[dict[str, Any]]:
+        """The epochs timed while other work competed for the run's CPUs (``trainlab.measure.load``)."""
+        return [e for e in self.epochs if is_busy(e.get("cpu_cores"), e.get("other_cores"), e.get("cores"))]
+
+    @property
+    def machine_busy(self) -> bool:
+        """Some of this run's timing was taken on a busy machine: an epoch, or the inference figures."""
+        return bool(self.busy_epochs) or self.results.get("infer_busy") == 1
+
+    @property
+    def busy_text(self) -> str:
+        """E.g. ``other work kept 1.0 of 2 CPUs busy in 3 of 5 epochs``."""
+        busy = self.busy_epochs
+        if not busy:
+            return "other work competed for the CPUs while its inference figures were timed"
+        worst, cores = max(e["other_cores"] for e in busy), busy[0]["cores"]
+        return f"other work kept up to {worst:.1f} of {cores} CPUs busy in {len(busy)} of {len(self.epochs)} epochs"
+
 
 @dataclass
 class VariantView:
@@ -131,6 +152,18 @@ class VariantView:
     def mean(self, key: str) -> float | None:
         s = self.summary(key)
         return s.mean if s else None
+
+    def bootstrap(self, key: str) -> tuple[float, float] | None:
+        """Bootstrap 95% CI of the mean over the finished seeds (None with fewer than 3; memoised)."""
+        cache = self.__dict__.setdefault("_bootstraps", {})
+        if key not in cache:
+            cache[key] = bootstrap_ci(self.values(key))
+        return cache[key]
+
+    @property
+    def busy_runs(self) -> list[RunView]:
+        """Finished runs whose timing was taken on a busy machine: their timing figures are not evidence."""
+        return [r for r in self.done if r.machine_busy]
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -272,17 +305,24 @@ class StudyView:
         """The metrics that at least one finished run reports."""
         return [m for m in metrics if any(v.values(m.key) for v in self.variants)]
 
-    def compare(self, variant: VariantView, key: str) -> WelchResult | None:
-        """Welch's t-test of ``variant`` against the baseline on ``key`` (None without 2+ seeds on both)."""
-        base = self.baseline
-        if base is None or variant is base:
-            return None
-        return welch_test(variant.values(key), base.values(key))
+    def compare(self, variant: VariantView, key: str) -> Comparison | None:
+        """``variant`` against the baseline on ``key`` over seeds (None without 2+ seeds on both): a paired t-test
+        when the two ran the same seeds, else Welch's; p Holm-adjusted over every variant compared with the
+        baseline on ``key``."""
+        return self._comparisons(key).get(variant.name)
+
+    def _comparisons(self, key: str) -> dict[str, Comparison]:
+        cache = self.__dict__.setdefault("_comparison_cache", {})
+        if key not in cache:
+            cache[key] = compare_with_baseline(self.variants, self.baseline, key)
+        return cache[key]
 
     @cached_property
     def timing_noise(self) -> TimingNoise | None:
         """Within-run variation of epoch times (epoch 1 excluded) over the runs with epochs."""
-        return timing_noise([[e.get("epoch_time_s") for e in r.epochs] for r in self.runs if r.epochs])
+        return timing_noise(
+            [[e.get("epoch_time_s") for e in r.epochs] for r in self.runs if r.epochs and not r.busy_epochs]
+        )
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -315,6 +355,37 @@ def _flops_text(v: Any) -> str | None:
     return f"{v / 1e12:.3g} TFLOP/s" if v >= 1e12 else f"{v / 1e9:.3g} GFLOP/s"
 
 
+_PEAK_STAT_WORDS = {"max": "fastest", "median": "median"}
+
+
+def peak_text(study: StudyView) -> str:
+    """The measured peak FLOP/s as the machine info states it, from the first run that probed it: the value used,
+    how it was taken from the probe's rounds and their spread (with the rounds' range), and what was probed:
+    ``182 GFLOP/s (fastest of 5 rounds, spread 19%: 148-182 GFLOP/s; probed: fp32 matmul; per machine)``."""
+    run = next((r for r in study.runs if is_number(r.results.get("peak_flops"))), None)
+    if run is None:
+        return "not measured"
+    res = run.results
+    value = res["peak_flops"]
+    parts = []
+    rounds, spread, low, high = (res.get(k) for k in ("peak_flops_rounds", "peak_flops_spread", "peak_flops_min",
+                                                       "peak_flops_max"))  # fmt: skip
+    if is_number(rounds) and is_number(spread):  # probed by a trainlab that keeps the rounds
+        stat = res.get("peak_flops_stat")
+        how = f"{_PEAK_STAT_WORDS.get(stat, stat or 'best')} of {rounds:.0f} rounds, spread {spread:.0%}"
+        if is_number(low) and is_number(high) and high > low:
+            scale, unit = (1e12, "TFLOP/s") if high >= 1e12 else (1e9, "GFLOP/s")
+            how += f": {low / scale:.3g}–{high / scale:.3g} {unit}"
+        if spread > PEAK_SPREAD_UNCERTAIN:
+            how += " — the machine was busy while it was probed, so MFU is uncertain"
+        parts.append(how)
+    parts += [f"probed: {res.get('peak_precision') or 'fp32 matmul'}", "per machine"]
+    sheet = _flops_text(res.get("datasheet_peak_flops"))
+    if sheet:
+        parts.append(f"datasheet {sheet}")
+    return f"{_flops_text(value)} ({'; '.join(parts)})"
+
+
 def machine_info(study: StudyView) -> list[tuple[str, str]]:
     """(label, text) pairs describing where the study ran, from the runs' environments and figures."""
     env = study.environment
@@ -340,12 +411,7 @@ def machine_info(study: StudyView) -> list[tuple[str, str]]:
     else:
         rows.append(("GPU", "none used" if not env.get("cuda_available") else "available, not used by this run"))
     rows.append(("Device", str(env.get("device") or "unknown")))
-    peak = _flops_text(study.first_value("peak_flops"))
-    if peak:
-        what = study.first_value("peak_precision") or "fp32 matmul"
-        sheet = _flops_text(study.first_value("datasheet_peak_flops"))
-        peak += f" (probed: {what}; per machine" + (f"; datasheet {sheet}" if sheet else "") + ")"
-    rows.append(("Measured peak", peak or "not measured"))
+    rows.append(("Measured peak", peak_text(study)))
     precision = study.first_value("precision_effective")
     if precision:
         rows.append(("Numerics", str(precision)))

@@ -4,26 +4,28 @@ A :class:`Table` is built once from a :class:`StudyView` and rendered by every f
 ``report.md``, ``report.tex`` and ``trainlab compare`` show the same numbers.
 
 Cell conventions: the mean over a variant's finished seeds, ``± half-width`` of the 95% CI when it has 2+ seeds;
-Δ against the baseline variant (percentage points for percentages, relative % otherwise); ``*`` when Welch's
-t-test says the difference is larger than the noise (p < 0.05), ``≈`` for a single-seed timing difference below
-the study's within-run timing variation. Best and worst per column are marked knowing which direction is better.
+Δ against the baseline variant (percentage points for percentages, the absolute difference for R², relative %
+otherwise); ``*`` when the comparison with the baseline (paired t-test on shared seeds, else Welch's; p-values
+Holm-adjusted over the variants) is larger than the noise (adjusted p < 0.05), ``≈`` for a single-seed timing
+difference below the study's within-run timing variation, ``‡`` for a timing figure taken on a busy machine.
+Best and worst per column are marked knowing which direction is better.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainlab.measure.format import fmt_ci, fmt_delta, fmt_pct, fmt_value, loss_unit
-from trainlab.measure.metrics import BY_KEY, GROUPS, HEADLINE, Metric
+from trainlab.measure.format import fmt_ci, fmt_delta, fmt_factor, fmt_pct, fmt_value, loss_unit
+from trainlab.measure.metrics import BY_KEY, GROUPS, HEADLINE, PEAK_SPREAD_SHOWN, Metric
 from trainlab.measure.stats import relative_change
 from trainlab.report import anchors
 from trainlab.report.study import StudyView, VariantView, dotted_get
 
-SIG_MARK = "*"  # Welch p < alpha: larger than the noise
+SIG_MARK = "*"  # Holm-adjusted p < alpha (paired or Welch t-test): larger than the noise
 NOISE_MARK = "≈"  # single seed: a timing difference below the within-run timing variation
+BUSY_MARK = "‡"  # a timing figure taken while other work competed for the CPUs: not evidence of an effect
 
 
 @dataclass
@@ -35,7 +37,8 @@ class Cell:
     ci: str = ""  # "0.4" (half-width, display units) when there are 2+ seeds
     delta: str = ""  # "+2.1 pp" / "-12.0%" against the baseline
     mark: str = ""  # SIG_MARK, NOISE_MARK or ""
-    p: float | None = None  # Welch p-value against the baseline
+    p: float | None = None  # Holm-adjusted p-value against the baseline
+    p_text: str = ""  # the test and its p-values, for the tooltip
     rank: str | None = None  # "best" | "worst" | None
     n: int = 0  # seeds behind the value
 
@@ -45,10 +48,12 @@ class Cell:
         parts = []
         if self.n > 1:
             parts.append(f"mean of {self.n} seeds" + (f", 95% CI ± {self.ci}" if self.ci else ""))
-        if self.p is not None:
-            parts.append(f"Welch p = {self.p:.3g} vs baseline")
+        if self.p_text:
+            parts.append(f"{self.p_text} vs baseline")
         if self.mark == NOISE_MARK:
             parts.append("difference below the within-run timing variation")
+        if self.mark == BUSY_MARK:
+            parts.append("timed while other work competed for the CPUs: not comparable")
         if self.rank:
             parts.append(self.rank)
         return "; ".join(parts)
@@ -86,16 +91,6 @@ class Table:
         return [(r.note, r.name, r.reasons) for r in self.rows if r.note is not None]
 
 
-def fmt_factor(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, list | dict):
-        return json.dumps(v, separators=(",", ":"))
-    return str(v)
-
-
 def settings_text(v: VariantView) -> str:
     """The keys a variant sets, unless its name already spells them (sweep points are named after their values)."""
     over = v.runs[0].record.get("overrides") or {} if v.runs else {}
@@ -111,6 +106,18 @@ def header(m: Metric, study: StudyView | None = None) -> str:
         short = {"cross_entropy": "nats", "mse": "MSE"}.get(study.loss_name or "", unit)
         return f"{m.label} ({short})" if short else m.label
     return m.header
+
+
+def mfu_range(m: Metric, v: VariantView, mfu: float | None) -> str:
+    """The MFU cell's range: `` (9.50–15.0)``, the MFU against the fastest and the slowest round of the peak probe
+    (means of the seeds' ``mfu_low`` and ``mfu_high``), when it is wider than ``PEAK_SPREAD_SHOWN`` of the MFU;
+    empty for any other column and for a narrow or unknown range."""
+    if m.key != "mfu" or mfu is None or mfu <= 0:
+        return ""
+    low, high = v.mean("mfu_low"), v.mean("mfu_high")
+    if low is None or high is None or (high - low) / mfu <= PEAK_SPREAD_SHOWN:
+        return ""
+    return f" ({fmt_value(m, low)}–{fmt_value(m, high)})"
 
 
 def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, title: str) -> Table:
@@ -143,17 +150,19 @@ def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, titl
                 reached = m.key.endswith("to_target") or m.key.endswith("to_target_s")
                 row.cells.append(Cell(None, "not reached" if reached and v.done else "—"))
                 continue
-            cell = Cell(s.mean, fmt_value(m, s.mean), fmt_ci(m, s.half_width), n=s.n)
+            cell = Cell(s.mean, fmt_value(m, s.mean) + mfu_range(m, v, s.mean), fmt_ci(m, s.half_width), n=s.n)
             if v is not base and base_mean is not None:
                 cell.delta = fmt_delta(m, s.mean, base_mean)
                 test = None if m.deterministic else study.compare(v, m.key)
                 if test is not None:
-                    cell.p = test.p
+                    cell.p, cell.p_text = test.p_adjusted, test.p_text
                     cell.mark = SIG_MARK if test.significant else ""
                 elif m.timing and noise is not None and study.repeats < 2:
                     rel = relative_change(s.mean, base_mean)
                     if rel is not None and abs(rel) < noise.cv_median:
                         cell.mark = NOISE_MARK
+            if m.timing and v.busy_runs:
+                cell.mark = BUSY_MARK  # whatever the test says, the machine, not the variant, may explain it
             row.cells.append(cell)
         _rank(m, [row.cells[-1] for row in rows])
     return Table(
@@ -282,6 +291,8 @@ def _md_cell(c: Cell) -> str:
         text = f"_{text}_"
     if c.delta:
         text += f" ({c.delta}{c.mark})"
+    elif c.mark:
+        text += f" {c.mark}"
     return text
 
 
@@ -303,8 +314,11 @@ def table_markdown(t: Table) -> str:
 
 MD_LEGEND = (
     "**bold** = best, _italic_ = worst per column; (Δ) against the baseline: pp = percentage points, % = relative "
-    f"change; {SIG_MARK} = larger than the noise (Welch's t-test, p < 0.05); {NOISE_MARK} = below the within-run "
-    "timing variation (single seed); ± = 95% confidence half-width (t distribution) over seeds."
+    f"change; {SIG_MARK} = larger than the noise (paired t-test on shared seeds, else Welch's; Holm-adjusted "
+    f"p < 0.05); {NOISE_MARK} = below the within-run "
+    f"timing variation (single seed); {BUSY_MARK} = timed while other work competed for the CPUs (not evidence); "
+    "± = 95% confidence half-width (t distribution) over seeds; MFU (a–b) = its range against the fastest and the "
+    "slowest round of the peak FLOP/s probe, shown when the rounds differed."
 )
 
 
@@ -340,6 +354,7 @@ _LATEX_SPECIAL = {
     "Δ": r"$\Delta$",
     "≈": r"$\approx$",
     "—": "---",
+    "–": "--",
     "²": r"\textsuperscript{2}",
     "×": r"$\times$",
     "<": r"\textless{}",

@@ -1,0 +1,296 @@
+"""The verdict: the study's question answered first, from its swept factors and its ``[study] columns``.
+
+For each swept factor (a key whose value differs between variants) the verdict reads the study's columns (or
+the quality metric and training time when it names none) along that factor:
+
+- a numeric factor: the direction of the effect — steadily rising or falling, or best at an inner setting (an
+  optimum) — with the values at the ends and at the best setting;
+- a categorical factor: the ranking, and for times how many times faster the best setting is than the worst;
+- either way, whether the differences exceed the noise the study measured: Welch's test of the best against
+  the worst setting with repeats; with one seed, the within-run timing variation for times; for quality with
+  one seed, that the run-to-run noise was not measured.
+
+Factors that cannot change what is computed (:data:`PERFORMANCE_ONLY`: DataLoader workers, pinning, the
+device, compilation, ...) are judged on their timing columns only: their accuracy and loss differences are
+run-to-run nondeterminism, and :func:`nondeterminism` says so with the spread. A timing column with a run
+timed on a busy machine is not judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from trainlab.measure.format import fmt_delta, fmt_factor
+from trainlab.measure.metrics import BY_KEY, Metric
+from trainlab.measure.stats import welch_test
+from trainlab.report import anchors
+from trainlab.report.finding import Finding, figure_text, metric_label, rounded
+from trainlab.report.study import StudyView, VariantView, dotted_get
+
+# Keys whose value changes how fast a run goes, never what it computes: same batches in the same order, same
+# model, same arithmetic up to floating-point ordering and nondeterministic kernels. Values: why, for the text.
+PERFORMANCE_ONLY: dict[str, str] = {
+    "data.num_workers": "the batches are identical for every worker count",
+    "data.pin_memory": "pinning only changes how batches are copied",
+    "data.persistent_workers": "it only keeps the workers alive between epochs",
+    "data.prefetch_factor": "it only changes how far ahead workers load",
+    "data.loader": "both loaders yield the same batches",
+    "data.pipeline": "both pipelines apply the same transforms with the same random choices",
+    "data.test_batch_size": "it only changes how the test split is batched",
+    "train.threads": "threads only split the same arithmetic",
+    "train.device": "every device runs the same arithmetic",
+    "train.compile": "compilation runs the same arithmetic",
+    "train.channels_last": "the memory layout does not change the arithmetic",
+    "train.deterministic": "it only chooses deterministic kernels",
+    "train.checkpoint": "checkpoints are written outside the training step",
+}
+PERFORMANCE_ONLY_PREFIXES = ("measure.", "deploy.", "track.")
+
+
+def performance_only(key: str) -> bool:
+    """A factor that cannot change the computation, only its speed."""
+    return key in PERFORMANCE_ONLY or key.startswith(PERFORMANCE_ONLY_PREFIXES)
+
+
+def _why(key: str) -> str:
+    return PERFORMANCE_ONLY.get(key, "it does not enter training")
+
+
+@dataclass
+class Level:
+    """One setting of a factor: its value, the finished variants that have it, and the metric there."""
+
+    value: Any
+    variants: list[VariantView]
+    mean: float
+    values: list[float]  # every seed of every variant at this setting
+
+    @property
+    def label(self) -> str:
+        if len(self.variants) == 1:
+            return self.variants[0].name
+        return f"{{{fmt_factor(self.value)}}}"
+
+
+def factors(study: StudyView) -> list[str]:
+    """The swept keys whose value differs between the study's finished variants."""
+    out = []
+    for key in study.swept_keys:
+        vals = {repr(v.factors.get(key)) for v in study.variants if v.done}
+        if len(vals) >= 2:
+            out.append(key)
+    return out
+
+
+def _levels(study: StudyView, key: str, metric: str) -> list[Level]:
+    groups: dict[str, list[VariantView]] = {}
+    raw: dict[str, Any] = {}
+    for v in study.variants:
+        if v.mean(metric) is None:
+            continue
+        k = repr(v.factors.get(key))
+        groups.setdefault(k, []).append(v)
+        raw[k] = v.factors.get(key)
+    levels = []
+    for k, vs in groups.items():
+        means = [m for v in vs if (m := v.mean(metric)) is not None]
+        levels.append(Level(raw[k], vs, sum(means) / len(means), [x for v in vs for x in v.values(metric)]))
+    return levels
+
+
+def _numeric(levels: Sequence[Level]) -> bool:
+    return all(isinstance(lv.value, int | float) and not isinstance(lv.value, bool) for lv in levels)
+
+
+def _columns(study: StudyView, key: str) -> list[Metric]:
+    """The metrics the verdict on ``key`` reads: the study's columns (times only for a performance-only
+    factor), else the quality metric and training time; steady-state data time in place of data time."""
+    chosen = dotted_get(study.meta_study, "study.columns") or [study.quality_key, "train_time_s"]
+    present = {m.key for m in study.present()}
+    if "data_time_s" in chosen and "data_steady_s" in present and "data_steady_s" not in chosen:
+        chosen = ["data_steady_s" if k == "data_time_s" else k for k in chosen]
+    metrics = [BY_KEY[k] for k in chosen if k in BY_KEY and k in present and BY_KEY[k].better is not None]
+    if performance_only(key):
+        metrics = [m for m in metrics if m.timing]
+    return metrics
+
+
+def _noise(study: StudyView, m: Metric, best: Level, worst: Level) -> tuple[str, bool | None, dict[str, Any]]:
+    """Whether best vs worst exceeds the study's noise: (clause, exceeds or None when unknown, figures)."""
+    test = welch_test(best.values, worst.values)
+    if test is not None:
+        word = "larger than" if test.significant else "within"
+        return f"{word} the noise (Welch p = {test.p:.2g}, best vs worst)", test.significant, {"p": rounded(test.p, 3)}
+    if m.timing and study.timing_noise is not None:
+        cv = study.timing_noise.cv_median
+        # The gap as a share of the larger value (never above 100%), against the within-run variation.
+        gap = abs(worst.mean - best.mean) / max(abs(worst.mean), abs(best.mean))
+        exceeds = gap > 2 * cv
+        word = "larger than" if exceeds else "within"
+        clause = f"{word} the timing noise ({gap * 100:.0f}% against {cv * 100:.1f}% within-run variation)"
+        return clause, exceeds, {"gap": rounded(gap, 3), "timing_cv": rounded(cv, 3)}
+    return "one seed per setting, so the run-to-run noise was not measured", None, {}
+
+
+def _at(key: str, lv: Level, m: Metric) -> str:
+    name = key.split(".")[-1]
+    return f"{figure_text(m.key, lv.mean)} at {name}={fmt_factor(lv.value)}"
+
+
+def _numeric_sentence(key: str, m: Metric, levels: list[Level]) -> tuple[str, Level, Level, str]:
+    levels = sorted(levels, key=lambda lv: lv.value)
+    higher = m.better == "higher"
+    best = max(levels, key=lambda lv: lv.mean) if higher else min(levels, key=lambda lv: lv.mean)
+    worst = min(levels, key=lambda lv: lv.mean) if higher else max(levels, key=lambda lv: lv.mean)
+    diffs = [b.mean - a.mean for a, b in pairwise(levels)]
+    name = key.split(".")[-1]
+    label = metric_label(m.key).capitalize()
+    first, last = levels[0], levels[-1]
+    if all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
+        shape = "monotonic"
+        verb = "rises" if diffs[0] > 0 else "falls"
+        text = (
+            f"{label} {verb} at every step as {name} grows: {_at(key, first, m)} → {_at(key, last, m)} "
+            f"({fmt_delta(m, last.mean, first.mean)}); best: {name}={fmt_factor(best.value)}"
+        )
+    elif best is not first and best is not last:
+        shape = "optimum"
+        text = (
+            f"{label} is best at {name}={fmt_factor(best.value)} ({figure_text(m.key, best.mean)}), an optimum "
+            f"inside the range: {_at(key, first, m)}, {_at(key, last, m)}"
+        )
+    else:
+        shape = "no trend"
+        text = f"{label} has no steady trend with {name}: best {_at(key, best, m)}, worst {_at(key, worst, m)}"
+    return text, best, worst, shape
+
+
+def _in_order(levels: list[Level]) -> list[Level]:
+    return sorted(levels, key=lambda lv: lv.value) if _numeric(levels) else levels
+
+
+def _categorical_sentence(key: str, m: Metric, levels: list[Level]) -> tuple[str, Level, Level, str]:
+    ranked = sorted(levels, key=lambda lv: lv.mean, reverse=m.better == "higher")
+    best, worst = ranked[0], ranked[-1]
+    label = metric_label(m.key)
+    order = ", ".join(f"{lv.label} {figure_text(m.key, lv.mean)}" for lv in ranked)
+    if m.timing and best.mean > 0 and m.better == "lower":
+        ratio = worst.mean / best.mean
+        text = f"{best.label} is {ratio:.3g}× faster than {worst.label} by {label} ({order})"
+    else:
+        text = (
+            f"By {label}: {order} — {best.label} is best, {fmt_delta(m, best.mean, worst.mean)} against {worst.label}"
+        )
+    return text, best, worst, "ranking"
+
+
+def verdict(study: StudyView) -> list[Finding]:
+    """One finding per swept factor answering the study's question, first in the report."""
+    out = []
+    for key in factors(study):
+        sentences: list[str] = []
+        figs: dict[str, Any] = {"factor": key, "performance_only": performance_only(key)}
+        for m in _columns(study, key)[:2]:
+            levels = _levels(study, key, m.key)
+            if len(levels) < 2:
+                continue
+            if len({figure_text(m.key, lv.mean) for lv in levels}) == 1:
+                name = key.split(".")[-1]
+                sentences.append(
+                    f"{metric_label(m.key).capitalize()} is the same at every {name} "
+                    f"({figure_text(m.key, levels[0].mean)})."
+                )
+                figs[f"{m.key}_shape"] = "flat"
+                continue
+            make = _numeric_sentence if _numeric(levels) else _categorical_sentence
+            text, best, worst, shape = make(key, m, levels)
+            busy = [v.name for lv in levels for v in lv.variants if v.busy_runs] if m.timing else []
+            if busy:
+                text += (
+                    f" — not judged: {', '.join(busy)} {'was' if len(busy) == 1 else 'were'} timed on a busy "
+                    "machine (see below)"
+                )
+                figs[f"{m.key}_machine_affected"] = busy
+            elif best.mean != worst.mean:
+                clause, exceeds, nfigs = _noise(study, m, best, worst)
+                if exceeds is False:  # no direction or optimum to state: the differences are noise
+                    shape = "within noise"
+                    name = key.split(".")[-1]
+                    values = ", ".join(_at(key, lv, m) for lv in _in_order(levels))
+                    text = f"{metric_label(m.key).capitalize()} does not change beyond the noise with {name}: {values}"
+                text += f"; {clause}"
+                figs.update({f"{m.key}_{k}": v for k, v in nfigs.items()})
+                figs[f"{m.key}_exceeds_noise"] = exceeds
+            figs[f"{m.key}_shape"] = shape
+            figs[f"{m.key}_best"] = best.value if not isinstance(best.value, list | dict) else fmt_factor(best.value)
+            figs[f"{m.key}_by_setting"] = {fmt_factor(lv.value): rounded(lv.mean) for lv in levels}
+            sentences.append(text + ".")
+            if m.key == "data_steady_s":
+                sentences.append(_startup_sentence(study, key))
+        if sentences:
+            out.append(Finding("verdict", "info", " ".join(s for s in sentences if s), figs, anchors.COMPARISON))
+    return out
+
+
+def _startup_sentence(study: StudyView, key: str) -> str:
+    levels = _levels(study, key, "data_startup_s")
+    if not levels:
+        return ""
+    lo, hi = min(levels, key=lambda lv: lv.mean), max(levels, key=lambda lv: lv.mean)
+    epochs = max((len(r.epochs) for v in study.variants for r in v.done), default=0)
+    over = f" over {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else ""
+    name = key.split(".")[-1]
+    return (
+        f"Waiting for each epoch's first batch (worker start-up) took {lo.mean:.2g} s in all{over} at "
+        f"{name}={fmt_factor(lo.value)} and {hi.mean:.2g} s at {name}={fmt_factor(hi.value)}; it is counted apart "
+        "from the steady-state figures."
+    )
+
+
+def nondeterminism(study: StudyView) -> list[Finding]:
+    """Quality differences along a performance-only factor: run-to-run nondeterminism, with the spread."""
+    out = []
+    keys = factors(study)
+    if not keys or not all(performance_only(k) for k in keys):
+        return out
+    for key in keys:
+        parts, figs = [], {"factor": key}
+        for mk in (study.quality_key, "test_loss"):
+            vals = [(v.name, mean) for v in study.variants if (mean := v.mean(mk)) is not None]
+            if len(vals) < 2:
+                continue
+            lo, hi = min(vals, key=lambda nv: nv[1]), max(vals, key=lambda nv: nv[1])
+            figs[f"{mk}_spread"] = rounded(hi[1] - lo[1])
+            if figure_text(mk, lo[1]) == figure_text(mk, hi[1]):
+                continue
+            spread = fmt_delta(BY_KEY[mk], hi[1], lo[1]).lstrip("+")
+            parts.append(
+                f"{metric_label(mk)} {figure_text(mk, lo[1])} ({lo[0]}) to {figure_text(mk, hi[1])} ({hi[0]}), "
+                f"a spread of {spread}"
+            )
+        name = key.split(".")[-1]
+        if parts:
+            text = (
+                f"The factor {name} cannot change what is computed ({_why(key)}), so the differences across it — "
+                + "; ".join(parts)
+                + f" — are run-to-run nondeterminism (e.g. nondeterministic GPU kernels), not an effect of {name}."
+            )
+        else:
+            text = (
+                f"The factor {name} cannot change what is computed ({_why(key)}), and accuracy and loss are the "
+                "same at every setting, as they must be: its differences are in time only."
+            )
+        out.append(Finding("nondeterminism", "info", text, figs, anchors.COMPARISON))
+    return out
+
+
+def performance_only_study(study: StudyView) -> bool:
+    """Every factor of the study is performance-only: accuracy and loss cannot differ by design."""
+    keys = factors(study)
+    return bool(keys) and all(performance_only(k) for k in keys)
+
+
+__all__ = ["PERFORMANCE_ONLY", "factors", "nondeterminism", "performance_only", "performance_only_study", "verdict"]
