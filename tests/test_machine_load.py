@@ -157,3 +157,32 @@ def test_a_quiet_machine_states_the_effect_that_is_there(tmp_path: Path) -> None
     assert train_time.text.startswith("Lowest train time: narrow")
     narrow, wide = (v.mean("train_time_s") for v in view.variants)
     assert wide > 3 * narrow  # the cost really differs
+
+
+def _row(epoch: int, t: float, other: float) -> dict[str, Any]:
+    return {"epoch": epoch, "epoch_time_s": t, "cpu_cores": 1.9 if other < 0.25 else 1.0, "other_cores": other,
+            "cores": 2}  # fmt: skip
+
+
+def test_a_few_busy_epochs_that_could_not_move_the_total_do_not_mark_the_run() -> None:
+    from trainlab.measure.load import BUSY_EXCESS_SHARE, busy_excess, describe_busy
+    from trainlab.report.study import RunView
+
+    quiet = [_row(e, 1.0, 0.02) for e in range(1, 25)]
+    one_slow = [*quiet, _row(25, 1.3, 1.0)]  # +0.3 s over 25.3 s: 1.2%
+    assert busy_excess(one_slow) == pytest.approx(0.3 / 25.3)  # 24 quiet epochs of 1 s and one of 1.3 s
+    assert busy_excess(quiet) == 0.0
+    assert busy_excess([_row(1, 2.0, 1.0), _row(2, 2.0, 1.0)]) == 1.0  # no quiet epoch to compare with
+    assert "in 1 of 25 epochs (+1% training time)" in describe_busy(one_slow)
+
+    def run(epochs: list[dict]) -> RunView:
+        record = {"run_id": "r", "variant": "v", "seed": 0, "status": "done", "results": {"train_time_s": 25.0}}
+        return RunView(record, epochs)
+
+    minor, hogged = run(one_slow), run([*quiet[:20], *(_row(e, 2.0, 1.0) for e in range(21, 26))])
+    assert minor.busy_epochs and not minor.machine_busy
+    assert hogged.machine_busy and busy_excess(hogged.epochs) > BUSY_EXCESS_SHARE
+    from trainlab.measure.metrics import BY_KEY
+
+    assert hogged.busy_for(BY_KEY["train_time_s"]) and not hogged.busy_for(BY_KEY["latency_p50_ms"])
+    assert not hogged.busy_for(BY_KEY["test_acc"])  # accuracy is never machine-affected

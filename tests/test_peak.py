@@ -17,7 +17,8 @@ from trainlab.engine.figures import utilisation
 from trainlab.measure import peak as peak_mod
 from trainlab.measure.metrics import PEAK_SPREAD_SHOWN, PEAK_SPREAD_UNCERTAIN
 from trainlab.measure.peak import Probe
-from trainlab.report.study import StudyView, machine_info
+from trainlab.report.machine import machine_info
+from trainlab.report.study import StudyView
 from trainlab.report.tables import comparison_table
 
 CPU = torch.device("cpu")

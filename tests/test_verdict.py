@@ -177,3 +177,24 @@ def test_regression_uses_absolute_differences_and_says_worse_than_the_mean_and_n
     assert not [f for f in findings if f.kind == "fit"]  # no "no overfitting" where "not converged" is the news
     v = _one(findings, "verdict")
     assert "+0.439" in v.text and "%" not in v.text.replace("% ", "")  # no relative change across zero
+
+
+def test_a_list_of_unlike_variants_is_ranked_variant_by_variant() -> None:
+    # mnist_cnn_regularization-like: each variant changes a different key, so no key is a factor on its own
+    runs = [
+        _run("plain", {}, test_acc=0.990, train_time_s=10.0),
+        _run("dropout_0.2", {"model.dropout": 0.2}, test_acc=0.992, train_time_s=10.5),
+        _run("l2_1e-4", {"train.l2": 1e-4}, test_acc=0.989, train_time_s=10.2),
+    ]
+    v = _one(study_findings(_study(runs, ["model.dropout", "train.l2"])), "verdict")
+    assert v.figures["factor"] == "variant"
+    assert v.text.startswith(
+        "By test acc: dropout_0.2 99.2%, plain 99.0%, l2_1e-4 98.9% — dropout_0.2 is best, +0.3 pp"
+    )
+
+
+def test_a_study_of_one_variant_answers_with_its_own_figures() -> None:
+    epochs = [{"epoch": e, "train_loss": 0.3, "test_loss": 0.3} for e in (1, 2, 3)]
+    runs = [_run("logreg", {}, epochs=epochs, test_acc=0.923, train_time_s=2.9, infer_ms_per_image=0.01)]
+    v = _one(study_findings(_study(runs, [], columns=["test_acc", "train_time_s", "infer_ms_per_image"])), "verdict")
+    assert v.text == "logreg, after 3 epochs: test acc 92.3%, train time 2.90 s, infer / image 0.0100 ms."

@@ -19,8 +19,11 @@ Where the accounting is unavailable (no ``/proc``, no affinity), the figures are
 from __future__ import annotations
 
 import os
+import statistics
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -29,6 +32,9 @@ import psutil
 BUSY_MIN_OTHER_CORES = 0.25
 # ... and the run plus the others must have used this share of the CPUs: the run competed for CPU time.
 BUSY_SATURATION = 0.85
+# A run's training times are machine-affected when its busy epochs added more than this share to them (over the
+# median quiet epoch): one busy epoch in 25 that took 30% longer moves the total by about 1%, inside the noise.
+BUSY_EXCESS_SHARE = 0.02
 
 
 @dataclass(frozen=True)
@@ -113,4 +119,44 @@ class LoadMeter:
         return LoadSample(wall, own, other, len(self._cpus))
 
 
-__all__ = ["BUSY_MIN_OTHER_CORES", "BUSY_SATURATION", "LoadMeter", "LoadSample", "is_busy"]
+def busy_rows(epochs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The stored epoch rows that were timed on a busy machine."""
+    return [e for e in epochs if is_busy(e.get("cpu_cores"), e.get("other_cores"), e.get("cores"))]
+
+
+def busy_excess(epochs: Sequence[Mapping[str, Any]]) -> float:
+    """The share of a run's training time its busy epochs added over its median quiet epoch (1 when no epoch was
+    quiet, 0 when none was busy): how far other work can have moved the run's training times."""
+    busy = busy_rows(epochs)
+    if not busy:
+        return 0.0
+    times = [(e, t) for e in epochs if isinstance(t := e.get("epoch_time_s"), int | float)]
+    quiet = [t for e, t in times if e not in busy]
+    total = sum(t for _e, t in times)
+    if not quiet or total <= 0:
+        return 1.0
+    typical = statistics.median(quiet)
+    return sum(max(0.0, t - typical) for e, t in times if e in busy) / total
+
+
+def describe_busy(epochs: Sequence[Mapping[str, Any]]) -> str:
+    """E.g. ``other work kept up to 1.0 of 2 CPUs busy in 3 of 5 epochs (+40% training time)``; "" when quiet."""
+    busy = busy_rows(epochs)
+    if not busy:
+        return ""
+    worst, cores, excess = max(e["other_cores"] for e in busy), busy[0]["cores"], busy_excess(epochs)
+    added = "all epochs busy" if excess >= 1 else f"+{excess * 100:.0f}% training time"
+    return f"other work kept up to {worst:.1f} of {cores} CPUs busy in {len(busy)} of {len(epochs)} epochs ({added})"
+
+
+__all__ = [
+    "BUSY_EXCESS_SHARE",
+    "BUSY_MIN_OTHER_CORES",
+    "BUSY_SATURATION",
+    "LoadMeter",
+    "LoadSample",
+    "busy_excess",
+    "busy_rows",
+    "describe_busy",
+    "is_busy",
+]

@@ -19,7 +19,8 @@ from trainlab.errors import TrainlabError
 from trainlab.measure.format import fmt_ci, fmt_delta, fmt_value
 from trainlab.measure.metrics import BY_KEY, HEADLINE, Metric
 from trainlab.measure.stats import ALPHA, TEST_NAME, relative_change, welch_test
-from trainlab.report.study import StudyView, VariantView, machine_info
+from trainlab.report.machine import machine_info
+from trainlab.report.study import StudyView, VariantView
 from trainlab.report.tables import NOISE_MARK, SIG_MARK, header, md_escape
 
 

@@ -17,8 +17,9 @@ from trainlab.measure.format import fmt_number, fmt_pct
 from trainlab.measure.metrics import EPOCH_METRICS, column_order
 from trainlab.measure.stats import ALPHA, CONFIDENCE, PAIRED_TEST_NAME, TEST_NAME
 from trainlab.report.findings import Finding
+from trainlab.report.machine import machine_info, run_dates
 from trainlab.report.plots import Plot
-from trainlab.report.study import StudyView, machine_info, run_dates
+from trainlab.report.study import StudyView
 from trainlab.report.tables import (
     MD_LEGEND,
     ClassTable,

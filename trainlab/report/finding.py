@@ -106,6 +106,12 @@ def metric_label(key: str) -> str:
     return label[0].lower() + label[1:] if len(label) > 1 and label[1].islower() else label
 
 
+def metric_title(key: str) -> str:
+    """The metric's label starting a sentence: ``Test acc``, ``Test R²`` (str.capitalize would lower the R)."""
+    label = metric_label(key)
+    return label[:1].upper() + label[1:]
+
+
 def pct2(x: float) -> str:
     """A fraction as a percentage with 2 significant digits (0.00008 -> '0.008%')."""
     return f"{float(f'{x * 100:.2g}'):g}%"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trainlab.measure.format import fmt_delta, fmt_value
+from trainlab.measure.load import BUSY_EXCESS_SHARE
 from trainlab.measure.metrics import BY_KEY, Metric
 from trainlab.measure.stats import ALPHA, PAIRED_TEST_NAME, TEST_NAME, relative_change, welch_test
 from trainlab.report import anchors
@@ -27,6 +28,7 @@ from trainlab.report.finding import (
     Finding,
     figure_text,
     metric_label,
+    metric_title,
     rounded,
 )
 from trainlab.report.run_findings import DATA_BOUND_ADVICE, UNDERFIT_ADVICE, run_findings
@@ -61,7 +63,7 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
         return None
     base = study.baseline
     if m.timing:
-        busy = [v for v in (best, second, base) if v is not None and v.busy_runs]
+        busy = [v for v in (best, second, base) if v is not None and v.busy_for(m)]
         if busy:
             return _busy_best(study, m, best, bs.mean, base, busy)
     word = "Highest" if m.better == "higher" else "Lowest"
@@ -108,9 +110,9 @@ def _busy_best(study: StudyView, m: Metric, best: VariantView, value: float, bas
                busy: list[VariantView]) -> Finding:  # fmt: skip
     """A timing ranking whose evidence a busy machine spoiled: say who ranked where, and why it is no effect."""
     names = ", ".join(dict.fromkeys(v.name for v in busy))
-    text = f"{metric_label(m.key).capitalize()} cannot be compared: {names} "
+    text = f"{metric_title(m.key)} cannot be compared: {names} "
     text += f"{'was' if len(busy) == 1 else 'were'} timed while other work competed for the CPUs"
-    text += f" ({busy[0].busy_runs[0].busy_text})"
+    text += f" ({busy[0].busy_for(m)[0].busy_text})"
     text += f", so {best.name}'s {figure_text(m.key, value)}"
     if base is not None and base is not best and (b := base.mean(m.key)) is not None:
         text += f" against the baseline's {figure_text(m.key, b)} ({fmt_delta(m, value, b)})"
@@ -120,20 +122,37 @@ def _busy_best(study: StudyView, m: Metric, best: VariantView, value: float, bas
 
 
 def busy_machine(study: StudyView) -> Finding | None:
-    """The runs timed on a busy machine, and which comparisons that spoils."""
+    """The runs timed on a busy machine, and which comparisons that spoils; runs whose few busy epochs could not
+    move their times are named as unaffected."""
     busy = [r for v in study.variants for r in v.busy_runs]
-    if not busy:
+    minor = [r for v in study.variants for r in v.done if r.busy_epochs and not r.machine_busy]
+    if not busy and not minor:
         return None
     multi = study.repeats > 1
-    who = "; ".join(f"{r.variant}{f' (seed {r.seed})' if multi else ''}: {r.busy_text}" for r in busy)
-    timed = [m.label.lower() for m in study.present() if m.timing][:6]
-    text = (
-        f"The machine was busy while {len(busy)} run{'s' if len(busy) != 1 else ''} trained — {who}. Their timing "
-        f"figures ({', '.join(timed) or 'every time'}) are marked ‡ and no timing difference involving them is "
-        "called an effect; accuracy and loss are not affected. Rerun them on a quiet machine to compare timings."
-    )
-    figs = {"runs": [r.run_id for r in busy], "variants": sorted({r.variant for r in busy})}
-    return Finding("busy_machine", "warning", text, figs, anchors.RUNS)
+
+    def who(runs: list) -> str:
+        return "; ".join(f"{r.variant}{f' (seed {r.seed})' if multi else ''}: {r.busy_text}" for r in runs)
+
+    text = ""
+    if busy:
+        timed = [metric_label(m.key) for m in study.present() if m.timing][:6]
+        text = (
+            f"The machine was busy while {len(busy)} run{'s' if len(busy) != 1 else ''} trained — {who(busy)}. "
+            f"Their timing figures ({', '.join(timed) or 'every time'}) are marked ‡ and no timing difference "
+            "involving them is called an effect; accuracy and loss are not affected. Rerun them on a quiet machine "
+            "to compare timings."
+        )
+    if minor:
+        text += (" " if text else "") + (
+            f"Other work also competed in a few epochs of {who(minor)}, adding at most "
+            f"{BUSY_EXCESS_SHARE * 100:.0f}% to the training time: those timings stand."
+        )
+    figs = {
+        "runs": [r.run_id for r in busy],
+        "variants": sorted({r.variant for r in busy}),
+        "minor_runs": [r.run_id for r in minor],
+    }
+    return Finding("busy_machine", "warning" if busy else "info", text, figs, anchors.RUNS)
 
 
 def _tradeoff(study: StudyView, cost_key: str, anchor: str) -> Finding | None:
@@ -148,15 +167,15 @@ def _tradeoff(study: StudyView, cost_key: str, anchor: str) -> Finding | None:
     cost_label = "MACs" if cost_key == "macs" else "training time"
     items = ", ".join(f"{n} ({figure_text(q, by_name[n][1])}, {figure_text(cost_key, by_name[n][0])})" for n in front)
     if not dominated:
-        text = f"{metric_label(q).capitalize()} vs {cost_label}: every variant is on the Pareto front — {items}."
+        text = f"{metric_title(q)} vs {cost_label}: every variant is on the Pareto front — {items}."
     else:
         text = (
-            f"{metric_label(q).capitalize()} vs {cost_label}: the Pareto front is {items}; "
+            f"{metric_title(q)} vs {cost_label}: the Pareto front is {items}; "
             f"{', '.join(dominated)} {'is' if len(dominated) == 1 else 'are'} dominated "
             f"(another variant is at least as good for no more {cost_label})."
         )
     figs: dict[str, Any] = {"front": front, "dominated": dominated}
-    busy = [v.name for v in study.variants if v.busy_runs] if BY_KEY[cost_key].timing else []
+    busy = [v.name for v in study.variants if v.busy_for(BY_KEY[cost_key])]
     if busy:
         text += f" The training times of {', '.join(busy)} were taken on a busy machine: this front is not evidence."
         figs["machine_affected"] = busy
@@ -181,7 +200,7 @@ def _significance(study: StudyView) -> list[Finding]:
             test = study.compare(v, key)
             if test is None:
                 continue
-            if m.timing and (v.busy_runs or base.busy_runs):
+            if v.busy_for(m) or base.busy_for(m):
                 parts.append(f"{metric_label(key)} not judged (timed on a busy machine)")
                 continue
             parts.append(_comparison_text(m, v, base, test))

@@ -18,8 +18,9 @@ from trainlab.measure.metrics import BY_KEY, METRICS
 from trainlab.report import anchors
 from trainlab.report.export import flatten, statistics_text
 from trainlab.report.findings import Finding, run_findings
+from trainlab.report.machine import machine_info, run_dates
 from trainlab.report.plots import Plot, confusion_summary
-from trainlab.report.study import RunView, StudyView, is_number, machine_info, run_dates
+from trainlab.report.study import RunView, StudyView, is_number
 from trainlab.report.tables import BUSY_MARK, NOISE_MARK, SIG_MARK, ClassTable, Table
 
 # Per-epoch columns with a label and unit; other keys are shown under their own name.

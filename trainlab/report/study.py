@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
-from trainlab.measure.load import is_busy
-from trainlab.measure.metrics import BY_KEY, METRICS, PEAK_SPREAD_UNCERTAIN, Metric, derived
+from trainlab.measure.load import BUSY_EXCESS_SHARE, busy_excess, busy_rows, describe_busy
+from trainlab.measure.metrics import BY_KEY, INFER, METRICS, Metric, derived
 from trainlab.measure.stats import MeanCI, TimingNoise, bootstrap_ci, mean_ci, timing_noise
 from trainlab.report import anchors
 from trainlab.report.comparison import Comparison, compare_with_baseline
@@ -105,21 +105,31 @@ class RunView:
     @cached_property
     def busy_epochs(self) -> list[dict[str, Any]]:
         """The epochs timed while other work competed for the run's CPUs (``trainlab.measure.load``)."""
-        return [e for e in self.epochs if is_busy(e.get("cpu_cores"), e.get("other_cores"), e.get("cores"))]
+        return busy_rows(self.epochs)  # type: ignore[return-value]
+
+    @property
+    def train_busy(self) -> bool:
+        """Its training times are machine-affected: busy epochs added more than BUSY_EXCESS_SHARE to them."""
+        return bool(self.busy_epochs) and busy_excess(self.epochs) > BUSY_EXCESS_SHARE
 
     @property
     def machine_busy(self) -> bool:
-        """Some of this run's timing was taken on a busy machine: an epoch, or the inference figures."""
-        return bool(self.busy_epochs) or self.results.get("infer_busy") == 1
+        """Some of this run's timing is machine-affected: its training times, or its inference figures."""
+        return self.train_busy or self.results.get("infer_busy") == 1
+
+    def busy_for(self, m: Metric) -> bool:
+        """Whether figure ``m`` was timed on a busy machine (inference figures by their own accounting)."""
+        if not m.timing:
+            return False
+        return self.results.get("infer_busy") == 1 if m.group == INFER else self.train_busy
 
     @property
     def busy_text(self) -> str:
-        """E.g. ``other work kept 1.0 of 2 CPUs busy in 3 of 5 epochs``."""
-        busy = self.busy_epochs
-        if not busy:
-            return "other work competed for the CPUs while its inference figures were timed"
-        worst, cores = max(e["other_cores"] for e in busy), busy[0]["cores"]
-        return f"other work kept up to {worst:.1f} of {cores} CPUs busy in {len(busy)} of {len(self.epochs)} epochs"
+        """What competed with the run: its busy epochs, and its inference measurement."""
+        parts = [describe_busy(self.epochs)] if self.busy_epochs else []
+        if self.results.get("infer_busy") == 1:
+            parts.append("other work competed for the CPUs while its inference figures were timed")
+        return "; ".join(parts)
 
 
 @dataclass
@@ -164,6 +174,10 @@ class VariantView:
     def busy_runs(self) -> list[RunView]:
         """Finished runs whose timing was taken on a busy machine: their timing figures are not evidence."""
         return [r for r in self.done if r.machine_busy]
+
+    def busy_for(self, m: Metric) -> list[RunView]:
+        """Finished runs whose figure ``m`` was timed on a busy machine."""
+        return [r for r in self.done if r.busy_for(m)]
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -321,7 +335,8 @@ class StudyView:
     def timing_noise(self) -> TimingNoise | None:
         """Within-run variation of epoch times (epoch 1 excluded) over the runs with epochs."""
         return timing_noise(
-            [[e.get("epoch_time_s") for e in r.epochs] for r in self.runs if r.epochs and not r.busy_epochs]
+            # busy epochs left out (None keeps epoch 1 first, which timing_noise skips as warm-up)
+            [[None if e in r.busy_epochs else e.get("epoch_time_s") for e in r.epochs] for r in self.runs if r.epochs]
         )
 
     @property
@@ -347,102 +362,3 @@ class StudyView:
 
 def metric(key: str) -> Metric | None:
     return BY_KEY.get(key)
-
-
-def _flops_text(v: Any) -> str | None:
-    if not is_number(v):
-        return None
-    return f"{v / 1e12:.3g} TFLOP/s" if v >= 1e12 else f"{v / 1e9:.3g} GFLOP/s"
-
-
-_PEAK_STAT_WORDS = {"max": "fastest", "median": "median"}
-
-
-def peak_text(study: StudyView) -> str:
-    """The measured peak FLOP/s as the machine info states it, from the first run that probed it: the value used,
-    how it was taken from the probe's rounds and their spread (with the rounds' range), and what was probed:
-    ``182 GFLOP/s (fastest of 5 rounds, spread 19%: 148-182 GFLOP/s; probed: fp32 matmul; per machine)``."""
-    run = next((r for r in study.runs if is_number(r.results.get("peak_flops"))), None)
-    if run is None:
-        return "not measured"
-    res = run.results
-    value = res["peak_flops"]
-    parts = []
-    rounds, spread, low, high = (res.get(k) for k in ("peak_flops_rounds", "peak_flops_spread", "peak_flops_min",
-                                                       "peak_flops_max"))  # fmt: skip
-    if is_number(rounds) and is_number(spread):  # probed by a trainlab that keeps the rounds
-        stat = res.get("peak_flops_stat")
-        how = f"{_PEAK_STAT_WORDS.get(stat, stat or 'best')} of {rounds:.0f} rounds, spread {spread:.0%}"
-        if is_number(low) and is_number(high) and high > low:
-            scale, unit = (1e12, "TFLOP/s") if high >= 1e12 else (1e9, "GFLOP/s")
-            how += f": {low / scale:.3g}–{high / scale:.3g} {unit}"
-        if spread > PEAK_SPREAD_UNCERTAIN:
-            how += " — the machine was busy while it was probed, so MFU is uncertain"
-        parts.append(how)
-    parts += [f"probed: {res.get('peak_precision') or 'fp32 matmul'}", "per machine"]
-    sheet = _flops_text(res.get("datasheet_peak_flops"))
-    if sheet:
-        parts.append(f"datasheet {sheet}")
-    return f"{_flops_text(value)} ({'; '.join(parts)})"
-
-
-def machine_info(study: StudyView) -> list[tuple[str, str]]:
-    """(label, text) pairs describing where the study ran, from the runs' environments and figures."""
-    env = study.environment
-    if not env:
-        return [("Machine", "not recorded yet (no run has started)")]
-    rows: list[tuple[str, str]] = []
-    cores = env.get("cpu_count")
-    usable = env.get("cpu_affinity")
-    core_text = f"{cores} cores" if cores else "cores unknown"
-    if usable and usable != cores:
-        core_text += f" ({usable} usable by this process)"
-    if env.get("torch_threads"):
-        core_text += f", {env['torch_threads']} torch threads"
-    rows.append(("CPU", f"{env.get('cpu') or 'unknown'}, {core_text}"))
-    if env.get("gpu"):
-        gpu = str(env["gpu"])
-        if is_number(env.get("gpu_memory_mb")):
-            gpu += f", {env['gpu_memory_mb'] / 1024:.0f} GiB"
-        extra = [f"driver {env['gpu_driver']}" if env.get("gpu_driver") else None,
-                 f"CUDA {env['cuda']}" if env.get("cuda") else None,
-                 f"cuDNN {env['cudnn']}" if env.get("cudnn") else None]  # fmt: skip
-        rows.append(("GPU", gpu + "".join(f", {e}" for e in extra if e)))
-    else:
-        rows.append(("GPU", "none used" if not env.get("cuda_available") else "available, not used by this run"))
-    rows.append(("Device", str(env.get("device") or "unknown")))
-    rows.append(("Measured peak", peak_text(study)))
-    precision = study.first_value("precision_effective")
-    if precision:
-        rows.append(("Numerics", str(precision)))
-    versions = ", ".join(
-        f"{name} {env[key]}" for name, key in (("Python", "python"), ("torch", "torch"), ("numpy", "numpy"),
-                                               ("trainlab", "trainlab")) if env.get(key)
-    )  # fmt: skip
-    rows.append(("Versions", versions or "unknown"))
-    if env.get("git_commit"):
-        rows.append(("Code", f"git {env['git_commit']}"))
-    if env.get("platform"):
-        rows.append(("Platform", str(env["platform"])))
-    hosts = study.hosts
-    if len(hosts) > 1:
-        rows.append(
-            ("Hosts", f"runs executed on {len(hosts)} machines: {', '.join(hosts)} — compare timings with care")
-        )
-    elif hosts:
-        rows.append(("Host", hosts[0]))
-    return rows
-
-
-def run_dates(study: StudyView) -> str:
-    """'2025-01-02 10:00 → 10:05 UTC' from the first start to the last finish (or 'not started')."""
-    starts = sorted(r.record["started_at"] for r in study.runs if r.record.get("started_at"))
-    ends = sorted(r.record["finished_at"] for r in study.runs if r.record.get("finished_at"))
-    if not starts:
-        return "not started"
-    first = starts[0].replace("T", " ")[:16]
-    if not ends or not study.finished:
-        return f"started {first} UTC, still running"
-    last = ends[-1].replace("T", " ")[:16]
-    last = last[11:] if last[:10] == first[:10] else last
-    return f"{first} → {last} UTC"

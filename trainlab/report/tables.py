@@ -161,7 +161,7 @@ def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, titl
                     rel = relative_change(s.mean, base_mean)
                     if rel is not None and abs(rel) < noise.cv_median:
                         cell.mark = NOISE_MARK
-            if m.timing and v.busy_runs:
+            if v.busy_for(m):
                 cell.mark = BUSY_MARK  # whatever the test says, the machine, not the variant, may explain it
             row.cells.append(cell)
         _rank(m, [row.cells[-1] for row in rows])

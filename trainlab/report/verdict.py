@@ -18,16 +18,17 @@ timed on a busy machine is not judged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
 from trainlab.measure.format import fmt_delta, fmt_factor
-from trainlab.measure.metrics import BY_KEY, Metric
+from trainlab.measure.metrics import BY_KEY, QUALITY, SIZE, Metric
 from trainlab.measure.stats import welch_test
 from trainlab.report import anchors
-from trainlab.report.finding import Finding, figure_text, metric_label, rounded
+from trainlab.report.finding import Finding, figure_text, metric_label, metric_title, rounded
 from trainlab.report.study import StudyView, VariantView, dotted_get
 
 # Keys whose value changes how fast a run goes, never what it computes: same batches in the same order, same
@@ -75,7 +76,12 @@ class Level:
         return f"{{{fmt_factor(self.value)}}}"
 
 
-def factors(study: StudyView) -> list[str]:
+# The pseudo-factor of a study whose variants are not a grid over its swept keys (a [[variant]] list where each
+# variant changes something else): the variants themselves are the settings compared.
+VARIANT = "variant"
+
+
+def _differing(study: StudyView) -> list[str]:
     """The swept keys whose value differs between the study's finished variants."""
     out = []
     for key in study.swept_keys:
@@ -85,15 +91,39 @@ def factors(study: StudyView) -> list[str]:
     return out
 
 
+def factors(study: StudyView) -> list[str]:
+    """What the verdict reads the study along: its swept keys when the finished variants form a full grid over
+    them (a [sweep], or variants differing in one key), else the variants themselves (:data:`VARIANT`)."""
+    keys = _differing(study)
+    done = [v for v in study.variants if v.done]
+    if len(done) < 2:
+        return []
+    if keys:
+        cells = 1
+        for key in keys:
+            cells *= len({repr(v.factors.get(key)) for v in done})
+        if cells == len(done):
+            return keys
+    return [VARIANT]
+
+
+def _perf_only(study: StudyView, key: str) -> bool:
+    if key == VARIANT:
+        keys = _differing(study)
+        return bool(keys) and all(performance_only(k) for k in keys)
+    return performance_only(key)
+
+
 def _levels(study: StudyView, key: str, metric: str) -> list[Level]:
     groups: dict[str, list[VariantView]] = {}
     raw: dict[str, Any] = {}
     for v in study.variants:
         if v.mean(metric) is None:
             continue
-        k = repr(v.factors.get(key))
+        value = v.name if key == VARIANT else v.factors.get(key)
+        k = repr(value)
         groups.setdefault(k, []).append(v)
-        raw[k] = v.factors.get(key)
+        raw[k] = value
     levels = []
     for k, vs in groups.items():
         means = [m for v in vs if (m := v.mean(metric)) is not None]
@@ -106,16 +136,24 @@ def _numeric(levels: Sequence[Level]) -> bool:
 
 
 def _columns(study: StudyView, key: str) -> list[Metric]:
-    """The metrics the verdict on ``key`` reads: the study's columns (times only for a performance-only
-    factor), else the quality metric and training time; steady-state data time in place of data time."""
+    """The (at most two) metrics the verdict on ``key`` reads: what the study is judged by, then what it costs.
+
+    From the study's columns (else the quality metric and training time): the quality metric, or its first
+    accuracy/loss column; then its first timing column, or else its first size/cost column (MACs, params).
+    A performance-only factor is read on its first two timing columns. Steady-state data time stands in for
+    data time when the loader's start-up was measured.
+    """
     chosen = dotted_get(study.meta_study, "study.columns") or [study.quality_key, "train_time_s"]
     present = {m.key for m in study.present()}
     if "data_time_s" in chosen and "data_steady_s" in present and "data_steady_s" not in chosen:
         chosen = ["data_steady_s" if k == "data_time_s" else k for k in chosen]
     metrics = [BY_KEY[k] for k in chosen if k in BY_KEY and k in present and BY_KEY[k].better is not None]
-    if performance_only(key):
-        metrics = [m for m in metrics if m.timing]
-    return metrics
+    if _perf_only(study, key):
+        return [m for m in metrics if m.timing][:2]
+    quality = [m for m in metrics if m.group == QUALITY and not m.timing]
+    judged = next((m for m in quality if m.key == study.quality_key), quality[0] if quality else None)
+    cost = next((m for m in metrics if m.timing), None) or next((m for m in metrics if m.group == SIZE), None)
+    return [m for m in (judged, cost) if m is not None]
 
 
 def _noise(study: StudyView, m: Metric, best: Level, worst: Level) -> tuple[str, bool | None, dict[str, Any]]:
@@ -126,16 +164,32 @@ def _noise(study: StudyView, m: Metric, best: Level, worst: Level) -> tuple[str,
         return f"{word} the noise (Welch p = {test.p:.2g}, best vs worst)", test.significant, {"p": rounded(test.p, 3)}
     if m.timing and study.timing_noise is not None:
         cv = study.timing_noise.cv_median
-        # The gap as a share of the larger value (never above 100%), against the within-run variation.
+        # The gap as a share of the larger value (never above 100%), against the noise of the figure: a total or
+        # mean over a run's epochs varies by about cv / sqrt(epochs after the first) (independent epochs); any
+        # other timing (latency, ...) by cv itself. Larger than twice that counts.
+        epochs = min((len(r.epochs) for lv in (best, worst) for v in lv.variants for r in v.done), default=0)
+        noise = cv / math.sqrt(epochs - 1) if m.key in EPOCH_AGGREGATES and epochs > 1 else cv
         gap = abs(worst.mean - best.mean) / max(abs(worst.mean), abs(best.mean))
-        exceeds = gap > 2 * cv
+        exceeds = gap > 2 * noise
         word = "larger than" if exceeds else "within"
-        clause = f"{word} the timing noise ({gap * 100:.0f}% against {cv * 100:.1f}% within-run variation)"
-        return clause, exceeds, {"gap": rounded(gap, 3), "timing_cv": rounded(cv, 3)}
+        clause = (
+            f"{word} the timing noise ({gap * 100:.0f}% against ±{noise * 100:.1f}%"
+            + (f", the {cv * 100:.1f}% epoch-to-epoch variation over {epochs - 1} epochs)" if noise != cv else
+               " within-run variation)")
+        )  # fmt: skip
+        return clause, exceeds, {"gap": rounded(gap, 3), "timing_cv": rounded(cv, 3), "noise": rounded(noise, 3)}
     return "one seed per setting, so the run-to-run noise was not measured", None, {}
 
 
+# Timing figures that are totals or means over a run's epochs: their noise shrinks with the epoch count.
+EPOCH_AGGREGATES = frozenset(
+    {"train_time_s", "epoch_time_mean_s", "data_time_s", "data_steady_s", "compute_time_s", "data_share"}
+)
+
+
 def _at(key: str, lv: Level, m: Metric) -> str:
+    if key == VARIANT:
+        return f"{figure_text(m.key, lv.mean)} for {lv.value}"
     name = key.split(".")[-1]
     return f"{figure_text(m.key, lv.mean)} at {name}={fmt_factor(lv.value)}"
 
@@ -147,7 +201,7 @@ def _numeric_sentence(key: str, m: Metric, levels: list[Level]) -> tuple[str, Le
     worst = min(levels, key=lambda lv: lv.mean) if higher else max(levels, key=lambda lv: lv.mean)
     diffs = [b.mean - a.mean for a, b in pairwise(levels)]
     name = key.split(".")[-1]
-    label = metric_label(m.key).capitalize()
+    label = metric_title(m.key)
     first, last = levels[0], levels[-1]
     if all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
         shape = "monotonic"
@@ -190,24 +244,27 @@ def _categorical_sentence(key: str, m: Metric, levels: list[Level]) -> tuple[str
 def verdict(study: StudyView) -> list[Finding]:
     """One finding per swept factor answering the study's question, first in the report."""
     out = []
-    for key in factors(study):
+    keys = factors(study)
+    if not keys:
+        single = _single(study)
+        return [single] if single else []
+    for key in keys:
         sentences: list[str] = []
-        figs: dict[str, Any] = {"factor": key, "performance_only": performance_only(key)}
-        for m in _columns(study, key)[:2]:
+        figs: dict[str, Any] = {"factor": key, "performance_only": _perf_only(study, key)}
+        for m in _columns(study, key):
             levels = _levels(study, key, m.key)
             if len(levels) < 2:
                 continue
             if len({figure_text(m.key, lv.mean) for lv in levels}) == 1:
-                name = key.split(".")[-1]
+                name = "variant" if key == VARIANT else key.split(".")[-1]
                 sentences.append(
-                    f"{metric_label(m.key).capitalize()} is the same at every {name} "
-                    f"({figure_text(m.key, levels[0].mean)})."
+                    f"{metric_title(m.key)} is the same at every {name} ({figure_text(m.key, levels[0].mean)})."
                 )
                 figs[f"{m.key}_shape"] = "flat"
                 continue
             make = _numeric_sentence if _numeric(levels) else _categorical_sentence
             text, best, worst, shape = make(key, m, levels)
-            busy = [v.name for lv in levels for v in lv.variants if v.busy_runs] if m.timing else []
+            busy = [v.name for lv in levels for v in lv.variants if v.busy_for(m)]
             if busy:
                 text += (
                     f" — not judged: {', '.join(busy)} {'was' if len(busy) == 1 else 'were'} timed on a busy "
@@ -218,9 +275,9 @@ def verdict(study: StudyView) -> list[Finding]:
                 clause, exceeds, nfigs = _noise(study, m, best, worst)
                 if exceeds is False:  # no direction or optimum to state: the differences are noise
                     shape = "within noise"
-                    name = key.split(".")[-1]
+                    name = "the variant" if key == VARIANT else key.split(".")[-1]
                     values = ", ".join(_at(key, lv, m) for lv in _in_order(levels))
-                    text = f"{metric_label(m.key).capitalize()} does not change beyond the noise with {name}: {values}"
+                    text = f"{metric_title(m.key)} does not change beyond the noise with {name}: {values}"
                 text += f"; {clause}"
                 figs.update({f"{m.key}_{k}": v for k, v in nfigs.items()})
                 figs[f"{m.key}_exceeds_noise"] = exceeds
@@ -242,19 +299,41 @@ def _startup_sentence(study: StudyView, key: str) -> str:
     lo, hi = min(levels, key=lambda lv: lv.mean), max(levels, key=lambda lv: lv.mean)
     epochs = max((len(r.epochs) for v in study.variants for r in v.done), default=0)
     over = f" over {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else ""
-    name = key.split(".")[-1]
-    return (
-        f"Waiting for each epoch's first batch (worker start-up) took {lo.mean:.2g} s in all{over} at "
-        f"{name}={fmt_factor(lo.value)} and {hi.mean:.2g} s at {name}={fmt_factor(hi.value)}; it is counted apart "
-        "from the steady-state figures."
+    at = (
+        (lambda lv: f"for {lv.value}")
+        if key == VARIANT
+        else (lambda lv: f"at {key.split('.')[-1]}={fmt_factor(lv.value)}")
     )
+    return (
+        f"Waiting for each epoch's first batch (worker start-up) took {lo.mean:.2g} s in all{over} {at(lo)} and "
+        f"{hi.mean:.2g} s {at(hi)}; it is counted apart from the steady-state figures."
+    )
+
+
+def _single(study: StudyView) -> Finding | None:
+    """A study of one variant compares nothing: its answer is the variant's own figures in its columns."""
+    done = [v for v in study.variants if v.done]
+    if len(done) != 1:
+        return None
+    v = done[0]
+    chosen = dotted_get(study.meta_study, "study.columns") or [study.quality_key, "train_time_s"]
+    parts = [
+        f"{metric_label(k)} {figure_text(k, mean)}" for k in chosen if k in BY_KEY and (mean := v.mean(k)) is not None
+    ]
+    if not parts:
+        return None
+    epochs = max((len(r.epochs) for r in v.done), default=0)
+    seeds = f" (mean of {len(v.done)} seeds)" if len(v.done) > 1 else ""
+    text = f"{v.name}, after {epochs} epoch{'s' if epochs != 1 else ''}{seeds}: " + ", ".join(parts) + "."
+    figs = {k: rounded(mean) for k in chosen if k in BY_KEY and (mean := v.mean(k)) is not None}
+    return Finding("verdict", "info", text, figs, anchors.COMPARISON, variant=v.name)
 
 
 def nondeterminism(study: StudyView) -> list[Finding]:
     """Quality differences along a performance-only factor: run-to-run nondeterminism, with the spread."""
     out = []
     keys = factors(study)
-    if not keys or not all(performance_only(k) for k in keys):
+    if not keys or not all(_perf_only(study, k) for k in keys):
         return out
     for key in keys:
         parts, figs = [], {"factor": key}
@@ -271,17 +350,21 @@ def nondeterminism(study: StudyView) -> list[Finding]:
                 f"{metric_label(mk)} {figure_text(mk, lo[1])} ({lo[0]}) to {figure_text(mk, hi[1])} ({hi[0]}), "
                 f"a spread of {spread}"
             )
-        name = key.split(".")[-1]
+        keys_of = _differing(study) if key == VARIANT else [key]
+        name = ", ".join(k.split(".")[-1] for k in keys_of)
+        what = f"The factor {name}" if len(keys_of) == 1 else f"The settings {name}"
+        why = "; ".join(_why(k) for k in keys_of)
         if parts:
             text = (
-                f"The factor {name} cannot change what is computed ({_why(key)}), so the differences across it — "
+                f"{what} cannot change what is computed ({why}), so the differences across "
+                f"{'it' if len(keys_of) == 1 else 'them'} — "
                 + "; ".join(parts)
                 + f" — are run-to-run nondeterminism (e.g. nondeterministic GPU kernels), not an effect of {name}."
             )
         else:
             text = (
-                f"The factor {name} cannot change what is computed ({_why(key)}), and accuracy and loss are the "
-                "same at every setting, as they must be: its differences are in time only."
+                f"{what} cannot change what is computed ({why}), and accuracy and loss are the same at every "
+                "setting, as they must be: the differences are in time only."
             )
         out.append(Finding("nondeterminism", "info", text, figs, anchors.COMPARISON))
     return out
@@ -290,7 +373,7 @@ def nondeterminism(study: StudyView) -> list[Finding]:
 def performance_only_study(study: StudyView) -> bool:
     """Every factor of the study is performance-only: accuracy and loss cannot differ by design."""
     keys = factors(study)
-    return bool(keys) and all(performance_only(k) for k in keys)
+    return bool(keys) and all(_perf_only(study, k) for k in keys)
 
 
 __all__ = ["PERFORMANCE_ONLY", "factors", "nondeterminism", "performance_only", "performance_only_study", "verdict"]
