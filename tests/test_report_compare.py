@@ -64,3 +64,18 @@ def test_no_common_variant_is_a_clear_error(two_studies, tmp_path: Path) -> None
     write_sample_store(other, sample_config(variants=[{"name": "zzz", "model.name": "mlp", "model.hidden": [4]}]))
     with pytest.raises(TrainlabError, match=r"no variant names in common.*zzz"):
         compare_command(a, other, None)
+
+
+def test_a_side_timed_on_a_busy_machine_is_marked_not_tested(two_studies: tuple[Path, Path]) -> None:
+    from trainlab.report.tables import BUSY_MARK
+
+    a, b = two_studies
+    va, vb = StudyView.load(a), StudyView.load(b)
+    for run in vb.variants[0].runs:  # "medium" in B: every epoch shared its CPUs with another job
+        for e in run.epochs:
+            e.update(cpu_cores=1.0, other_cores=1.0, cores=2)
+    rows = [r for r in compare_rows(va, vb) if r.variant == "medium"]
+    train_time = next(r for r in rows if r.metric.key == "train_time_s")
+    assert train_time.mark == BUSY_MARK
+    acc = next(r for r in rows if r.metric.key == "test_acc")
+    assert acc.mark != BUSY_MARK  # accuracy is not a timing

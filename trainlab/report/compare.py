@@ -21,7 +21,7 @@ from trainlab.measure.metrics import BY_KEY, HEADLINE, Metric
 from trainlab.measure.stats import ALPHA, TEST_NAME, relative_change, welch_test
 from trainlab.report.machine import machine_info
 from trainlab.report.study import StudyView, VariantView
-from trainlab.report.tables import NOISE_MARK, SIG_MARK, header, md_escape
+from trainlab.report.tables import BUSY_MARK, NOISE_MARK, SIG_MARK, header, md_escape
 
 
 @dataclass
@@ -35,7 +35,7 @@ class CompareRow:
     b: str
     delta: str
     p: float | None
-    mark: str  # SIG_MARK, NOISE_MARK or ""
+    mark: str  # SIG_MARK, NOISE_MARK, BUSY_MARK or ""
 
 
 def _cell(v: VariantView, m: Metric) -> str:
@@ -66,7 +66,9 @@ def compare_rows(a: StudyView, b: StudyView) -> list[CompareRow]:
             delta = fmt_delta(m, mb, ma) if ma is not None and mb is not None else ""
             test = None if m.deterministic else welch_test(vb.values(m.key), va.values(m.key))
             mark = ""
-            if test is not None:
+            if va.busy_for(m) or vb.busy_for(m):
+                mark = BUSY_MARK  # one side was timed on a busy machine: no test or noise judgement applies
+            elif test is not None:
                 mark = SIG_MARK if test.significant else ""
             elif m.timing and noise is not None and ma is not None and mb is not None:
                 rel = relative_change(mb, ma)
@@ -97,7 +99,8 @@ def compare_markdown(a: StudyView, b: StudyView, rows: list[CompareRow]) -> str:
     out.append(
         f"Δ: percentage points (pp) for percentages, relative change otherwise. {SIG_MARK} = larger than the noise "
         f"({TEST_NAME}, p < {ALPHA:g}, when both studies have 2+ seeds); {NOISE_MARK} = a timing difference below "
-        "the within-run timing variation of epoch times (single seed): not distinguishable from noise."
+        "the within-run timing variation of epoch times (single seed): not distinguishable from noise; "
+        f"{BUSY_MARK} = one side was timed while other work competed for the CPUs: not comparable."
     )
     return "\n".join(out) + "\n"
 
@@ -122,7 +125,7 @@ def compare_command(a: Path, b: Path, out: Path | None) -> int:
     console.print(table)
     console.print(
         f"Δ: pp for percentages, relative % otherwise; {SIG_MARK} p < {ALPHA:g} ({TEST_NAME}); "
-        f"{NOISE_MARK} below the timing noise (single seed).",
+        f"{NOISE_MARK} below the timing noise (single seed); {BUSY_MARK} timed on a busy machine.",
         markup=False,
     )
     if out is not None:

@@ -63,7 +63,7 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
         return None
     base = study.baseline
     if m.timing:
-        busy = [v for v in (best, second, base) if v is not None and v.busy_for(m)]
+        busy = list({id(v): v for v in (best, second, base) if v is not None and v.busy_for(m)}.values())
         if busy:
             return _busy_best(study, m, best, bs.mean, base, busy)
     word = "Highest" if m.better == "higher" else "Lowest"
@@ -135,9 +135,10 @@ def busy_machine(study: StudyView) -> Finding | None:
 
     text = ""
     if busy:
-        timed = [metric_label(m.key) for m in study.present() if m.timing][:6]
+        timed = [metric_label(m.key) for m in study.present() if any(r.busy_for(m) for r in busy)][:6]
         text = (
-            f"The machine was busy while {len(busy)} run{'s' if len(busy) != 1 else ''} trained — {who(busy)}. "
+            f"The machine was busy while {len(busy)} {'run was' if len(busy) == 1 else 'runs were'} timed — "
+            f"{who(busy)}. "
             f"Their timing figures ({', '.join(timed) or 'every time'}) are marked ‡ and no timing difference "
             "involving them is called an effect; accuracy and loss are not affected. Rerun them on a quiet machine "
             "to compare timings."

@@ -258,7 +258,8 @@ def verdict(study: StudyView) -> list[Finding]:
             if len({figure_text(m.key, lv.mean) for lv in levels}) == 1:
                 name = "variant" if key == VARIANT else key.split(".")[-1]
                 sentences.append(
-                    f"{metric_title(m.key)} is the same at every {name} ({figure_text(m.key, levels[0].mean)})."
+                    f"{metric_title(m.key)} is the same for every {name} setting "
+                    f"({figure_text(m.key, levels[0].mean)})."
                 )
                 figs[f"{m.key}_shape"] = "flat"
                 continue
@@ -271,6 +272,8 @@ def verdict(study: StudyView) -> list[Finding]:
                     "machine (see below)"
                 )
                 figs[f"{m.key}_machine_affected"] = busy
+            elif best.mean != worst.mean and m.deterministic:
+                text += " (fixed by the model: exact, no noise)"
             elif best.mean != worst.mean:
                 clause, exceeds, nfigs = _noise(study, m, best, worst)
                 if exceeds is False:  # no direction or optimum to state: the differences are noise
@@ -283,7 +286,6 @@ def verdict(study: StudyView) -> list[Finding]:
                 figs[f"{m.key}_exceeds_noise"] = exceeds
             figs[f"{m.key}_shape"] = shape
             figs[f"{m.key}_best"] = best.value if not isinstance(best.value, list | dict) else fmt_factor(best.value)
-            figs[f"{m.key}_by_setting"] = {fmt_factor(lv.value): rounded(lv.mean) for lv in levels}
             sentences.append(text + ".")
             if m.key == "data_steady_s":
                 sentences.append(_startup_sentence(study, key))
