@@ -198,3 +198,28 @@ def test_a_study_of_one_variant_answers_with_its_own_figures() -> None:
     runs = [_run("logreg", {}, epochs=epochs, test_acc=0.923, train_time_s=2.9, infer_ms_per_image=0.01)]
     v = _one(study_findings(_study(runs, [], columns=["test_acc", "train_time_s", "infer_ms_per_image"])), "verdict")
     assert v.text == "logreg, after 3 epochs: test acc 92.3%, train time 2.90 s, infer / image 0.0100 ms."
+
+
+def test_one_noise_rule_for_single_seed_timings_in_the_verdict_the_findings_and_the_table() -> None:
+    from trainlab.report.tables import NOISE_MARK, comparison_table
+
+    # 11 epochs whose times vary by ~10% (cv over epochs 2..11): a total over 10 epochs varies by ~3.2%.
+    times = [1.5, 0.9, 1.1, 0.9, 1.1, 0.9, 1.1, 0.9, 1.1, 0.9, 1.1]
+    epochs = [{"epoch": i + 1, "epoch_time_s": t, "train_loss": 0.5, "test_loss": 0.5} for i, t in enumerate(times)]
+    runs = [
+        _run("a", {"model.width": "a"}, epochs=epochs, train_time_s=11.0, latency_p50_ms=1.00, test_acc=0.9),
+        _run("b", {"model.width": "b"}, epochs=epochs, train_time_s=12.1, latency_p50_ms=1.10, test_acc=0.9),
+    ]
+    view = _study(runs, ["model.width"], columns=["train_time_s", "latency_p50_ms"])
+    cv = view.timing_noise.cv_median
+    assert view.timing_noise_of("train_time_s") == cv / 10**0.5 and view.timing_noise_of("latency_p50_ms") == cv
+    assert view.within_timing_noise("train_time_s", 11.0, 12.1) is False  # 9% > 2 x 3.2%
+    assert view.within_timing_noise("latency_p50_ms", 1.0, 1.1) is True  # 9% < 2 x 10%
+    findings = study_findings(view)
+    v = _one(findings, "verdict")
+    assert "a is 1.1× faster than b by train time" in v.text and "larger than the timing noise" in v.text
+    lat = next(f for f in findings if f.kind == "best" and f.text.startswith("Lowest latency p50"))
+    assert "within the timing noise" in lat.text
+    table = comparison_table(view)
+    marks = {m.key: row.cells[i].mark for row in table.rows if row.name == "b" for i, m in enumerate(table.metrics)}
+    assert marks.get("train_time_s") != NOISE_MARK and marks.get("latency_p50_ms") == NOISE_MARK

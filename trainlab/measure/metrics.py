@@ -198,6 +198,13 @@ EPOCH_METRICS: tuple[Metric, ...] = (
 EPOCH_KEYS: tuple[str, ...] = tuple(m.key for m in EPOCH_METRICS)
 
 
+# Timing figures that are totals or means over a run's epochs: with one seed, their noise is the epoch-to-epoch
+# variation divided by sqrt(epochs after the first) (independent epochs), not the variation itself.
+EPOCH_AGGREGATES = frozenset(
+    {"train_time_s", "epoch_time_mean_s", "data_time_s", "data_steady_s", "compute_time_s", "data_share"}
+)
+
+
 def column_order(present: list[str], catalogue: tuple[Metric, ...] = METRICS) -> list[str]:
     """CSV columns: the catalogue's keys that are ``present``, in catalogue order, then any other key in the
     order first seen (a figure the catalogue does not define yet is still written)."""

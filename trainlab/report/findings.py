@@ -14,7 +14,7 @@ from typing import Any
 from trainlab.measure.format import fmt_delta, fmt_value
 from trainlab.measure.load import BUSY_EXCESS_SHARE
 from trainlab.measure.metrics import BY_KEY, Metric
-from trainlab.measure.stats import ALPHA, PAIRED_TEST_NAME, TEST_NAME, relative_change, welch_test
+from trainlab.measure.stats import ALPHA, PAIRED_TEST_NAME, TEST_NAME, welch_test
 from trainlab.report import anchors
 from trainlab.report.finding import (
     BEST_METRICS,
@@ -90,14 +90,11 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
     if test2 is not None and not test2.significant:
         figs["p_vs_runner_up"] = rounded(test2.p, 3)
         text += f"; {second.name} ({figure_text(m.key, ss.mean)}) is not distinguishable from it (p = {test2.p:.2g})"
-    elif test2 is None and m.timing and study.timing_noise is not None:
-        gap = abs(relative_change(ss.mean, bs.mean) or 0.0)
-        if gap < study.timing_noise.cv_median:
-            figs["gap_to_runner_up"] = rounded(gap, 3)
-            text += (
-                f"; the gap to {second.name} ({gap * 100:.1f}%) is below the timing noise "
-                f"({study.timing_noise.cv_median * 100:.1f}%)"
-            )
+    elif test2 is None and m.timing and study.within_timing_noise(m.key, ss.mean, bs.mean):
+        gap = abs(ss.mean - bs.mean) / max(abs(ss.mean), abs(bs.mean))
+        noise = study.timing_noise_of(m.key) or 0.0
+        figs["gap_to_runner_up"] = rounded(gap, 3)
+        text += f"; the gap to {second.name} ({gap * 100:.1f}%) is within the timing noise (twice ±{noise * 100:.1f}%)"
     if m.key.endswith(("to_target", "to_target_s")):
         never = [v.name for v in study.variants if v.done and v.summary(m.key) is None]
         if never:

@@ -15,7 +15,7 @@ from typing import Any
 
 from trainlab.errors import TrainlabError
 from trainlab.measure.load import BUSY_EXCESS_SHARE, busy_excess, busy_rows, describe_busy
-from trainlab.measure.metrics import BY_KEY, INFER, METRICS, Metric, derived
+from trainlab.measure.metrics import BY_KEY, EPOCH_AGGREGATES, INFER, METRICS, Metric, derived
 from trainlab.measure.stats import MeanCI, TimingNoise, bootstrap_ci, mean_ci, timing_noise
 from trainlab.report import anchors
 from trainlab.report.comparison import Comparison, compare_with_baseline
@@ -338,6 +338,23 @@ class StudyView:
             # busy epochs left out (None keeps epoch 1 first, which timing_noise skips as warm-up)
             [[None if e in r.busy_epochs else e.get("epoch_time_s") for e in r.epochs] for r in self.runs if r.epochs]
         )
+
+    def timing_noise_of(self, key: str) -> float | None:
+        """The single-seed noise of timing figure ``key`` as a fraction: the within-run coefficient of variation
+        of epoch times, divided by sqrt(epochs - 1) for totals and means over epochs; None when unmeasured."""
+        noise = self.timing_noise
+        if noise is None:
+            return None
+        epochs = min((len(r.epochs) for r in self.runs if r.status == "done" and r.epochs), default=0)
+        return noise.cv_median / math.sqrt(epochs - 1) if key in EPOCH_AGGREGATES and epochs > 1 else noise.cv_median
+
+    def within_timing_noise(self, key: str, a: float, b: float) -> bool | None:
+        """A single-seed timing difference no larger than twice the figure's noise (None when unmeasured)."""
+        noise = self.timing_noise_of(key)
+        top = max(abs(a), abs(b))
+        if noise is None or top == 0:
+            return None
+        return abs(a - b) / top <= 2 * noise
 
     @property
     def environment(self) -> dict[str, Any]:

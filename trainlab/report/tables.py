@@ -7,8 +7,8 @@ Cell conventions: the mean over a variant's finished seeds, ``± half-width`` of
 Δ against the baseline variant (percentage points for percentages, the absolute difference for R², relative %
 otherwise); ``*`` when the comparison with the baseline (paired t-test on shared seeds, else Welch's; p-values
 Holm-adjusted over the variants) is larger than the noise (adjusted p < 0.05), ``≈`` for a single-seed timing
-difference below the study's within-run timing variation, ``‡`` for a timing figure taken on a busy machine.
-Best and worst per column are marked knowing which direction is better.
+difference within twice the figure's timing noise (``StudyView.timing_noise_of``), ``‡`` for a timing figure
+taken on a busy machine. Best and worst per column are marked knowing which direction is better.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from typing import Any
 
 from trainlab.measure.format import fmt_ci, fmt_delta, fmt_factor, fmt_pct, fmt_value, loss_unit
 from trainlab.measure.metrics import BY_KEY, GROUPS, HEADLINE, PEAK_SPREAD_SHOWN, Metric
-from trainlab.measure.stats import relative_change
 from trainlab.report import anchors
 from trainlab.report.study import StudyView, VariantView, dotted_get
 
 SIG_MARK = "*"  # Holm-adjusted p < alpha (paired or Welch t-test): larger than the noise
-NOISE_MARK = "≈"  # single seed: a timing difference below the within-run timing variation
+NOISE_MARK = "≈"  # single seed: a timing difference within twice the figure's timing noise
 BUSY_MARK = "‡"  # a timing figure taken while other work competed for the CPUs: not evidence of an effect
 
 
@@ -51,7 +50,7 @@ class Cell:
         if self.p_text:
             parts.append(f"{self.p_text} vs baseline")
         if self.mark == NOISE_MARK:
-            parts.append("difference below the within-run timing variation")
+            parts.append("difference within the timing noise (single seed)")
         if self.mark == BUSY_MARK:
             parts.append("timed while other work competed for the CPUs: not comparable")
         if self.rank:
@@ -123,7 +122,6 @@ def mfu_range(m: Metric, v: VariantView, mfu: float | None) -> str:
 def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, title: str) -> Table:
     """Means (± CI), Δ vs baseline, significance marks and best/worst for ``metrics`` over the study's variants."""
     base = study.baseline
-    noise = study.timing_noise
     rows = [
         Row(
             name=v.name,
@@ -157,10 +155,8 @@ def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, titl
                 if test is not None:
                     cell.p, cell.p_text = test.p_adjusted, test.p_text
                     cell.mark = SIG_MARK if test.significant else ""
-                elif m.timing and noise is not None and study.repeats < 2:
-                    rel = relative_change(s.mean, base_mean)
-                    if rel is not None and abs(rel) < noise.cv_median:
-                        cell.mark = NOISE_MARK
+                elif m.timing and study.repeats < 2 and study.within_timing_noise(m.key, s.mean, base_mean):
+                    cell.mark = NOISE_MARK
             if v.busy_for(m):
                 cell.mark = BUSY_MARK  # whatever the test says, the machine, not the variant, may explain it
             row.cells.append(cell)
@@ -315,8 +311,8 @@ def table_markdown(t: Table) -> str:
 MD_LEGEND = (
     "**bold** = best, _italic_ = worst per column; (Δ) against the baseline: pp = percentage points, % = relative "
     f"change; {SIG_MARK} = larger than the noise (paired t-test on shared seeds, else Welch's; Holm-adjusted "
-    f"p < 0.05); {NOISE_MARK} = below the within-run "
-    f"timing variation (single seed); {BUSY_MARK} = timed while other work competed for the CPUs (not evidence); "
+    f"p < 0.05); {NOISE_MARK} = within the timing noise "
+    f"(single seed); {BUSY_MARK} = timed while other work competed for the CPUs (not evidence); "
     "± = 95% confidence half-width (t distribution) over seeds; MFU (a–b) = its range against the fastest and the "
     "slowest round of the peak FLOP/s probe, shown when the rounds differed."
 )

@@ -7,7 +7,7 @@ the quality metric and training time when it names none) along that factor:
   optimum) — with the values at the ends and at the best setting;
 - a categorical factor: the ranking, and for times how many times faster the best setting is than the worst;
 - either way, whether the differences exceed the noise the study measured: Welch's test of the best against
-  the worst setting with repeats; with one seed, the within-run timing variation for times; for quality with
+  the worst setting with repeats; with one seed, twice the figure's timing noise for times; for quality with
   one seed, that the run-to-run noise was not measured.
 
 Factors that cannot change what is computed (:data:`PERFORMANCE_ONLY`: DataLoader workers, pinning, the
@@ -18,7 +18,6 @@ timed on a busy machine is not judged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -162,29 +161,17 @@ def _noise(study: StudyView, m: Metric, best: Level, worst: Level) -> tuple[str,
     if test is not None:
         word = "larger than" if test.significant else "within"
         return f"{word} the noise (Welch p = {test.p:.2g}, best vs worst)", test.significant, {"p": rounded(test.p, 3)}
-    if m.timing and study.timing_noise is not None:
+    if m.timing and study.timing_noise is not None and (noise := study.timing_noise_of(m.key)) is not None:
+        # The gap as a share of the larger value (never above 100%) against twice the figure's noise: the
+        # within-run variation, over sqrt(epochs - 1) for totals over epochs (StudyView.timing_noise_of).
         cv = study.timing_noise.cv_median
-        # The gap as a share of the larger value (never above 100%), against the noise of the figure: a total or
-        # mean over a run's epochs varies by about cv / sqrt(epochs after the first) (independent epochs); any
-        # other timing (latency, ...) by cv itself. Larger than twice that counts.
-        epochs = min((len(r.epochs) for lv in (best, worst) for v in lv.variants for r in v.done), default=0)
-        noise = cv / math.sqrt(epochs - 1) if m.key in EPOCH_AGGREGATES and epochs > 1 else cv
         gap = abs(worst.mean - best.mean) / max(abs(worst.mean), abs(best.mean))
-        exceeds = gap > 2 * noise
+        exceeds = not study.within_timing_noise(m.key, worst.mean, best.mean)
         word = "larger than" if exceeds else "within"
-        clause = (
-            f"{word} the timing noise ({gap * 100:.0f}% against ±{noise * 100:.1f}%"
-            + (f", the {cv * 100:.1f}% epoch-to-epoch variation over {epochs - 1} epochs)" if noise != cv else
-               " within-run variation)")
-        )  # fmt: skip
+        detail = f", from the {cv * 100:.1f}% epoch-to-epoch variation" if noise != cv else " within-run variation"
+        clause = f"{word} the timing noise ({gap * 100:.0f}% against twice ±{noise * 100:.1f}%{detail})"
         return clause, exceeds, {"gap": rounded(gap, 3), "timing_cv": rounded(cv, 3), "noise": rounded(noise, 3)}
     return "one seed per setting, so the run-to-run noise was not measured", None, {}
-
-
-# Timing figures that are totals or means over a run's epochs: their noise shrinks with the epoch count.
-EPOCH_AGGREGATES = frozenset(
-    {"train_time_s", "epoch_time_mean_s", "data_time_s", "data_steady_s", "compute_time_s", "data_share"}
-)
 
 
 def _at(key: str, lv: Level, m: Metric) -> str:
