@@ -171,6 +171,8 @@ def _noise(study: StudyView, m: Metric, best: Level, worst: Level) -> tuple[str,
         detail = f", from the {cv * 100:.1f}% epoch-to-epoch variation" if noise != cv else " within-run variation"
         clause = f"{word} the timing noise ({gap * 100:.0f}% against twice ±{noise * 100:.1f}%{detail})"
         return clause, exceeds, {"gap": rounded(gap, 3), "timing_cv": rounded(cv, 3), "noise": rounded(noise, 3)}
+    if m.timing:
+        return "one seed and runs of fewer than 3 epochs, so the timing noise was not measured", None, {}
     return "one seed per setting, so the run-to-run noise was not measured", None, {}
 
 
