@@ -263,8 +263,13 @@ def noise_finding(study: StudyView) -> Finding:
             text += (
                 f"Epoch times vary by {noise.cv_median * 100:.1f}% within a run (median coefficient of variation, "
                 f"epoch 1 excluded, over {noise.runs} run{'s' if noise.runs != 1 else ''}; max "
-                f"{noise.cv_max * 100:.1f}%): timing differences smaller than that cannot be told apart from noise."
+                f"{noise.cv_max * 100:.1f}%, busy epochs left out). A single timing (latency) varies by that much, "
+                "a total or mean over a run's epochs (train time, epoch time) by that over √(epochs − 1); a timing "
+                "difference within twice its figure's noise cannot be told apart from it (≈)."
             )
+            total = study.timing_noise_of("train_time_s")
+            if total is not None:
+                figs["train_time_noise"] = rounded(total, 3)
             figs.update(
                 timing_cv_median=rounded(noise.cv_median, 3), timing_cv_max=rounded(noise.cv_max, 3), runs=noise.runs
             )
