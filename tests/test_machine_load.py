@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import tiny_study
 
 from trainlab import api
 from trainlab.engine.events import RunEnded, RunStarted
@@ -96,21 +97,15 @@ class HogDuring:
 
 
 def _study(variants: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "study": {"name": "timing", "description": "Two variants timed."},
-        "data": {
-            "name": "synthetic",
-            "shape": [3, 32, 32],
-            "num_classes": 10,
-            "train_size": 2048,
-            "test_size": 256,
-            "batch_size": 128,
-        },
-        "model": {"name": "mlp", "hidden": [512]},
-        "train": {"epochs": 3, "lr": 0.05},
-        "measure": {"mfu": False, "infer_batch1": False, "latency_repeats": 10, "throughput_time_s": 0.05},
-        "variant": variants,
-    }
+    # Epochs long enough for the CPU accounting (>= 50 ms), with torch's own thread count.
+    return tiny_study(
+        study={"name": "timing", "description": "Two variants timed."},
+        data={"shape": [3, 32, 32], "num_classes": 10, "train_size": 2048, "test_size": 256, "batch_size": 128},
+        model={"name": "mlp", "hidden": [512]},
+        train={"epochs": 3, "lr": 0.05, "threads": None},
+        measure={"mfu": False, "infer_batch1": False, "latency_repeats": 10, "throughput_time_s": 0.05},
+        variant=variants,
+    )
 
 
 def _run(study: dict[str, Any], out: Path, sinks: list[Any]) -> StudyView:

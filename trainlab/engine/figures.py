@@ -14,6 +14,7 @@ import torch
 from trainlab.engine.events import EpochRow
 from trainlab.engine.step import evaluate
 from trainlab.measure.clock import synchronize
+from trainlab.measure.format import pct2
 from trainlab.measure.latency import batch1_pass, latency_percentiles, throughput
 from trainlab.measure.load import LoadMeter, is_busy
 from trainlab.measure.metrics import PEAK_SPREAD_UNCERTAIN
@@ -206,12 +207,7 @@ def utilisation(
     if out["mfu_uncertain"]:
         out["mfu_uncertain_note"] = (
             f"the peak probe's rounds varied by {spread:.0%} ({peak_min / 1e9:.3g} to {peak_max / 1e9:.3g} GFLOP/s:"
-            f" the machine was busy while it was probed), so this MFU of {_pct(mfu)} is uncertain: between"
-            f" {_pct(out['mfu_low'])} and {_pct(out['mfu_high'])}"
+            f" the machine was busy while it was probed), so this MFU of {pct2(mfu)} is uncertain: between"
+            f" {pct2(out['mfu_low'])} and {pct2(out['mfu_high'])}"
         )
     return out
-
-
-def _pct(x: float) -> str:
-    """A fraction as a percentage with two significant digits: 0.123 -> 12%, 0.0008 -> 0.08%."""
-    return f"{x * 100:.2g}%"

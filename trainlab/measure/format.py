@@ -155,6 +155,12 @@ def fmt_pct(x: Any, decimals: int = 1, missing: str = "—") -> str:
     return f"{x * 100:.{decimals}f}" if is_number(x) else missing
 
 
+def pct2(x: float) -> str:
+    """A fraction as a percentage with 2 significant digits, never in exponent form (0.00008 -> '0.008%',
+    1.234 -> '120%')."""
+    return f"{float(f'{x * 100:.2g}'):g}%"
+
+
 def fmt_spec(v: Any, spec: str, missing: str = "—") -> str:
     """``format(v, spec)`` for numbers, ``missing`` otherwise."""
     return format(v, spec) if isinstance(v, int | float) and not isinstance(v, bool) else missing

@@ -79,27 +79,26 @@ class LoadMeter:
 
     def _read(self) -> tuple[float, float, float] | None:
         """(wall s, own tree CPU s, machine busy CPU s on our CPUs), or None when unavailable."""
-        ps = psutil
         if not self._cpus:
             return None
         try:
             wall = time.perf_counter()
-            me = ps.Process()
+            me = psutil.Process()
             t = me.cpu_times()
             own = t.user + t.system + t.children_user + t.children_system  # children: reaped ones
             for child in me.children(recursive=True):  # live ones (DataLoader workers)
                 try:
                     ct = child.cpu_times()
                     own += ct.user + ct.system
-                except ps.Error:  # exited between listing and reading
+                except psutil.Error:  # exited between listing and reading
                     continue
-            per_cpu = ps.cpu_times(percpu=True)
+            per_cpu = psutil.cpu_times(percpu=True)
             busy = 0.0
             for i in self._cpus:
                 if i < len(per_cpu):
                     busy += sum(getattr(per_cpu[i], f, 0.0) for f in _BUSY_FIELDS)
             return wall, own, busy
-        except (OSError, ps.Error):
+        except (OSError, psutil.Error):
             return None
 
     def start(self) -> None:

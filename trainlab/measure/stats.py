@@ -389,6 +389,13 @@ def timing_noise(runs_epoch_times: Sequence[Sequence[float | int | None]]) -> Ti
     return TimingNoise(cv_median=statistics.median(cvs), cv_max=max(cvs), runs=len(cvs))
 
 
+def relative_gap(a: float, b: float) -> float | None:
+    """|a - b| as a share of the larger magnitude (0..1 for same-signed values; None when both are 0): a gap
+    between two timings that does not depend on which one is the reference."""
+    top = max(abs(a), abs(b))
+    return abs(a - b) / top if top else None
+
+
 def relative_change(value: float | None, reference: float | None) -> float | None:
     """(value - reference) / |reference| as a fraction; None when either is missing or the reference is 0."""
     if value is None or reference is None or reference == 0 or not math.isfinite(reference):

@@ -112,11 +112,6 @@ def metric_title(key: str) -> str:
     return label[:1].upper() + label[1:]
 
 
-def pct2(x: float) -> str:
-    """A fraction as a percentage with 2 significant digits (0.00008 -> '0.008%')."""
-    return f"{float(f'{x * 100:.2g}'):g}%"
-
-
 def rounded(x: float, digits: int = 4) -> float:
     """Round a figure for the figures dict (the text shows fewer digits)."""
     return float(f"{x:.{digits}g}")

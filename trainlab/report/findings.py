@@ -14,7 +14,7 @@ from typing import Any
 from trainlab.measure.format import fmt_delta, fmt_value
 from trainlab.measure.load import BUSY_EXCESS_SHARE
 from trainlab.measure.metrics import BY_KEY, Metric
-from trainlab.measure.stats import ALPHA, PAIRED_TEST_NAME, TEST_NAME, welch_test
+from trainlab.measure.stats import ALPHA, PAIRED_TEST_NAME, TEST_NAME, relative_gap, welch_test
 from trainlab.report import anchors
 from trainlab.report.finding import (
     BEST_METRICS,
@@ -91,7 +91,7 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
         figs["p_vs_runner_up"] = rounded(test2.p, 3)
         text += f"; {second.name} ({figure_text(m.key, ss.mean)}) is not distinguishable from it (p = {test2.p:.2g})"
     elif test2 is None and m.timing and study.within_timing_noise(m.key, ss.mean, bs.mean):
-        gap = abs(ss.mean - bs.mean) / max(abs(ss.mean), abs(bs.mean))
+        gap = relative_gap(ss.mean, bs.mean) or 0.0
         noise = study.timing_noise_of(m.key) or 0.0
         figs["gap_to_runner_up"] = rounded(gap, 3)
         text += f"; the gap to {second.name} ({gap * 100:.1f}%) is within the timing noise (twice ±{noise * 100:.1f}%)"
@@ -180,11 +180,10 @@ def _tradeoff(study: StudyView, cost_key: str, anchor: str) -> Finding | None:
     return Finding("tradeoff", "info", text, figs, anchor)
 
 
-def _significance(study: StudyView) -> list[Finding]:
+def _significance(study: StudyView, perf_only: bool) -> list[Finding]:
     """With repeats: each variant against the baseline on the quality metric and training time (training time
-    only along a performance-only factor: accuracy differences there are nondeterminism)."""
+    only when every factor is performance-only: accuracy differences there are nondeterminism)."""
     out: list[Finding] = []
-    perf_only = performance_only_study(study)
     base = study.baseline
     if base is None or study.repeats < 2:
         return out
@@ -201,14 +200,16 @@ def _significance(study: StudyView) -> list[Finding]:
             if v.busy_for(m) or base.busy_for(m):
                 parts.append(f"{metric_label(key)} not judged (timed on a busy machine)")
                 continue
-            parts.append(_comparison_text(m, v, base, test))
+            # Seeds the observed effect would need for 80% power, when this study had too few to show it.
+            needed = test.seeds_needed() if not test.significant else None
+            needed = needed if needed is not None and needed > test.n else None
+            parts.append(_comparison_text(m, v, base, test, needed))
             figs[f"p_{key}"] = rounded(test.p, 3)
             figs[f"p_adjusted_{key}"] = rounded(test.p_adjusted, 3)
             figs[f"diff_{key}"] = rounded(test.diff)
             if test.effect_size is not None and math.isfinite(test.effect_size):
                 figs[f"effect_size_{key}"] = rounded(test.effect_size, 3)
-            needed = test.seeds_needed()
-            if not test.significant and needed is not None and needed > test.n:
+            if needed is not None:
                 figs[f"seeds_needed_{key}"] = needed
         if parts:
             text = f"{v.name} vs {base.name}: " + "; ".join(parts) + f" (α = {ALPHA:g})."
@@ -216,7 +217,7 @@ def _significance(study: StudyView) -> list[Finding]:
     return out
 
 
-def _comparison_text(m: Metric, v: VariantView, base: VariantView, test: Comparison) -> str:
+def _comparison_text(m: Metric, v: VariantView, base: VariantView, test: Comparison, needed: int | None) -> str:
     """E.g. ``test acc +1.2 pp, 95% bootstrap CI 90.1–91.0% vs 89.0–89.9% (paired t-test p = 0.004, Holm-adjusted
     0.012; d_z = 2.1): larger than the noise``; with too few seeds for the effect, how many it would take."""
     text = f"{metric_label(m.key)} {fmt_delta(m, v.mean(m.key), base.mean(m.key))}"
@@ -229,8 +230,7 @@ def _comparison_text(m: Metric, v: VariantView, base: VariantView, test: Compari
     if test.effect_size is not None and math.isfinite(test.effect_size):
         stat += f"; {'d_z' if test.paired else 'g'} = {test.effect_size:.2g}"
     text += f" ({stat}): {'larger than the noise' if test.significant else 'within the noise'}"
-    needed = test.seeds_needed()
-    if not test.significant and needed is not None and needed > test.n:
+    if needed is not None:
         text += (
             f" — with the spread observed, a difference this size needs about {needed} seeds per variant to be "
             f"detected 80% of the time (this study has {test.n})"
@@ -314,8 +314,9 @@ def _merge(per_run: list[Finding], study: StudyView) -> list[Finding]:
             )
             first.figures["runs_flagged"] = len(fs)
         out.append(first)
-    out = [_consistent_advice(f, study) for f in out]
-    return _across_variants(out)
+    refuted = [f for f in out if _withdraw_workers_advice(f, study)]
+    # Several data-bound variants merged: the general advice gives way to what this study measured.
+    return _across_variants(out, {"data_bound": NO_WORKERS_CURE} if refuted else {})
 
 
 # Kinds merged into one finding when several variants show them: (what they share, the advice).
@@ -337,8 +338,9 @@ MERGED: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 
-def _across_variants(fs: list[Finding]) -> list[Finding]:
-    """Findings of one kind and severity about two or more variants become one sentence naming them."""
+def _across_variants(fs: list[Finding], advice_for: dict[str, str]) -> list[Finding]:
+    """Findings of one kind and severity about two or more variants become one sentence naming them;
+    ``advice_for`` replaces a kind's usual advice."""
     groups: dict[tuple[str, str], list[Finding]] = {}
     for f in fs:
         groups.setdefault((f.kind, f.severity), []).append(f)
@@ -349,47 +351,47 @@ def _across_variants(fs: list[Finding]) -> list[Finding]:
             out.extend(group)
             continue
         what, advice = MERGED[kind]
-        advice = group[0].figures.get("advice", advice)  # consistent advice (see _consistent_advice) wins
+        advice = advice_for.get(kind, advice)
         items = "; ".join(f"{f.variant} ({f.detail})" for f in group)
         text = f"{len(variants)} variants {what}: {items}." + (f" {advice}" if advice else "")
         figs: dict[str, Any] = {"variants": [f.variant for f in group]}
         for f in group:
-            for k, v in f.figures.items():
-                if k != "advice":
-                    figs[f"{k}_{f.variant}"] = v
+            figs.update({f"{k}_{f.variant}": v for k, v in f.figures.items()})
         if kind == "low_utilisation" and "peak_flops" in group[0].figures:
             figs["peak_flops"] = group[0].figures["peak_flops"]
         out.append(Finding(kind, severity, text, figs, group[0].anchor))
     return out
 
 
-def _consistent_advice(f: Finding, study: StudyView) -> Finding:
-    """Never advise what the study itself measured to be worse: "more DataLoader workers" is withdrawn when a
-    variant with more workers waited no less for its batches."""
+NO_WORKERS_CURE = (
+    "More DataLoader workers are no cure here: this study measured more workers waiting no less for batches."
+)
+
+
+def _withdraw_workers_advice(f: Finding, study: StudyView) -> bool:
+    """Never advise what the study itself measured to be worse: in a data-bound finding, "more DataLoader
+    workers" gives way to the measurement when a variant with more workers waited no less for its batches.
+    True when the advice was withdrawn."""
     if f.kind != "data_bound" or "data.num_workers" not in study.swept_keys or f.variant is None:
-        return f
-    by_name = {v.name: v for v in study.variants}
-    me = by_name.get(f.variant)
+        return False
+    me = next((v for v in study.variants if v.name == f.variant), None)
     if me is None:
-        return f
+        return False
     key = "data_steady_s" if me.mean("data_steady_s") is not None else "data_time_s"
     mine, workers = me.mean(key), me.factors.get("data.num_workers")
     if mine is None or not isinstance(workers, int):
-        return f
+        return False
     more = [(v.factors.get("data.num_workers"), v.mean(key)) for v in study.variants if v is not me]
     worse = [(w, t) for w, t in more if isinstance(w, int) and w > workers and t is not None and t >= mine]
     if not worse:
-        return f
+        return False
     w, t = min(worse)
-    advice = (
-        f"More DataLoader workers are no cure here: this study measured num_workers={w} waiting "
-        f"{t:.3g} s for batches ({metric_label(key)}) against {mine:.3g} s at num_workers={workers}."
+    f.text = f.text.replace(
+        DATA_BOUND_ADVICE,
+        f"More DataLoader workers are no cure here: this study measured num_workers={w} waiting {t:.3g} s for "
+        f"batches ({metric_label(key)}) against {mine:.3g} s at num_workers={workers}.",
     )
-    f.text = f.text.replace(DATA_BOUND_ADVICE, advice)
-    f.figures["advice"] = (
-        "More DataLoader workers are no cure here: this study measured more workers waiting no less for batches."
-    )
-    return f
+    return True
 
 
 def _seed_of(study: StudyView, run_id: str | None) -> Any:
@@ -425,7 +427,7 @@ def study_findings(study: StudyView) -> list[Finding]:
         out.append(busy)
     per_run = [f for r in study.runs for f in run_findings(r, study.quality_key)]
     out.extend(_merge(per_run, study))
-    out.extend(_significance(study))
+    out.extend(_significance(study, perf_only))
     if study.runs:
         out.append(noise_finding(study))
     out.sort(key=lambda f: KIND_ORDER.index(f.kind) if f.kind in KIND_ORDER else len(KIND_ORDER))

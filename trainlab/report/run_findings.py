@@ -3,8 +3,10 @@ low device utilisation."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
+from trainlab.measure.format import pct2
 from trainlab.report import anchors
 from trainlab.report.finding import (
     DATA_BOUND_SHARE,
@@ -20,7 +22,6 @@ from trainlab.report.finding import (
     UNDERFIT_TRAIN_ACC,
     UNDERFIT_TRAIN_OVER_TEST,
     Finding,
-    pct2,
     rounded,
 )
 from trainlab.report.study import RunView, is_number
@@ -238,15 +239,6 @@ def _worse_than_mean(run: RunView) -> Finding | None:
                    detail=f"R² {r2:.3g}")  # fmt: skip
 
 
-def loss_slope(values: list[float]) -> float:
-    """Least-squares slope of ``values`` against their index (loss per epoch)."""
-    n = len(values)
-    mx = (n - 1) / 2
-    my = sum(values) / n
-    sxx = sum((i - mx) ** 2 for i in range(n))
-    return sum((i - mx) * (v - my) for i, v in enumerate(values)) / sxx if sxx else 0.0
-
-
 def _not_converged(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
     """The test loss (or, with the test loss not rising, the train loss) still falls over the last part of
     training by more than NOT_CONVERGED_FALL of its level: training longer would lower it further."""
@@ -264,7 +256,7 @@ def _not_converged(variant: str, epochs: list[dict[str, Any]]) -> Finding | None
         # Still falling at the end, not a drop early in the window followed by a plateau: the last epoch is
         # (within half the threshold) the window's lowest.
         at_low = vals[-1] <= min(vals) * (1 + NOT_CONVERGED_FALL / 2)
-        slope = loss_slope(vals)
+        slope = statistics.linear_regression(range(len(vals)), vals).slope  # least squares, loss per epoch
         falls[key] = (slope, -slope * (len(vals) - 1) / level, at_low)
     slope, fall, at_low = falls["test_loss"]
     if not at_low or fall < NOT_CONVERGED_FALL / 4:

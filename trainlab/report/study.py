@@ -16,7 +16,7 @@ from typing import Any
 from trainlab.errors import TrainlabError
 from trainlab.measure.load import BUSY_EXCESS_SHARE, busy_excess, busy_rows, describe_busy
 from trainlab.measure.metrics import BY_KEY, EPOCH_AGGREGATES, INFER, METRICS, Metric, derived
-from trainlab.measure.stats import MeanCI, TimingNoise, bootstrap_ci, mean_ci, timing_noise
+from trainlab.measure.stats import MeanCI, TimingNoise, bootstrap_ci, mean_ci, relative_gap, timing_noise
 from trainlab.report import anchors
 from trainlab.report.comparison import Comparison, compare_with_baseline
 from trainlab.store import Store
@@ -107,7 +107,7 @@ class RunView:
         """The epochs timed while other work competed for the run's CPUs (``trainlab.measure.load``)."""
         return busy_rows(self.epochs)  # type: ignore[return-value]
 
-    @property
+    @cached_property
     def train_busy(self) -> bool:
         """Its training times are machine-affected: busy epochs added more than BUSY_EXCESS_SHARE to them."""
         return bool(self.busy_epochs) and busy_excess(self.epochs) > BUSY_EXCESS_SHARE
@@ -350,11 +350,10 @@ class StudyView:
 
     def within_timing_noise(self, key: str, a: float, b: float) -> bool | None:
         """A single-seed timing difference no larger than twice the figure's noise (None when unmeasured)."""
-        noise = self.timing_noise_of(key)
-        top = max(abs(a), abs(b))
-        if noise is None or top == 0:
+        noise, gap = self.timing_noise_of(key), relative_gap(a, b)
+        if noise is None or gap is None:
             return None
-        return abs(a - b) / top <= 2 * noise
+        return gap <= 2 * noise
 
     @property
     def environment(self) -> dict[str, Any]:

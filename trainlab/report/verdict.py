@@ -25,7 +25,7 @@ from typing import Any
 
 from trainlab.measure.format import fmt_delta, fmt_factor
 from trainlab.measure.metrics import BY_KEY, QUALITY, SIZE, Metric
-from trainlab.measure.stats import welch_test
+from trainlab.measure.stats import relative_gap, welch_test
 from trainlab.report import anchors
 from trainlab.report.finding import Finding, figure_text, metric_label, metric_title, rounded
 from trainlab.report.study import StudyView, VariantView, dotted_get
@@ -165,7 +165,7 @@ def _noise(study: StudyView, m: Metric, best: Level, worst: Level) -> tuple[str,
         # The gap as a share of the larger value (never above 100%) against twice the figure's noise: the
         # within-run variation, over sqrt(epochs - 1) for totals over epochs (StudyView.timing_noise_of).
         cv = study.timing_noise.cv_median
-        gap = abs(worst.mean - best.mean) / max(abs(worst.mean), abs(best.mean))
+        gap = relative_gap(worst.mean, best.mean) or 0.0
         exceeds = not study.within_timing_noise(m.key, worst.mean, best.mean)
         word = "larger than" if exceeds else "within"
         detail = f", from the {cv * 100:.1f}% epoch-to-epoch variation" if noise != cv else " within-run variation"
@@ -176,11 +176,18 @@ def _noise(study: StudyView, m: Metric, best: Level, worst: Level) -> tuple[str,
     return "one seed per setting, so the run-to-run noise was not measured", None, {}
 
 
+def _name(key: str) -> str:
+    """A factor as the sentences name it: the key's last part (``num_workers``), or ``variant``."""
+    return key.split(".")[-1]
+
+
+def _setting(key: str, lv: Level) -> str:
+    """``at num_workers=2``, or ``for <variant>`` along the variants."""
+    return f"for {lv.value}" if key == VARIANT else f"at {_name(key)}={fmt_factor(lv.value)}"
+
+
 def _at(key: str, lv: Level, m: Metric) -> str:
-    if key == VARIANT:
-        return f"{figure_text(m.key, lv.mean)} for {lv.value}"
-    name = key.split(".")[-1]
-    return f"{figure_text(m.key, lv.mean)} at {name}={fmt_factor(lv.value)}"
+    return f"{figure_text(m.key, lv.mean)} {_setting(key, lv)}"
 
 
 def _numeric_sentence(key: str, m: Metric, levels: list[Level]) -> tuple[str, Level, Level, str]:
@@ -189,7 +196,7 @@ def _numeric_sentence(key: str, m: Metric, levels: list[Level]) -> tuple[str, Le
     best = max(levels, key=lambda lv: lv.mean) if higher else min(levels, key=lambda lv: lv.mean)
     worst = min(levels, key=lambda lv: lv.mean) if higher else max(levels, key=lambda lv: lv.mean)
     diffs = [b.mean - a.mean for a, b in pairwise(levels)]
-    name = key.split(".")[-1]
+    name = _name(key)
     label = metric_title(m.key)
     first, last = levels[0], levels[-1]
     if all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
@@ -245,7 +252,7 @@ def verdict(study: StudyView) -> list[Finding]:
             if len(levels) < 2:
                 continue
             if len({figure_text(m.key, lv.mean) for lv in levels}) == 1:
-                name = "variant" if key == VARIANT else key.split(".")[-1]
+                name = _name(key)
                 sentences.append(
                     f"{metric_title(m.key)} is the same for every {name} setting "
                     f"({figure_text(m.key, levels[0].mean)})."
@@ -267,7 +274,7 @@ def verdict(study: StudyView) -> list[Finding]:
                 clause, exceeds, nfigs = _noise(study, m, best, worst)
                 if exceeds is False:  # no direction or optimum to state: the differences are noise
                     shape = "within noise"
-                    name = "the variant" if key == VARIANT else key.split(".")[-1]
+                    name = "the variant" if key == VARIANT else _name(key)
                     values = ", ".join(_at(key, lv, m) for lv in _in_order(levels))
                     text = f"{metric_title(m.key)} does not change beyond the noise with {name}: {values}"
                 text += f"; {clause}"
@@ -290,14 +297,10 @@ def _startup_sentence(study: StudyView, key: str) -> str:
     lo, hi = min(levels, key=lambda lv: lv.mean), max(levels, key=lambda lv: lv.mean)
     epochs = max((len(r.epochs) for v in study.variants for r in v.done), default=0)
     over = f" over {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else ""
-    at = (
-        (lambda lv: f"for {lv.value}")
-        if key == VARIANT
-        else (lambda lv: f"at {key.split('.')[-1]}={fmt_factor(lv.value)}")
-    )
     return (
-        f"Waiting for each epoch's first batch (worker start-up) took {lo.mean:.2g} s in all{over} {at(lo)} and "
-        f"{hi.mean:.2g} s {at(hi)}; it is counted apart from the steady-state figures."
+        f"Waiting for each epoch's first batch (worker start-up) took {lo.mean:.2g} s in all{over} "
+        f"{_setting(key, lo)} and {hi.mean:.2g} s {_setting(key, hi)}; it is counted apart from the steady-state "
+        "figures."
     )
 
 
@@ -308,25 +311,23 @@ def _single(study: StudyView) -> Finding | None:
         return None
     v = done[0]
     chosen = dotted_get(study.meta_study, "study.columns") or [study.quality_key, "train_time_s"]
-    parts = [
-        f"{metric_label(k)} {figure_text(k, mean)}" for k in chosen if k in BY_KEY and (mean := v.mean(k)) is not None
-    ]
-    if not parts:
+    means = {k: mean for k in chosen if k in BY_KEY and (mean := v.mean(k)) is not None}
+    if not means:
         return None
+    parts = [f"{metric_label(k)} {figure_text(k, mean)}" for k, mean in means.items()]
     epochs = max((len(r.epochs) for r in v.done), default=0)
     seeds = f" (mean of {len(v.done)} seeds)" if len(v.done) > 1 else ""
     text = f"{v.name}, after {epochs} epoch{'s' if epochs != 1 else ''}{seeds}: " + ", ".join(parts) + "."
-    figs = {k: rounded(mean) for k in chosen if k in BY_KEY and (mean := v.mean(k)) is not None}
+    figs = {k: rounded(mean) for k, mean in means.items()}
     return Finding("verdict", "info", text, figs, anchors.COMPARISON, variant=v.name)
 
 
 def nondeterminism(study: StudyView) -> list[Finding]:
     """Quality differences along a performance-only factor: run-to-run nondeterminism, with the spread."""
-    out = []
-    keys = factors(study)
-    if not keys or not all(_perf_only(study, k) for k in keys):
+    out: list[Finding] = []
+    if not performance_only_study(study):
         return out
-    for key in keys:
+    for key in factors(study):
         parts, figs = [], {"factor": key}
         for mk in (study.quality_key, "test_loss"):
             vals = [(v.name, mean) for v in study.variants if (mean := v.mean(mk)) is not None]
@@ -342,7 +343,7 @@ def nondeterminism(study: StudyView) -> list[Finding]:
                 f"a spread of {spread}"
             )
         keys_of = _differing(study) if key == VARIANT else [key]
-        name = ", ".join(k.split(".")[-1] for k in keys_of)
+        name = ", ".join(_name(k) for k in keys_of)
         what = f"The factor {name}" if len(keys_of) == 1 else f"The settings {name}"
         why = "; ".join(_why(k) for k in keys_of)
         if parts:
