@@ -85,3 +85,15 @@ class CrashingNet(nn.Module):
         if self.training:
             raise RuntimeError("boom: deliberate crash in forward")
         return self.fc(x.flatten(1))
+
+
+def assert_user_error(code: int, stderr: str, names: str | None = None, expected_code: int = 2) -> None:
+    """The standard for a user's mistake: exit ``expected_code``, one ``error:`` line (naming ``names`` when
+    given: the key or the file at fault), and no traceback."""
+    assert code == expected_code, f"exit {code}, not {expected_code}; stderr: {stderr[-2000:]}"
+    assert "Traceback" not in stderr, stderr[-4000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, f"expected one 'error:' line, got: {lines}"
+    if names is not None:
+        assert names in errors[0], f"{names!r} not named in: {errors[0]}"

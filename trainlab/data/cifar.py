@@ -36,6 +36,7 @@ from pydantic import Field
 
 from trainlab.data.base import Dataset, Split
 from trainlab.data.catalog import CIFAR10_CLASSES, IMAGE_BYTES, LAYOUTS, MIRRORS, Layout, layout_text
+from trainlab.data.idx import size_text
 from trainlab.data.options import SourceOptions
 from trainlab.data.paths import cache_dir_for, default_root, files_fingerprint
 from trainlab.errors import DataError
@@ -47,6 +48,19 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 
 if TYPE_CHECKING:
     from trainlab.data.config import DataConfig
+
+
+# Largest file or archive member read into memory: 1 GiB, 6x CIFAR-100's training batch (154 MB, the largest).
+# A bigger one is not a CIFAR batch (a wrong file, or an archive member that would inflate without bound).
+MAX_MEMBER_BYTES = 1024**3
+
+
+def _too_large(where: str, size: int) -> DataError:
+    """The error for a file or member of ``size`` bytes over :data:`MAX_MEMBER_BYTES`."""
+    return DataError(
+        f"{where}: {size} bytes, more than the {size_text(MAX_MEMBER_BYTES)} a CIFAR batch may be (the largest, "
+        "CIFAR-100's train, is 154 MB): not a CIFAR file, or a corrupt one"
+    )
 
 
 class Cifar100Options(SourceOptions):
@@ -130,6 +144,9 @@ class Found:
         if self.members is None:
             path = self.where / member
             try:
+                size = path.stat().st_size
+                if size > MAX_MEMBER_BYTES:  # checked before reading it into memory
+                    raise _too_large(str(path), size)
                 return path.read_bytes()
             except OSError as exc:
                 raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
@@ -186,6 +203,8 @@ def _read_archive(archive: Path, layout: Layout) -> dict[str, bytes]:
             for member in tar:
                 name = member.name.removeprefix("./")
                 if name in wanted and member.isfile():
+                    if member.size > MAX_MEMBER_BYTES:  # the header's size, before a byte is inflated
+                        raise _too_large(f"{archive}:{name}", member.size)
                     f = tar.extractfile(member)
                     if f is not None:
                         out[name] = f.read()

@@ -27,13 +27,16 @@ from trainlab.data.base import Dataset, Split
 from trainlab.data.options import HeldOutSplit, square_size
 from trainlab.data.paths import cache_dir_for, cache_read_paths, files_fingerprint, write_cache_file
 from trainlab.data.split import stratified_split
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from trainlab.data.config import DataConfig
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 CACHE_VERSION = 1  # bump when the decoding changes, so old caches are not reused
+# Most the decoded splits may take (uint8, N x C x H x W): 32 GiB, e.g. 1.28 million 3x64x64 images (15.7 GB)
+# twice over. A larger data.image_size is refused before anything is decoded or allocated.
+MAX_DECODED_BYTES = 32 * 1024**3
 
 
 class FolderOptions(HeldOutSplit):
@@ -127,6 +130,15 @@ def load_folder(cfg: DataConfig) -> Dataset:
         tree = scan_tree(root)
         classes = sorted(tree)
         all_files = [p for files in tree.values() for p in files]
+
+    channels = 1 if opts.grayscale else 3
+    decoded = len(all_files) * channels * size[0] * size[1]  # bytes of uint8, Python ints
+    if decoded > MAX_DECODED_BYTES:
+        raise ConfigError(
+            f"data.image_size {list(size)} for the {len(all_files)} images in {root} decodes to "
+            f"{decoded / 1024**3:,.1f} GiB, more than the {MAX_DECODED_BYTES / 1024**3:,.0f} GiB allowed; choose a "
+            "smaller data.image_size"
+        )
 
     options = {
         "v": CACHE_VERSION,

@@ -73,6 +73,11 @@ def read_idx_split(root: Path, images_stem: str, labels_stem: str, num_classes: 
         paths[stem] = p
     images = read_idx(paths[images_stem], expect_ndim=3)  # (N, H, W) uint8
     labels = read_idx(paths[labels_stem], expect_ndim=1)  # (N,) uint8
+    if 0 in images.shape[1:]:  # no pixels: the model would fail later with a shape mismatch, far from the cause
+        raise DataError(
+            f"{paths[images_stem]}: images are {images.shape[1]}x{images.shape[2]} pixels; each image needs a "
+            "height and width of at least 1 (28x28 in the MNIST family)"
+        )
     if len(images) != len(labels):
         raise DataError(
             f"{paths[images_stem]} has {len(images)} images but {paths[labels_stem]} has {len(labels)} labels"
@@ -82,7 +87,7 @@ def read_idx_split(root: Path, images_stem: str, labels_stem: str, num_classes: 
         raise DataError(
             f"{paths[labels_stem]}: label {int(labels[bad])} at index {bad} is out of range 0..{num_classes - 1}"
         )
-    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, H, W) uint8
+    x = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W) uint8; read_idx's array is writable, no copy
     y = torch.from_numpy(labels.astype(np.int64))
     return Split(x, y)
 

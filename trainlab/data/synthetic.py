@@ -6,6 +6,7 @@ well above chance within an epoch) while the set is fully determined by ``train.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,6 +20,29 @@ if TYPE_CHECKING:
     from trainlab.data.config import DataConfig
 
 GENERATOR_SEED = 1234  # fixed: the data does not change with the run's seed
+# Most the generator may hold: (train_size + test_size + num_classes) samples of data.shape in float32, its
+# working precision (noise and prototypes are float32 before images become uint8). 8 GiB: far above any
+# test or smoke set (tiny_study's is 3 KiB), below what a shape like [3, 100000, 100000] would try to allocate.
+MAX_GENERATED_BYTES = 8 * 1024**3
+
+
+def generated_bytes(shape: list[int] | tuple[int, ...], num_classes: int, train_size: int, test_size: int) -> int:
+    """Bytes of float32 the generator holds for these options (Python ints: no overflow)."""
+    return (train_size + test_size + num_classes) * math.prod(shape) * 4
+
+
+def size_problem(shape: list[int] | tuple[int, ...], num_classes: int, train_size: int, test_size: int) -> str | None:
+    """Why data.shape and the sizes cannot be generated (too many dimensions, or too large), or None."""
+    if len(shape) not in (1, 3):
+        return f"data.shape must be (C, H, W) or (F,), got {list(shape)}"
+    need = generated_bytes(shape, num_classes, train_size, test_size)
+    if need > MAX_GENERATED_BYTES:
+        return (
+            f"data.shape {list(shape)} with {train_size} + {test_size} samples and {num_classes} classes needs "
+            f"{need / 1024**3:,.1f} GiB of float32 to generate, more than the {MAX_GENERATED_BYTES / 1024**3:,.1f} GiB "
+            "allowed; make data.shape, data.train_size or data.test_size smaller"
+        )
+    return None
 
 
 class SyntheticOptions(TaskOption):
@@ -28,6 +52,12 @@ class SyntheticOptions(TaskOption):
     num_classes: PositiveInt = Field(10, ge=2, description="synthetic: number of classes.")
     train_size: PositiveInt = Field(512, description="synthetic: training samples.")
     test_size: PositiveInt = Field(128, description="synthetic: test samples.")
+
+    def check(self, cfg: DataConfig) -> None:
+        """``data.shape`` is (C, H, W) or (F,), and the set fits in :data:`MAX_GENERATED_BYTES`."""
+        problem = size_problem(self.shape, self.num_classes, self.train_size, self.test_size)
+        if problem:
+            raise ValueError(problem)
 
 
 def make_synthetic(
@@ -42,6 +72,9 @@ def make_synthetic(
 
     ``task = "regression"`` (1-D shapes): a float32 target ``y = x . w + noise`` (the stand-in for a table).
     """
+    problem = size_problem(shape, num_classes, train_size, test_size)  # also for callers that skip validation
+    if problem:
+        raise ConfigError(problem)
     g = torch.Generator().manual_seed(seed)
     n = train_size + test_size
     if task == "regression":

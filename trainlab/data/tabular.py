@@ -39,6 +39,8 @@ MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 YES = {"yes", "y", "true", "t"}
 NO = {"no", "n", "false", "f"}
 MAX_CATEGORIES = 100  # more distinct values than this is an identifier or free text, not a category
+# Largest magnitude the float32 tensors hold (3.4e38): a value beyond it, raw or after scaling, becomes inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class CsvOptions(TaskOption, HeldOutSplit):
@@ -127,6 +129,15 @@ def _to_float(v: str) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _not_a_number(v: str) -> str:
+    """Why ``v`` is not a usable number, for a message: ``inf`` and ``1e999`` parse but are not finite."""
+    try:
+        float(v)
+    except ValueError:
+        return "is not a number"
+    return "is not a finite number"
+
+
 def find_csv(root: Path) -> tuple[Path, Path | None]:
     """``(train or only file, test file or None)`` for ``data.root``."""
     if root.is_file():
@@ -203,6 +214,11 @@ def load_csv(cfg: DataConfig) -> Dataset:
                     f"{t.path}, line {line}: target '{opts.target}' = {row[target_col]!r} is not a number; "
                     'regression needs a numeric target (or set data.task = "classification")'
                 )
+            if abs(v) > FLOAT32_MAX:
+                raise DataError(
+                    f"{t.path}, line {line}: target '{opts.target}' = {row[target_col]!r} is beyond float32's "
+                    f"range (±{FLOAT32_MAX:.3g}), which targets are stored in; rescale the target in the file"
+                )
             values.append(v)
         y_all = np.asarray(values, dtype=np.float32)
     else:
@@ -250,6 +266,16 @@ def load_csv(cfg: DataConfig) -> Dataset:
             numeric_mask.append(False)
         else:
             cats = sorted({cells[i] for i in train_set})
+            numeric = sum(n is not None for n in nums)
+            if len(cats) > MAX_CATEGORIES and numeric > len(nums) // 2:
+                # Mostly numbers, too many values to be categories: the other cells are mistakes; name the first.
+                i = next(i for i, n in enumerate(nums) if n is None)
+                t, _, line = all_rows[i]
+                raise DataError(
+                    f"{t.path}, line {line}: column '{name}' = {cells[i]!r} {_not_a_number(cells[i])}, but the "
+                    f"column is otherwise numeric ({numeric} of {len(nums)} values are numbers); fix the cell, "
+                    'make it empty (with data.missing = "drop"), or leave the column out of data.features'
+                )
             if len(cats) > MAX_CATEGORIES:
                 raise DataError(
                     f"{train_path}: column '{name}' has {len(cats)} distinct non-numeric values (more than "
@@ -263,14 +289,29 @@ def load_csv(cfg: DataConfig) -> Dataset:
 
     # Scaling of numeric columns, fitted on the training rows only.
     num = np.asarray(numeric_mask)
-    if opts.scaling != "none" and num.any():
-        fit = x_all[tr_idx][:, num]
-        if opts.scaling == "standard":
-            center, spread = fit.mean(axis=0), fit.std(axis=0)
-        else:
-            center, spread = fit.min(axis=0), fit.max(axis=0) - fit.min(axis=0)
-        spread = np.where(spread > 0, spread, 1.0)  # a constant column stays constant instead of dividing by 0
-        x_all[:, num] = (x_all[:, num] - center) / spread
+    peak = np.abs(x_all).max(axis=0)  # each column's largest magnitude before scaling, for the message below
+    overflow = np.zeros(len(feature_names), dtype=bool)
+    # Values near float64's limit (±1e308) overflow the mean, the spread or the difference (inf, then nan):
+    # silenced here and refused below, naming the column, instead of a run that diverges.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if opts.scaling != "none" and num.any():
+            fit = x_all[tr_idx][:, num]
+            if opts.scaling == "standard":
+                center, spread = fit.mean(axis=0), fit.std(axis=0)
+            else:
+                center, spread = fit.min(axis=0), fit.max(axis=0) - fit.min(axis=0)
+            # An infinite spread would map the column to 0 without a nan: refused too, the column would be lost.
+            overflow[num] = ~(np.isfinite(center) & np.isfinite(spread))
+            spread = np.where(spread > 0, spread, 1.0)  # a constant column stays constant instead of dividing by 0
+            x_all[:, num] = (x_all[:, num] - center) / spread
+        overflow |= ~(np.abs(x_all) <= FLOAT32_MAX).all(axis=0)  # inf or nan, or inf once stored as float32
+    if overflow.any():
+        col = int(np.argmax(overflow))
+        raise DataError(
+            f"{train_path}: column '{feature_names[col]}' has values up to {peak[col]:.3g} in magnitude, too large "
+            f"to scale (data.scaling = {opts.scaling!r}) or to hold in float32 (at most {FLOAT32_MAX:.3g}): rescale "
+            "the column in the file, or leave it out of data.features"
+        )
 
     # Regression target scaling (data.target_scaling), fitted on the training rows only: the model learns
     # y' = (y - offset) / scale; MAE is reported back in the target's own units (scale * MAE').
@@ -282,7 +323,14 @@ def load_csv(cfg: DataConfig) -> Dataset:
         else:
             target_offset, target_scale = float(fit_y.min()), float(fit_y.max() - fit_y.min())
         target_scale = target_scale if target_scale > 0 else 1.0
-        y_all = ((y_all - target_offset) / target_scale).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below, naming the target
+            y_all = ((y_all - target_offset) / target_scale).astype(np.float32)
+        if not (math.isfinite(target_scale) and np.isfinite(y_all).all()):
+            raise DataError(
+                f"{train_path}: target '{opts.target}' overflows float32 when scaled (data.target_scaling = "
+                f"{opts.target_scaling!r}; values up to {float(np.abs(fit_y).max()):.3g} in magnitude): rescale the "
+                "target in the file"
+            )
 
     x = torch.from_numpy(x_all.astype(np.float32))
     y = torch.from_numpy(y_all)
