@@ -6,6 +6,7 @@ executor, the store), deployment (``[deploy]``) and the report — which is why 
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,19 @@ from trainlab.engine.runner import (
     Reporter,
     SilentReporter,
     StudyResult,
-    add_to_path,
     default_out_dir,
     dispatch,
     make_executor,
+    open_store,
     preflight,
+    study_lock,
 )
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DiskFull
 from trainlab.layout import StudyDir
+from trainlab.measure.format import fmt_bytes
 from trainlab.report import build_report
 from trainlab.report.deployment import write_deployment_outputs
-from trainlab.store import Store
+from trainlab.store import FINISHED
 from trainlab.study import Study, load_study
 from trainlab.track import Tracker, make_trackers, report_files
 
@@ -62,8 +65,6 @@ def run(
     and dropped, the study goes on).
     """
     if not isinstance(study, Study):
-        if isinstance(study, str | Path) and not str(study).startswith("recipe:"):
-            add_to_path(Path(study).resolve().parent)
         study = load_study(study, overrides)
     elif overrides:
         raise ConfigError("pass overrides to load_study when giving a loaded Study")
@@ -75,28 +76,71 @@ def run(
     tc = study.config.track
     trackers = make_trackers([*tc.to, *(track or [])], layout, tracking_uri or tc.tracking_uri)
     layout.prepare()
-    store = Store(layout.db)
-    result = StudyResult(study=study, out_dir=layout.root)
-    live = _best_effort(trackers, "study_started", study.config.model_dump(mode="json"), study.swept_keys)
-    try:
-        shared = StudyDir(storage) if storage is not None else None
-        dispatch(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared)
-        if study.config.deploy.methods:
-            _deploy(layout, study, datasets)
-    finally:
-        result.records = store.runs()
-        if write_report:
-            result.report_paths = _report(layout)
-        _best_effort(live, "study_finished", report_files(layout))
+    with study_lock(layout, _warn):  # a second driver on this folder waits, then skips what this one finished
+        store = open_store(layout, _warn)
+        result = StudyResult(study=study, out_dir=layout.root)
+        live = _best_effort(trackers, "study_started", study.config.model_dump(mode="json"), study.swept_keys)
+        full: DiskFull | None = None
+        try:
+            shared = StudyDir(storage) if storage is not None else None
+            dispatch(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared)
+            if study.config.deploy.methods:
+                _deploy(layout, study, datasets)
+        except DiskFull as exc:  # the study stops; what finished is stored, and a rerun resumes
+            full = exc
+        finally:
+            result.records = store.runs()
+            if write_report and full is None:
+                try:
+                    result.report_paths = _report(layout)
+                except DiskFull as exc:
+                    full = exc
+            _best_effort(live, "study_finished", report_files(layout))
+        if full is not None:
+            raise DiskFull(disk_full_message(layout, result.records, full)) from None
     reporter.study_end(result)
     return result
 
 
+# What the store takes per run (its rows: a few kB per epoch; a generous round figure), bytes.
+STORE_BYTES_PER_RUN = 1 << 20
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def disk_full_message(layout: StudyDir, records: list[dict[str, Any]], exc: DiskFull) -> str:
+    """What a user needs after the disk filled up mid-study: where, how much is free, about how much the runs
+    still to do need (each run's checkpoint twice while it is replaced, plus its weights: measured on the
+    biggest run written so far), and that a rerun resumes."""
+    free = shutil.disk_usage(layout.root).free
+    left = sum(r["status"] not in FINISHED for r in records)
+    done = len(records) - left
+    sizes = [
+        2 * layout.checkpoint(r["run_id"]).stat().st_size
+        + (layout.weights(r["run_id"]).stat().st_size if layout.weights(r["run_id"]).is_file() else 0)
+        for r in records
+        if layout.checkpoint(r["run_id"]).is_file()
+    ]
+    need = ""
+    if sizes:
+        per_run = max(sizes) + STORE_BYTES_PER_RUN
+        need = f"; the {left} runs left need about {fmt_bytes(left * per_run)} ({fmt_bytes(per_run)} each)"
+    return (
+        f"the disk holding {layout.root} is full ({fmt_bytes(free)} free){need}: free space and run the same"
+        f" command again; the {done} finished runs and every finished epoch are kept ({exc})"
+    )
+
+
 def _best_effort(trackers: list[Tracker], method: str, *args: Any) -> list[Tracker]:
     """Call ``method`` on each tracker; one that fails is reported once and left out (the study goes on;
-    ``trainlab export`` can fill the gap later). Returns the trackers that did not fail."""
+    ``trainlab export`` can fill the gap later). Returns the trackers that did not fail. A tracker that failed
+    earlier (an event, mid-study) is disabled and not called again: a dead server is waited on once at most."""
     ok = []
     for tracker in trackers:
+        if getattr(tracker, "disabled", False):
+            continue
         try:
             getattr(tracker, method)(*args)
             ok.append(tracker)
@@ -129,6 +173,8 @@ def _deploy(layout: StudyDir, study: Study, datasets: DatasetCache) -> None:
 def _report(layout: StudyDir) -> dict[str, Path]:
     try:
         return build_report(layout.root)
+    except DiskFull:
+        raise
     except Exception as exc:  # a report bug must not lose the study: the store has everything
         print(f"warning: report could not be written: {type(exc).__name__}: {exc}", file=sys.stderr)
         return {}

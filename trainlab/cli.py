@@ -1,7 +1,8 @@
 """The ``trainlab`` command: argument parsing only; every command calls a library function.
 
-Exit codes: 0 success; 1 the study finished but some runs failed (the report says which and why); 2 a usage,
-configuration or data error (nothing was run).
+Exit codes: 0 success; 1 the study finished but some runs failed (the report says which and why), or it stopped
+because the disk filled up (what finished is stored; the same command resumes); 2 a usage, configuration or data
+error (nothing was run); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(FORMATS),
         help=f"formats to write (default: {', '.join(DEFAULT_FORMATS)}); repeatable",
     )
+    rep.add_argument("--to", help="write the report files to this folder (default: the study's output folder)")
 
     cmp_ = sub.add_parser("compare", help="one table across two studies' matching variants")
     cmp_.add_argument("a", help="first study's output folder")
@@ -161,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except TrainlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: finished runs are stored; run the same command again to resume", file=sys.stderr)
         return 130
@@ -197,7 +199,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     StudyDir(out).require_db()
-    paths = build_report(out, formats=args.format)
+    paths = build_report(out, formats=args.format, dest=args.to)
     for kind, path in paths.items():
         print(f"{kind:>6}: {path}")
     return EXIT_OK
@@ -249,12 +251,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from trainlab.track import export  # deferred: see the note at the top
 
-    counts = export(Path(args.out), args.to, args.tracking_uri)
+    counts = export(Path(args.out), args.to, args.tracking_uri)  # a tracker it cannot reach: TrackingError
     for tracker, n in counts.items():
         where = (
             Path(args.out) / "tensorboard" if tracker == "tensorboard" else (args.tracking_uri or "the MLflow store")
         )
-        print(f"{tracker}: {n} runs exported -> {where}")
+        none = " (none of its runs has started yet)" if n == 0 else ""
+        print(f"{tracker}: {n} run{'' if n == 1 else 's'} exported{none} -> {where}")
     return EXIT_OK
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 class TrainlabError(Exception):
     """A user-facing error: the message says what is wrong and what is allowed."""
 
+    exit_code = 2  # the CLI's exit code: a usage, configuration or data error (nothing was run)
+
 
 class ConfigError(TrainlabError):
     """A study file or an override names an unknown key, a wrong type or an impossible value."""
@@ -25,6 +27,17 @@ class DataError(TrainlabError):
 
 class OutputError(TrainlabError):
     """The output directory cannot be created or written."""
+
+
+class DiskFull(OutputError):
+    """The disk holding a study's output filled up while the study ran: the study stopped, everything finished
+    is kept, and the same command resumes once space is freed."""
+
+    exit_code = 1  # like a study whose runs failed: work was done and is stored
+
+
+class StoreDamaged(TrainlabError):
+    """A study's store (``trainlab.db``) is not a readable SQLite database: truncated, overwritten or corrupt."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -10,17 +10,27 @@ Tables:
 
 Every write is its own transaction, so a run killed at any point leaves every completed epoch in the store.
 JSON columns hold plain data only (no pickles). Reports read the store and nothing else.
+
+Faults are messages, never SQLite tracebacks: a full disk raises :class:`~trainlab.errors.DiskFull` (the failed
+write is rolled back, so the store stays consistent), a file that is not a sound SQLite database raises
+:class:`~trainlab.errors.StoreDamaged`. A reader (``Store(path, readonly=True)``) needs no write access: it
+opens the file read-only, and immutable when even SQLite's shared-memory index cannot be created (read-only
+media), and never creates or converts anything.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from trainlab.errors import DiskFull, OutputError, StoreDamaged
 
 if TYPE_CHECKING:
     from trainlab.study import Study
@@ -84,34 +94,108 @@ def _dumps(obj: Any) -> str:
     return json.dumps(_clean(obj), allow_nan=False)
 
 
-class Store:
-    """Read and write a study's results. Safe to open from the runner and from each run's process."""
+# SQLite result codes (sqlite3.h) the store turns into messages; Python 3.11 exposes them as sqlite_errorcode.
+SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_FULL, SQLITE_NOTADB = 8, 11, 14, 13, 26
 
-    def __init__(self, path: str | Path) -> None:
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    """The primary result code of a SQLite error (Python gives the extended one, e.g. SQLITE_READONLY_CANTINIT)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if code is not None else None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk is full: SQLite's SQLITE_FULL or an OS ENOSPC / EDQUOT (quota)."""
+    if isinstance(exc, sqlite3.Error):
+        return _primary_code(exc) == SQLITE_FULL or "disk is full" in str(exc)
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "No space left on device" in str(exc)  # torch's writer wraps ENOSPC in a RuntimeError
+
+
+class Store:
+    """Read and write a study's results. ``readonly``: read only, without write access to the file or folder
+    (``trainlab report``, ``export``, ``compare``); the writer (the driver) checks the file's integrity on open."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        self._immutable = False
+        if readonly:
+            if not self.path.is_file():
+                raise StoreDamaged(f"{self.path} does not exist")
+            self._read("SELECT 1 FROM meta LIMIT 1")  # a file that is not a study's store fails here, clearly
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con, con:
-            con.executescript(SCHEMA)
+        with self._errors(), closing(self._connect()) as con:
+            check = con.execute("PRAGMA quick_check").fetchone()[0]  # O(file size): milliseconds for a study
+            if check != "ok":
+                raise StoreDamaged(f"{self.path} is damaged: SQLite's integrity check says {check!r}")
+            with con:
+                con.executescript(SCHEMA)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's errors as trainlab's messages (the statement that failed was rolled back)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            code = _primary_code(exc)
+            if is_disk_full(exc):
+                raise DiskFull(f"the disk holding {self.path.parent} is full: {exc}") from None
+            if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or type(exc) is sqlite3.DatabaseError:
+                raise StoreDamaged(f"{self.path} is damaged: {exc}") from None
+            if "no such table" in str(exc):
+                raise StoreDamaged(f"{self.path} is not a trainlab study's store: {exc}") from None
+            if code in (SQLITE_READONLY, SQLITE_CANTOPEN):
+                raise OutputError(f"cannot {'read' if self.readonly else 'write'} {self.path}: {exc}") from None
+            raise
 
     def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            return self._connect_readonly()
         con = sqlite3.connect(self.path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")  # readers (report) never block the writing run
-        con.execute("PRAGMA synchronous=NORMAL")
+        try:
+            con.execute("PRAGMA journal_mode=WAL")  # readers (report) never block the writing run
+            con.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            con.close()  # not left open for the caller's error path (it would hold the file, and its mount)
+            raise
+        con.row_factory = sqlite3.Row
+        return con
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection. A WAL store needs its shared-memory file (``-shm``), which SQLite cannot
+        create on read-only media; there the file is opened as immutable (nothing can be writing it anyway)."""
+        uri = self.path.resolve().as_uri()
+        if not self._immutable:
+            con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60)
+            try:
+                con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            except sqlite3.OperationalError as exc:
+                con.close()
+                if _primary_code(exc) not in (SQLITE_READONLY, SQLITE_CANTOPEN):
+                    raise
+                self._immutable = True
+            else:
+                con.row_factory = sqlite3.Row
+                return con
+        con = sqlite3.connect(f"{uri}?immutable=1", uri=True)
         con.row_factory = sqlite3.Row
         return con
 
     def _write(self, sql: str, args: tuple[Any, ...] = ()) -> None:
-        with closing(self._connect()) as con, con:
+        with self._errors(), closing(self._connect()) as con, con:
             con.execute(sql, args)
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with closing(self._connect()) as con:
+        with self._errors(), closing(self._connect()) as con:
             return con.execute(sql, args).fetchall()
 
     # ---- study plan --------------------------------------------------------------------------------------------
     def set_plan(self, study: Study) -> None:
         """Record the study's config and its runs in order; new runs are added as pending."""
-        with closing(self._connect()) as con, con:
+        with self._errors(), closing(self._connect()) as con, con:
             meta = {
                 "study": study.config.model_dump(mode="json"),
                 "study_path": str(study.path) if study.path else None,
@@ -198,7 +282,7 @@ class Store:
 
     def replace_epochs(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Make ``rows`` the run's epochs, in one transaction (a resumed run's completed epochs)."""
-        with closing(self._connect()) as con, con:
+        with self._errors(), closing(self._connect()) as con, con:
             con.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
             con.executemany(
                 "INSERT INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)",

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # Statuses of a run's outcome. "skipped": the run cannot happen here (e.g. no CUDA) and is not an error.
 STATUSES = ("done", "diverged", "failed", "skipped")
+# RunOutcome.detail of a run that failed because the disk filled up: the driver stops the study (a rerun resumes).
+DISK_FULL = "disk full"
 
 
 @dataclass
@@ -90,6 +92,11 @@ class RunOutcome:
     error: str | None = None
     detail: str | None = None
 
+    @property
+    def disk_full(self) -> bool:
+        """The run failed because the disk filled up (not for its own reasons)."""
+        return self.status == "failed" and self.detail == DISK_FULL
+
 
 @dataclass
 class RunDispatched:
@@ -107,6 +114,7 @@ class RunStarted:
     env: dict[str, Any]
     profile: dict[str, Any] | None
     history: list[EpochRow] = field(default_factory=list)  # epochs completed before this start (resume)
+    notes: list[str] = field(default_factory=list)  # what the user should know, e.g. a checkpoint set aside
 
 
 @dataclass

@@ -119,7 +119,7 @@ class SubprocessExecutor:
                 ended = ended or isinstance(ev, RunEnded)
                 sink.event(job.spec, ev)
             proc.join()
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, or a sink that failed (a full disk): the run must not go on unrecorded
             proc.terminate()
             proc.join()
             raise

@@ -25,9 +25,10 @@ from torch import nn
 
 from trainlab.data import Dataset, load_dataset
 from trainlab.data.loaders import make_loaders
-from trainlab.engine.checkpoint import Resume, find_resume, restore, write_checkpoint
+from trainlab.engine.checkpoint import Resume, find_resume, restore, run_identity, save_checkpoint, write_checkpoint
 from trainlab.engine.device import DeviceUnavailable, resolve_device, seed_everything
 from trainlab.engine.events import (
+    DISK_FULL,
     BatchProgress,
     Emit,
     EpochEnded,
@@ -40,13 +41,14 @@ from trainlab.engine.optim import build_optimizer, build_scheduler
 from trainlab.engine.precision import Precision, precision_scope
 from trainlab.engine.step import LossFn, evaluate, make_loss
 from trainlab.engine.stepper import EagerStep, make_stepper
-from trainlab.errors import TrainlabError
+from trainlab.errors import DiskFull, TrainlabError
 from trainlab.measure.clock import EpochClock
 from trainlab.measure.complexity import Profile, profile_model
 from trainlab.measure.hardware import environment
 from trainlab.measure.load import LoadMeter
 from trainlab.measure.memory import MemoryMeter
-from trainlab.models import build_for
+from trainlab.models import build_for, set_study_folder
+from trainlab.store import is_disk_full
 from trainlab.study import RunSpec
 
 # A loss above this many times the first epoch's (and above 1e3) counts as exploding: the run is diverged.
@@ -86,9 +88,13 @@ def execute_run(
         return RunOutcome("diverged", error=str(exc))
     except torch.OutOfMemoryError as exc:
         return RunOutcome("failed", error=f"out of memory: {str(exc).splitlines()[0]}")
+    except DiskFull as exc:  # the driver's store could not take an event: as below
+        return RunOutcome("failed", error=str(exc), detail=DISK_FULL)
     except TrainlabError as exc:
         return RunOutcome("failed", error=str(exc))
     except Exception as exc:  # a crash in a model or the loop: recorded, the study goes on
+        if is_disk_full(exc):  # not the run's fault: the driver stops the study (RunOutcome.disk_full)
+            return RunOutcome("failed", error=f"disk full: {exc}", detail=DISK_FULL)
         return RunOutcome("failed", error=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
 
 
@@ -140,6 +146,8 @@ def _execute(
     dataset: Dataset | None,
 ) -> RunOutcome:
     tc = spec.config.train
+    # A user model (model.name = "module:Class") may come from the study's folder: that module alone, by path.
+    set_study_folder(study_path.parent if study_path is not None else None)
     device = resolve_device(tc.device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -191,7 +199,9 @@ def _train(
     )  # fmt: skip
 
     # Continue after the last completed epoch when a checkpoint exists.
-    resume: Resume | None = find_resume(checkpoint_path)
+    identity = run_identity(spec.run_id, cfg.model_dump(mode="json"))
+    resume: Resume | None
+    resume, rejected = find_resume(checkpoint_path, identity)
     history: list[EpochRow] = []
     if resume is not None:
         restore(resume, model, optimizer, scheduler, scaler)
@@ -209,6 +219,7 @@ def _train(
             env=environment(device, study_path),
             profile=profile.to_dict() if profile else None,
             history=list(history),
+            notes=[rejected] if rejected else [],
         )
     )
     memory = MemoryMeter(device)
@@ -227,16 +238,17 @@ def _train(
         row.evaluated = True
         history.append(row)
         if checkpoint_path is not None and tc.checkpoint:
-            write_checkpoint(checkpoint_path, history, model, optimizer, scheduler, scaler)
+            write_checkpoint(checkpoint_path, identity, history, model, optimizer, scheduler, scaler)
         emit(EpochEnded(row))
     mem = memory.stop()
 
     # After training: figures of the trained model (eval mode, no grad), none inside the training clock.
     results = final_figures(spec, run, history, mem)
     results["resumed_from_epoch"] = resume.epoch if resume is not None else None
+    if rejected:
+        results["checkpoint_rejected"] = rejected
     if weights_path is not None and tc.checkpoint:
-        weights_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), weights_path)  # the module itself: plain keys, never "_orig_mod."
+        save_checkpoint(weights_path, model.state_dict())  # the module itself: plain keys, never "_orig_mod."
     results.update(gpu_step_profile(run))  # last: its steps train the model further
     return RunOutcome("done", results=results)
 

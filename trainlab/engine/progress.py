@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -70,6 +71,8 @@ class RichReporter:
                 completed=0,
                 description=f"{self.label} epoch {ev.start_epoch}/{self.epochs} [{ev.device}]",
             )
+            for note in ev.notes:
+                self.progress.console.print(f"  [yellow]{spec.variant}: {escape(note)}[/]")
         elif isinstance(ev, BatchProgress):
             self.progress.update(
                 self.batch_task,

@@ -22,7 +22,6 @@ still running or queued and re-raises; a rerun skips the finished runs and resum
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,8 +48,6 @@ def import_ray() -> Any:
 def _run_task(job: RunJob, queue: Any) -> RunOutcome:
     """A run on a Ray worker: every event goes to the driver's queue, tagged with the run id."""
     tune_allocator()  # the worker process is the run's own while it runs (see engine.runtime)
-    if job.study_path is not None and str(job.study_path.parent) not in sys.path:
-        sys.path.insert(0, str(job.study_path.parent))  # a user model next to the study file
 
     def emit(event: Event) -> None:
         queue.put((job.spec.run_id, event))

@@ -13,18 +13,22 @@ then ``trainlab.api.run`` makes the deployment variants (``[deploy]``) and write
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
-import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from trainlab.data import DatasetCache, dataset_cache
-from trainlab.engine.events import Event, Fanout, Sink
+from trainlab.engine.events import Event, Fanout, RunEnded, Sink
 from trainlab.engine.executors import Executor, InlineExecutor, RunJob, SubprocessExecutor
 from trainlab.engine.ray_executor import RayExecutor
 from trainlab.engine.sinks import StoreSink
-from trainlab.errors import ConfigError, TrainlabError, did_you_mean
+from trainlab.errors import ConfigError, DiskFull, StoreDamaged, TrainlabError, did_you_mean
 from trainlab.layout import StudyDir
 from trainlab.models import build_for
 from trainlab.names import EXECUTORS
@@ -75,10 +79,58 @@ class StudyResult:
         return 1 if self.failed else 0
 
 
+def safe_folder_name(name: str) -> str:
+    """``name`` as one folder name: letters, digits, ``-``, ``_`` and inner dots; never ``.``, ``..``, hidden
+    or empty (a study named ``..`` must not write into the current folder)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".")
+    return safe[:120] or "study"
+
+
 def default_out_dir(study: Study) -> Path:
     """``runs/<study name>`` with the name made safe for a folder."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study.name)
-    return Path("runs") / safe
+    return Path("runs") / safe_folder_name(study.name)
+
+
+def open_store(layout: StudyDir, warn: Callable[[str], None]) -> Store:
+    """The study's store, for writing. A damaged one (truncated, overwritten, corrupt inside) is kept aside,
+    renamed ``trainlab.db.damaged-<time>`` with its journal files, never deleted, and a new one is started: the
+    runs then resume from their checkpoints, which hold every finished epoch's rows (a finished run's figures
+    are measured again; a run without checkpoints is trained again)."""
+    try:
+        return Store(layout.db)
+    except StoreDamaged as exc:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        aside = layout.db.with_name(f"{layout.db.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = layout.db.with_name(layout.db.name + suffix)
+            if part.exists():
+                os.replace(part, aside.with_name(aside.name + suffix))
+        warn(f"{exc}; kept aside as {aside.name}, and the store is rebuilt from the checkpoints")
+        return Store(layout.db)
+
+
+@contextmanager
+def study_lock(layout: StudyDir, warn: Callable[[str], None]) -> Iterator[None]:
+    """Hold the study's lock (``<out>/.trainlab.lock``) while this driver works on it. A second driver on the
+    same folder waits for the first to finish, then finds its runs finished and skips them: no run is trained
+    twice. The lock is the kernel's (``flock``), so a driver that dies releases it."""
+    path = layout.root / ".trainlab.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            warn(f"another trainlab (pid {holder}) is running the study in {layout.root}: waiting for it to end")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def preflight(study: Study) -> DatasetCache:
@@ -147,10 +199,19 @@ def dispatch(
         todo.append(job)
     reporter.study_start(study, layout.root, len(todo))
     try:
-        executor.run(todo, Fanout([StoreSink(store), reporter], best_effort=sinks or []))
+        executor.run(todo, Fanout([StoreSink(store), _StopOnDiskFull(), reporter], best_effort=sinks or []))
     finally:
         if storage is not None and storage.root.resolve() != layout.root.resolve():
             _collect_weights(todo, layout)
+
+
+class _StopOnDiskFull:
+    """Stops the study (raises :class:`DiskFull`) once a run failed because the disk filled up: the store has
+    recorded it as failed, so a rerun after freeing space trains it again from its last checkpoint."""
+
+    def event(self, spec: RunSpec, event: Event) -> None:
+        if isinstance(event, RunEnded) and event.outcome.disk_full:
+            raise DiskFull(f"run {spec.run_id} ({spec.variant}): {event.outcome.error}")
 
 
 def _collect_weights(jobs: list[RunJob], layout: StudyDir) -> None:
@@ -162,12 +223,6 @@ def _collect_weights(jobs: list[RunJob], layout: StudyDir) -> None:
             shutil.copyfile(job.weights, target)
 
 
-def add_to_path(folder: Path) -> None:
-    """Let ``model.name = "mymodels:Net"`` find a module next to the study file."""
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-
 __all__ = [
     "EXECUTORS",
     "Reporter",
@@ -176,5 +231,8 @@ __all__ = [
     "default_out_dir",
     "dispatch",
     "make_executor",
+    "open_store",
     "preflight",
+    "safe_folder_name",
+    "study_lock",
 ]

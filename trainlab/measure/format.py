@@ -164,3 +164,30 @@ def pct2(x: float) -> str:
 def fmt_spec(v: Any, spec: str, missing: str = "—") -> str:
     """``format(v, spec)`` for numbers, ``missing`` otherwise."""
     return format(v, spec) if isinstance(v, int | float) and not isinstance(v, bool) else missing
+
+
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection); tab and carriage return
+# too, where a program strips them first. Such a text cell gets a leading apostrophe, the usual neutraliser.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v: Any) -> Any:
+    """A value as a CSV cell: None empty, lists and dicts as compact JSON, numbers as they are, and text that
+    a spreadsheet would run as a formula prefixed with ``'`` (a negative number is a number, not text)."""
+    if v is None:
+        return ""
+    if isinstance(v, list | dict):
+        v = json.dumps(v, separators=(",", ":"))
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v
+    return v
+
+
+def fmt_bytes(n: float) -> str:
+    """A byte count in binary units, three significant digits: ``512 B``, ``3.10 MiB``, ``1.20 GiB``."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    i = 0
+    while abs(n) >= 1024 and i < len(units) - 1:
+        n /= 1024
+        i += 1
+    return f"{n:.0f} B" if i == 0 else f"{_sig(n)} {units[i]}"

@@ -25,6 +25,7 @@ from trainlab.models.registry import (
     flat_features,
     register,
     registry,
+    set_study_folder,
     validate_model_kwargs,
 )
 
@@ -62,5 +63,6 @@ __all__ = [
     "flat_features",
     "register",
     "registry",
+    "set_study_folder",
     "validate_model_kwargs",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trainlab.errors import TrainlabError
+from trainlab.errors import DiskFull, OutputError, TrainlabError
 from trainlab.layout import StudyDir
 from trainlab.names import DEFAULT_FORMATS, FORMATS
 from trainlab.report.deployment import deployment_section, deployments_csv
@@ -15,34 +15,49 @@ from trainlab.report.html import render_html
 from trainlab.report.plots import all_plots
 from trainlab.report.study import StudyView
 from trainlab.report.tables import class_tables, comparison_table, group_tables
-from trainlab.store import Store
+from trainlab.store import Store, is_disk_full
 
 
 def _write(path: Path, data: str | bytes) -> None:
     """Write atomically (temp file + rename): a browser or reader never sees half a report."""
     tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise DiskFull(f"the disk holding {path.parent} is full: {path.name} not written") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def build_report(out_dir: str | Path, formats: list[str] | None = None) -> dict[str, Path]:
+def build_report(
+    out_dir: str | Path, formats: list[str] | None = None, dest: str | Path | None = None
+) -> dict[str, Path]:
     """Write the report files of the study in ``out_dir`` and return their paths.
 
-    ``formats`` is any of ``html``, ``md``, ``csv``, ``latex`` (default: html, md, csv). Returns the keys
-    written among ``html``, ``md``, ``results_csv``, ``epochs_csv``, ``deployments_csv`` (when the study has
-    deployments), ``latex`` and ``plots`` (the folder).
-    Raises :class:`trainlab.errors.TrainlabError` when ``out_dir`` holds no ``trainlab.db``.
+    ``formats`` is any of ``html``, ``md``, ``csv``, ``latex`` (default: html, md, csv). ``dest``: the folder to
+    write them to (default ``out_dir``; the store is only read, so a study on read-only media can be reported
+    elsewhere). Returns the keys written among ``html``, ``md``, ``results_csv``, ``epochs_csv``,
+    ``deployments_csv`` (when the study has deployments), ``latex`` and ``plots`` (the folder).
+    Raises :class:`trainlab.errors.TrainlabError` when ``out_dir`` holds no ``trainlab.db``, and
+    :class:`~trainlab.errors.OutputError` when ``dest`` cannot be written.
     """
     wanted = list(dict.fromkeys(formats or DEFAULT_FORMATS))
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown:
         raise TrainlabError(f"unknown report format(s) {', '.join(unknown)}; allowed: {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
-    layout = StudyDir(out_dir)
     study = StudyView.load(out_dir)
+    layout = StudyDir(dest if dest is not None else out_dir)
+    try:
+        layout.prepare()
+    except OutputError as exc:
+        hint = "" if dest is not None else f"; write the report elsewhere: trainlab report {out_dir} --to DIR"
+        raise OutputError(f"{exc}{hint}") from None
     paths: dict[str, Path] = {}
 
     if "csv" in wanted:
@@ -50,7 +65,7 @@ def build_report(out_dir: str | Path, formats: list[str] | None = None) -> dict[
         _write(paths["results_csv"], results_csv(study))
         paths["epochs_csv"] = layout.report_file("epochs.csv")
         _write(paths["epochs_csv"], epochs_csv(study))
-        deployments = deployments_csv(Store(layout.db))
+        deployments = deployments_csv(Store(StudyDir(out_dir).db, readonly=True))
         if deployments is not None:  # a study with [deploy] (or after `trainlab deploy`): its table, beside
             paths["deployments_csv"] = layout.report_file("deployments.csv")
             _write(paths["deployments_csv"], deployments)

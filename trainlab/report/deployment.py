@@ -25,7 +25,7 @@ from rich.table import Table
 
 from trainlab.config import DEPLOY_BASELINE, DEPLOY_METHODS
 from trainlab.layout import StudyDir
-from trainlab.measure.format import fmt_spec, is_number
+from trainlab.measure.format import csv_cell, fmt_spec, is_number
 from trainlab.report.plots import Plot
 from trainlab.store import Store
 
@@ -272,7 +272,7 @@ def write_deployment_outputs(out_dir: str | Path, console: Console | None = None
     """
     console = console or Console()
     study = StudyDir(out_dir)
-    rows = deployment_rows(Store(study.require_db()))
+    rows = deployment_rows(Store(study.require_db(), readonly=True))
     print_table(rows, console)
     plot = plot_deployment(rows, study.deployment_plot)
     study.deployment_md.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +310,7 @@ def deployments_csv(store: Store) -> str | None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in deployment_rows(store):
-        writer.writerow(["" if row.get(k) is None else row.get(k) for k in CSV_COLUMNS])
+        writer.writerow([csv_cell(row.get(k)) for k in CSV_COLUMNS])
     return buf.getvalue()
 
 
@@ -319,7 +319,7 @@ def deployment_section(out_dir: Path, plot_dir: Path | None) -> DeploymentSectio
 
     None when the study has no deployment records.
     """
-    store = Store(StudyDir(out_dir).db)
+    store = Store(StudyDir(out_dir).db, readonly=True)
     if not store.deployments():
         return None
     rows = deployment_rows(store)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import TYPE_CHECKING, Any
 
-from trainlab.measure.format import fmt_number, fmt_pct
+from trainlab.measure.format import csv_cell, fmt_number, fmt_pct
 from trainlab.measure.metrics import EPOCH_METRICS, column_order
 from trainlab.measure.stats import ALPHA, CONFIDENCE, PAIRED_TEST_NAME, TEST_NAME
 from trainlab.report.findings import Finding
@@ -51,14 +50,6 @@ def flatten(d: dict[str, Any], prefix: str = "", max_list: int = 0) -> dict[str,
     return out
 
 
-def _csv_value(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, list | dict):
-        return json.dumps(v, separators=(",", ":"))
-    return v
-
-
 def results_csv(study: StudyView) -> str:
     """Text of results.csv: lead columns, swept keys, the figures (catalogue order, then others), tail."""
     figure_keys: list[str] = []
@@ -74,13 +65,13 @@ def results_csv(study: StudyView) -> str:
     factors = {v.name: v.factors for v in study.variants}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
+    w.writerow([csv_cell(h) for h in header])
     for r, f in zip(study.runs, flat):
-        row = [r.record["study"], r.variant, r.seed, r.status, r.error or ""]
-        row += [_csv_value(factors[r.variant].get(k)) for k in study.swept_keys]
-        row += [_csv_value(f.get(k)) for k in figure_keys]
+        row = [r.record["study"], r.variant, r.seed, r.status, r.error]
+        row += [factors[r.variant].get(k) for k in study.swept_keys]
+        row += [f.get(k) for k in figure_keys]
         row += [r.repeat, r.run_id]
-        w.writerow(row)
+        w.writerow([csv_cell(v) for v in row])
     return buf.getvalue()
 
 
@@ -98,9 +89,8 @@ def epochs_csv(study: StudyView) -> str:
     w.writerow(["study", "variant", "seed", "run_id", "status", *keys])
     for r in study.runs:
         for e in r.epochs:
-            w.writerow(
-                [r.record["study"], r.variant, r.seed, r.run_id, r.status, *(_csv_value(e.get(k)) for k in keys)]
-            )
+            row = [r.record["study"], r.variant, r.seed, r.run_id, r.status, *(e.get(k) for k in keys)]
+            w.writerow([csv_cell(v) for v in row])
     return buf.getvalue()
 
 

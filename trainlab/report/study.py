@@ -238,7 +238,7 @@ class StudyView:
         db = out_dir / "trainlab.db"
         if not db.is_file():
             raise TrainlabError(f"{out_dir} holds no trainlab.db: give the output folder of a study")
-        store = Store(db)
+        store = Store(db, readonly=True)  # a report never needs write access to the study's folder
         runs = [RunView(rec, store.epochs(rec["run_id"])) for rec in store.runs()]
         return cls(
             out_dir=out_dir,

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from trainlab.config import StudyConfig
 from trainlab.errors import ConfigError, did_you_mean
+from trainlab.models import set_study_folder
 from trainlab.study.expand import expand
 from trainlab.study.messages import format_validation_error
 from trainlab.study.overrides import parse_override, set_dotted
@@ -45,6 +46,8 @@ def load_study(source: str | Path | dict[str, Any], overrides: list[str] | dict[
     for key, value in items:
         set_dotted(raw, key, value)
     from_cli = frozenset(k for k, _ in items)
+    # A user model named in the study (model.name = "module:Class") may be a file beside the study file.
+    set_study_folder(path.parent if path is not None else None)
 
     try:
         cfg = StudyConfig.model_validate(raw)
