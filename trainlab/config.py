@@ -12,6 +12,7 @@ and imported, never ``eval``-ed.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Literal
 
 from pydantic import (
@@ -20,6 +21,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    StrictInt,
     field_validator,
     model_validator,
 )
@@ -40,6 +42,15 @@ COMPILE_MODES = ("none", "default", "max-autotune", "cuda-graph")
 # Optimizers with a capturable form (state on the GPU, a tensor learning rate read inside a CUDA graph).
 GRAPH_LR_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adadelta")
 DeployMethod = Literal[DEPLOY_METHODS]  # the names live in trainlab.names
+# Hard bounds on keys whose huge values do harm before any check at run time could help. A thread count goes
+# to torch.set_num_threads, which crashes the process (a segfault, no message) at ~100000; 1024 is more
+# cores than a machine has (fitting the count to the machine that runs the study is the engine's business).
+MAX_THREADS = 1024
+# A seed reaches torch.manual_seed (at most 2**64 - 1) and the store's SQLite INTEGER column (signed 64 bit).
+MAX_SEED = 2**63 - 1
+# The most runs a study may expand to unless it raises [study] max_runs: a typo such as repeats = 1000000000
+# would otherwise build every run's config in memory (gigabytes) before anything says no.
+DEFAULT_MAX_RUNS = 10_000
 
 
 class StudySection(Strict):
@@ -54,6 +65,12 @@ class StudySection(Strict):
         None,
         description="Figures of the report's comparison table, in order (default: a standard set); "
         "any key of docs/measurements.md, e.g. ['train_acc', 'test_acc', 'train_time_s'].",
+    )
+    max_runs: StrictInt = Field(
+        DEFAULT_MAX_RUNS,
+        gt=0,
+        description="The most runs the study may expand to (variants x sweep points x repeats); a study that"
+        " expands to more is refused before any run is built. Raise it for a deliberately large study.",
     )
 
     @field_validator("columns")
@@ -85,10 +102,15 @@ class TrainConfig(Strict):
     step_size: PositiveInt = Field(10, description="step scheduler: epochs between decays.")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step scheduler: decay factor.")
     loss: Literal[LOSSES] = Field("cross_entropy", description="Loss function.")
-    seed: int = Field(0, description="Seed for Python, NumPy, torch and the data order.")
+    # Strict: pydantic's lax int takes true as 1 and 2.0 as 2, and a seed written so is a mistake.
+    seed: StrictInt = Field(
+        0, ge=0, le=MAX_SEED, description="Seed for Python, NumPy, torch and the data order (0 to 2**63 - 1)."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu.")
     deterministic: bool = Field(False, description="torch deterministic algorithms (bit-identical on CPU).")
-    threads: PositiveInt | None = Field(None, description="torch intra-op threads (default: torch's choice).")
+    threads: PositiveInt | None = Field(
+        None, le=MAX_THREADS, description="torch intra-op threads, at most 1024 (default: torch's choice)."
+    )
     target_accuracy: float | None = Field(
         None, gt=0.0, le=1.0, description="Train accuracy target for epochs_to_target (a fraction: 0.96)."
     )
@@ -148,6 +170,21 @@ class TrainConfig(Strict):
         return self
 
 
+# The sections a variant or a sweep point may change: what one run's config holds.
+RUN_SECTIONS = ("data", "model", "train", "measure")
+
+
+def _check_dotted_key(key: str, what: str) -> None:
+    """Refuse a sweep or variant key that is not ``section.key`` with a run section: it would replace a whole
+    table by a value (``"train" = [1, 2]``) or set a key no run reads."""
+    parts = key.split(".")
+    if len(parts) < 2 or parts[0] not in RUN_SECTIONS or not all(parts):
+        raise ValueError(
+            f"{what} '{key}' must be written section.key (e.g. 'train.lr'), with section one of"
+            f" {', '.join(RUN_SECTIONS)}"
+        )
+
+
 class RunConfig(Strict):
     """Everything one run needs: the study's sections with one variant's overrides applied."""
 
@@ -180,7 +217,9 @@ class DeployConfig(Strict):
     throughput_time_s: PositiveFloat = Field(0.5, description="Minimum seconds of repeated calls for throughput.")
     eval_limit: PositiveInt | None = Field(None, description="Test accuracy on at most this many test samples.")
     threads: PositiveInt | None = Field(
-        None, description="torch (and onnxruntime) intra-op threads while measuring (default: torch's choice)."
+        None,
+        le=MAX_THREADS,
+        description="torch (and onnxruntime) intra-op threads while measuring, at most 1024 (default: torch's).",
     )
     onnx_tolerance: PositiveFloat = Field(
         1e-4,
@@ -211,7 +250,7 @@ class StudyConfig(RunConfig):
     variant: list[dict[str, Any]] = Field(
         default_factory=list, description='Named overrides: { name = "bn", "model.batch_norm" = true }.'
     )
-    repeats: PositiveInt = Field(1, description="Seeds per variant: train.seed, train.seed+1, ...")
+    repeats: StrictInt = Field(1, gt=0, description="Seeds per variant: train.seed, train.seed+1, ...")
     deploy: DeployConfig = Field(default_factory=DeployConfig, description="Deployment variants (int8, ONNX).")
     track: TrackConfig = Field(default_factory=TrackConfig, description="Experiment trackers (MLflow, TensorBoard).")
 
@@ -219,6 +258,7 @@ class StudyConfig(RunConfig):
     @classmethod
     def _non_empty_sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for key, values in v.items():
+            _check_dotted_key(key, "key")
             if not values:
                 raise ValueError(f"sweep key '{key}' has no values")
         return v
@@ -231,14 +271,14 @@ class StudyConfig(RunConfig):
             name = var.get("name")
             if not isinstance(name, str) or not name:
                 raise ValueError(f'variant #{i + 1} needs a name = "..."')
+            for key in var:
+                if key != "name":
+                    _check_dotted_key(key, f"variant '{name}': key")
             names.append(name)
-        dupes = {n for n in names if names.count(n) > 1}
+        dupes = {n for n, count in Counter(names).items() if count > 1}  # Counter: linear in the variants
         if dupes:
             raise ValueError(f"variant names must be unique; repeated: {', '.join(sorted(dupes))}")
         return v
-
-
-RUN_SECTIONS = ("data", "model", "train", "measure")
 
 
 def json_schema() -> dict[str, Any]:

@@ -33,6 +33,10 @@ from trainlab.data.registry import DATASETS, option_models
 from trainlab.errors import did_you_mean
 from trainlab.schema import Strict
 
+# Each DataLoader worker is a process: 100000 of them exhaust the machine's process table and memory before
+# the first batch. 1024 is more workers than a machine has cores to feed them.
+MAX_WORKERS = 1024
+
 
 class NormalizeStats(Strict):
     """Explicit per-channel normalisation statistics, in units of [0, 1] pixel values."""
@@ -128,7 +132,9 @@ class DataConfig(Strict):
         " indexing; pil: each sample decoded to a PIL image, padded, cropped, flipped, converted to a tensor and"
         " normalised, as torchvision users write it (dataloader only; images only).",
     )
-    num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes (dataloader only).")
+    num_workers: NonNegativeInt = Field(
+        0, le=MAX_WORKERS, description="DataLoader worker processes, at most 1024 (dataloader only)."
+    )
     pin_memory: bool = Field(False, description="DataLoader pin_memory (dataloader only).")
     persistent_workers: bool = Field(False, description="DataLoader persistent_workers (dataloader only).")
     prefetch_factor: PositiveInt | None = Field(None, description="DataLoader prefetch_factor (workers > 0).")

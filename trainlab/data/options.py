@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from trainlab.schema import Strict
 
@@ -62,4 +62,6 @@ class HeldOutSplit(SourceOptions):
         description="folder (one tree, no train/ and test/) and csv: fraction held out as the test split, "
         "per class (stratified) for classification.",
     )
-    split_seed: int = Field(0, description="folder and csv: seed of the fixed train/test split (not train.seed).")
+    split_seed: StrictInt = Field(
+        0, ge=0, le=2**63 - 1, description="folder and csv: seed of the fixed train/test split (not train.seed)."
+    )

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trainlab.config import RUN_SECTIONS, RunConfig, StudyConfig
+from trainlab.config import MAX_SEED, RUN_SECTIONS, RunConfig, StudyConfig
 from trainlab.errors import ConfigError
 from trainlab.measure.format import fmt_factor
 from trainlab.study.messages import format_validation_error
@@ -18,12 +18,50 @@ from trainlab.study.overrides import set_dotted
 from trainlab.study.spec import RunSpec
 
 
+def count_runs(cfg: StudyConfig) -> int:
+    """The number of runs ``cfg`` expands to: variants x product of the sweep lengths x repeats (nothing built)."""
+    n = max(len(cfg.variant), 1) * cfg.repeats
+    for values in cfg.sweep.values():
+        n *= len(values)
+    return n
+
+
+def _check_size(cfg: StudyConfig) -> None:
+    """Refuse a study larger than ``study.max_runs`` before a single run is built, with the count and its factors.
+
+    Counted, not expanded: ``repeats = 1000000000`` would otherwise hold a billion configs in memory.
+    """
+    n = count_runs(cfg)
+    if n <= cfg.study.max_runs:
+        return
+    factors = [f"{max(len(cfg.variant), 1)} variant(s)"]
+    factors += [f"{len(v)} values of {k}" for k, v in cfg.sweep.items()]
+    factors.append(f"{cfg.repeats} repeat(s)")
+    raise ConfigError(
+        f"study.max_runs: the study expands to {n:,} runs ({' x '.join(factors)}), more than study.max_runs ="
+        f" {cfg.study.max_runs:,}; shrink the sweep, the variants or repeats, or raise study.max_runs"
+    )
+
+
+def _first_seed(value: Any, name: str, where: str) -> int:
+    """A variant's or sweep point's ``train.seed``, checked before ``seed + repeat`` is computed from it."""
+    # bool is an int to Python (true + 1 == 2): refused like any other non-integer.
+    if not isinstance(value, int) or isinstance(value, bool):
+        place = f" ({where})" if where else ""
+        raise ConfigError(
+            f"variant '{name}': train.seed must be a whole number from 0 to {MAX_SEED} (got {value!r}){place}"
+        )
+    return value
+
+
 def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where: str = "") -> list[RunSpec]:
     """Expand a study into runs: (explicit variants or one base) x sweep grid x repeats.
 
     A sweep point is named after its values (``model.dropout=0.5``); combined with an explicit variant the
-    name is ``variant/model.dropout=0.5``. Seeds are ``train.seed + repeat``.
+    name is ``variant/model.dropout=0.5``. Seeds are ``train.seed + repeat``. A study of more than
+    ``study.max_runs`` runs, or with two sweep points of one name, is a :class:`ConfigError`.
     """
+    _check_size(cfg)
     base = {k: copy.deepcopy(raw.get(k, {})) for k in RUN_SECTIONS}
     variants: list[tuple[str, dict[str, Any]]] = [
         (v["name"], {k: val for k, val in v.items() if k != "name"}) for v in cfg.variant
@@ -32,6 +70,7 @@ def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where
     grid = list(itertools.product(*(cfg.sweep[k] for k in grid_keys))) if grid_keys else [()]
 
     runs: list[RunSpec] = []
+    seen: dict[str, dict[str, Any]] = {}  # variant name -> its overrides, to refuse a name given twice
     for vname, vover in variants:
         for point in grid:
             over = dict(vover)
@@ -43,6 +82,15 @@ def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where
                 name = label if vname == "base" else f"{vname}/{label}"
             else:
                 name = vname
+            if name in seen:
+                # e.g. "train.lr" = [1, 1.0]: both points are named lr=1 and would be one run id twice.
+                place = f" ({where})" if where else ""
+                raise ConfigError(
+                    f"sweep: two points are both named '{name}' ({_settings(seen[name])} and {_settings(over)});"
+                    f" give each sweep value once{place}"
+                )
+            seen[name] = over
+            first_seed = _first_seed(over.get("train.seed", cfg.train.seed), name, where)
             for rep in range(cfg.repeats):
                 resolved = copy.deepcopy(base)
                 # A variant that switches to another model starts from that model's defaults: the base
@@ -50,13 +98,8 @@ def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where
                 if "model.name" in over and over["model.name"] != base["model"].get("name", "logreg"):
                     resolved["model"] = {}
                 for key, value in over.items():
-                    if key.split(".")[0] not in RUN_SECTIONS:
-                        raise ConfigError(
-                            f"variant '{name}': key '{key}' must start with one of {', '.join(RUN_SECTIONS)}"
-                        )
                     set_dotted(resolved, key, value)
                 # Repeats differ only by seed: seed + repeat, counted from the variant's own seed if it sets one.
-                first_seed = over.get("train.seed", cfg.train.seed)
                 resolved.setdefault("train", {})["seed"] = first_seed + rep
                 try:
                     rc = RunConfig.model_validate(resolved)
@@ -73,6 +116,11 @@ def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where
                     )
                 )
     return runs
+
+
+def _settings(over: dict[str, Any]) -> str:
+    """``key = value, ...`` of a sweep point's overrides, as an error message quotes them."""
+    return ", ".join(f"{k} = {v!r}" for k, v in over.items()) or "the base config"
 
 
 def run_hash(config: RunConfig, variant: str) -> str:

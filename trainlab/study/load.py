@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from trainlab.study.expand import expand
 from trainlab.study.messages import format_validation_error
 from trainlab.study.overrides import parse_override, set_dotted
 from trainlab.study.recipes import resolve_study_path
+from trainlab.study.source import check_structure, parse_toml, read_study_text
 from trainlab.study.spec import Study
 
 
@@ -32,20 +32,16 @@ def load_study(source: str | Path | dict[str, Any], overrides: list[str] | dict[
         where = ""
     else:
         path = resolve_study_path(str(source))
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read study file {path}: {exc.strerror}") from None
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        text = read_study_text(path)
+        raw = parse_toml(text, str(path))
         where = str(path)
 
     items = list(overrides.items()) if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
     for key, value in items:
         set_dotted(raw, key, value)
     from_cli = frozenset(k for k, _ in items)
+    # After the overrides, so that a --set value (or a dict source) is held to the same limits as the file.
+    check_structure(raw, where, from_cli)
     # A user model named in the study (model.name = "module:Class") may be a file beside the study file.
     set_study_folder(path.parent if path is not None else None)
 

@@ -10,6 +10,11 @@ from pydantic import BaseModel, ValidationError
 from trainlab.config import StudyConfig
 from trainlab.errors import did_you_mean
 
+# The most problems listed, and the longest value quoted, in one error: a file with a thousand mistakes (or a
+# megabyte string) gives a readable message, and locating each problem's line stays cheap.
+MAX_PROBLEMS = 20
+MAX_VALUE_CHARS = 80
+
 
 def _locate(text: str | None, loc: tuple[Any, ...]) -> str:
     """Best-effort 'line N' for a validation error location in the TOML text (tomllib keeps no positions)."""
@@ -37,7 +42,8 @@ def format_validation_error(
 ) -> str:
     """One line per problem: the dotted key, what is wrong and allowed, and where (file and line, or --set)."""
     msgs = []
-    for e in err.errors():
+    errors = err.errors()
+    for e in errors[:MAX_PROBLEMS]:
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # pydantic reports union members as extra loc parts ("bool", "NormalizeStats"): drop them.
         loc = tuple(p for p in loc if p not in ("bool", "NormalizeStats", "int", "float", "str", "list[float]"))
@@ -59,12 +65,20 @@ def format_validation_error(
                 msg += did_you_mean(got, choices)
             # Our own validators already quote the value; pydantic's built-in messages do not.
             if e["type"] not in ("missing", "value_error") and not isinstance(got, dict | list):
-                msg += f" (got {got!r})"
+                msg += f" (got {_short(got)})"
             # Messages from nested validators (model kwargs) already name their full key.
             if not msg.startswith(("unknown key", f"{key}.", "model.")):
                 msg = f"{key}: {msg}"
         msgs.append(f"{msg}{place}")
+    if len(errors) > MAX_PROBLEMS:
+        msgs.append(f"... and {len(errors) - MAX_PROBLEMS} more problems")
     return "\n".join(msgs)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to :data:`MAX_VALUE_CHARS` characters: a message quotes a value, not a megabyte."""
+    text = repr(value)
+    return text if len(text) <= MAX_VALUE_CHARS else f"{text[: MAX_VALUE_CHARS - 3]}..."
 
 
 def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:

@@ -20,6 +20,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()  # a bare word such as adam or cuda is a string
+    except RecursionError:
+        # tomllib parses nested arrays recursively: a few hundred levels exhaust the stack.
+        raise ConfigError(f"--set {key}: the value's arrays or inline tables are nested too deeply") from None
     return key, parsed
 
 

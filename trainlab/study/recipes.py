@@ -7,13 +7,14 @@ per variant, so every recipe can be exercised without its real data.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError, did_you_mean
 from trainlab.study.overrides import parse_override
+from trainlab.study.source import read_study_file
 
 
 def recipe_dirs() -> list[Path]:
@@ -56,11 +57,25 @@ def list_recipes() -> list[tuple[str, str]]:
     out = []
     for name, path in _all().items():
         try:
-            desc = tomllib.loads(path.read_text()).get("study", {}).get("description", "")
-        except (OSError, tomllib.TOMLDecodeError):
+            _, raw = read_study_file(path)
+        except ConfigError:
             desc = "(unreadable)"
+        else:
+            desc = _table(raw, "study").get("description", "")
+            desc = desc if isinstance(desc, str) else ""
         out.append((name, desc.strip().splitlines()[0] if desc.strip() else ""))
     return out
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """``raw[name]`` when it is a table, else ``{}`` (a wrong type is reported when the study is validated)."""
+    table = raw.get(name)
+    return table if isinstance(table, dict) else {}
+
+
+def _int(value: Any, default: int) -> int:
+    """``value`` when it is an integer (not a bool), else ``default`` (validation reports a wrong one)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 # Per-sample shape and class count of each dataset's stand-in for --smoke.
@@ -79,7 +94,7 @@ def _stand_in(data: dict[str, Any]) -> dict[str, Any]:
     name = data.get("name", "digits")
     if name == "synthetic":
         return {}
-    if name in SMOKE_SHAPES:
+    if isinstance(name, str) and name in SMOKE_SHAPES:
         shape, classes = SMOKE_SHAPES[name]
         task = "classification"
     elif name == "folder":
@@ -88,7 +103,9 @@ def _stand_in(data: dict[str, Any]) -> dict[str, Any]:
         size = [min(int(d), 64) for d in size]  # a stand-in needs the channels, not the resolution
         shape, classes, task = [1 if data.get("grayscale") else 3, *size], 15, "classification"
     elif name == "csv":
-        shape, classes, task = [len(data.get("features") or []) or 5], 2, data.get("task", "classification")
+        features = data.get("features")
+        shape = [len(features) if isinstance(features, list) and features else 5]
+        classes, task = 2, data.get("task", "classification")
     else:
         shape, classes, task = [3, 16, 16], 4, "classification"
     return {
@@ -107,16 +124,18 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
     The stand-in has the real dataset's sample shape, class count and task, so every model, loss and report
     path of the recipe is exercised; pretrained weights (a file the user provides) are not loaded.
     """
-    raw: dict[str, Any] = tomllib.loads(resolve_study_path(source).read_text())
+    _, raw = read_study_file(resolve_study_path(source))
     given: dict[str, Any] = dict(parse_override(o) for o in overrides)
     smoke: dict[str, Any] = dict(given)
-    smoke.update(_stand_in(raw.get("data", {})))
-    epochs = raw.get("train", {}).get("epochs", 1)
+    data = _table(raw, "data")
+    # A malformed [data] (image_size = "big") gets no stand-in: validation then names the key.
+    with contextlib.suppress(TypeError, ValueError):
+        smoke.update(_stand_in(data))
     smoke.update(
         {
-            "train.epochs": min(epochs, 1),  # 0 stays 0: an anatomy study trains nothing
+            "train.epochs": min(_int(_table(raw, "train").get("epochs"), 1), 1),  # 0 stays 0: an anatomy study
             "data.batch_size": 16,
-            "data.num_workers": min(raw.get("data", {}).get("num_workers", 0), 1),
+            "data.num_workers": min(_int(data.get("num_workers"), 0), 1),
             "measure.infer_limit": 8,
             "measure.latency_repeats": 5,
             "measure.latency_warmup": 1,
@@ -124,12 +143,13 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
             "measure.throughput_time_s": 0.01,
         }
     )
-    sweep = raw.get("sweep", {})
-    if "data.num_workers" in sweep:  # keep the sweep's shape, at worker counts a test machine can afford
+    if "data.num_workers" in _table(raw, "sweep"):  # keep the sweep's shape, at worker counts a test machine affords
         smoke["sweep.data.num_workers"] = [0, 1]
-    if "resize" in raw.get("model", {}):  # e.g. AlexNet's 224: 64 is the smallest it takes, and 12x cheaper
+    model = _table(raw, "model")
+    if "resize" in model:  # e.g. AlexNet's 224: 64 is the smallest it takes, and 12x cheaper
         smoke["model.resize"] = 64
-    if "pretrained" in raw.get("model", {}) or any("model.pretrained" in v for v in raw.get("variant", [])):
+    variants = raw.get("variant") if isinstance(raw.get("variant"), list) else []
+    if "pretrained" in model or any(isinstance(v, dict) and "model.pretrained" in v for v in variants):
         smoke["model.pretrained"] = None
     smoke.update(given)  # what the user sets with --set wins over the stand-in's choices
     return smoke
