@@ -1,4 +1,4 @@
-"""Crash safety: SIGKILL a running study, run the same command again.
+"""Crash safety: kill or interrupt a running study (or its run's process), run the same command again.
 
 Finished runs are not re-run; the interrupted run resumes from its last completed epoch and, on CPU with
 deterministic = true, ends with metrics identical to an uninterrupted run.
@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from trainlab.api import run
 from trainlab.store import Store
@@ -76,14 +78,44 @@ def _state(db: Path) -> tuple[list[str], int]:
         return [], 0
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_study(tmp_path):
-    study = tmp_path / "crash.toml"
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, Path]:
+    """The study file and the store of its uninterrupted run (in this process: same seed, one thread,
+    deterministic, so the same numbers as any resumed run)."""
+    folder = tmp_path_factory.mktemp("crash")
+    study = folder / "crash.toml"
     study.write_text(STUDY)
-
-    # The uninterrupted reference runs in this process (same seed, one thread, deterministic: same numbers).
-    ref = run(study, out=tmp_path / "ref", isolate=False, write_report=False)
+    ref = run(study, out=folder / "ref", isolate=False, write_report=False)
     assert ref.exit_code == 0
+    return study, folder / "ref" / "trainlab.db"
 
+
+def _run_process(driver_pid: int) -> int:
+    """The pid of the driver's run process (its spawned child)."""
+    for _ in range(200):
+        children = Path(f"/proc/{driver_pid}/task/{driver_pid}/children").read_text().split()
+        for pid in children:
+            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text():  # not the resource tracker
+                return int(pid)
+        time.sleep(0.05)
+    raise AssertionError("the driver has no run process")
+
+
+# How the study is interrupted: the whole process group killed (a machine or a terminal gone), Ctrl-C in the
+# terminal (SIGINT to the group), SIGTERM to the driver (a scheduler's stop), and the run's process alone killed
+# (the kernel's out-of-memory killer): the exit code each should give.
+CUTS = {
+    "sigkill group": (signal.SIGKILL, "group", -signal.SIGKILL),
+    "ctrl-c": (signal.SIGINT, "group", 130),
+    "sigterm driver": (signal.SIGTERM, "driver", -signal.SIGTERM),
+    "sigkill run": (signal.SIGKILL, "run", 1),
+}
+
+
+@pytest.mark.parametrize("cut", list(CUTS))
+def test_interrupted_then_resumed_matches_an_uninterrupted_study(reference, tmp_path, cut):
+    study, ref_db = reference
+    sig, target, code = CUTS[cut]
     out = tmp_path / "cut"
     proc = _cli(study, out)
     deadline = time.time() + 240
@@ -95,12 +127,17 @@ def test_sigkill_then_resume_matches_an_uninterrupted_study(tmp_path):
     else:
         proc.kill()
         raise AssertionError("the study never reached the second run's second epoch")
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the study and its run process
-    proc.wait(timeout=30)
+    if target == "group":
+        os.killpg(proc.pid, sig)  # the whole process group: the study and its run process
+    else:
+        os.kill(proc.pid if target == "driver" else _run_process(proc.pid), sig)
+    assert proc.wait(timeout=60) == code
+    stderr = proc.stderr.read().decode()
+    assert "Traceback" not in stderr, stderr  # neither the driver's nor multiprocessing's
 
     store = Store(out / "trainlab.db")
     first, second = store.runs()
-    assert first["status"] == "done" and second["status"] == "running"
+    assert first["status"] == "done" and second["status"] == ("failed" if target == "run" else "running")
     done_epochs = len(store.epochs(second["run_id"]))
     assert 2 <= done_epochs < 4
     first_finished = first["finished_at"]
@@ -113,7 +150,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_study(tmp_path):
     resumed_from = second["results"]["resumed_from_epoch"]
     assert resumed_from is not None and resumed_from >= 2
 
-    ref_store = Store(tmp_path / "ref" / "trainlab.db")
+    ref_store = Store(ref_db)
     for got, want in zip(store.runs(), ref_store.runs()):
         assert got["run_id"] == want["run_id"]
         got_e, want_e = store.epochs(got["run_id"]), ref_store.epochs(want["run_id"])
