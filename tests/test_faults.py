@@ -133,6 +133,28 @@ def test_a_user_model_beside_the_study_loads_from_any_folder_and_in_check(tmp_pa
     assert [r["status"] for r in Store(tmp_path / "out" / "trainlab.db", readonly=True).runs()] == ["done"] * 2
 
 
+def test_a_user_package_beside_the_study_imports_its_own_submodules(tmp_path, capsys):
+    folder = tmp_path / "proj"
+    study = study_file(folder, model="tl_pkg_models.nets:TinyNet")
+    pkg = folder / "tl_pkg_models"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "blocks.py").write_text("import torch\ndef head(n):\n    return torch.nn.Linear(64, n)\n")
+    (pkg / "nets.py").write_text(
+        "import torch\n"
+        "from .blocks import head\n"
+        "class TinyNet(torch.nn.Module):\n"
+        "    def __init__(self, num_classes):\n"
+        "        super().__init__()\n"
+        "        self.fc = head(num_classes)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x.flatten(1))\n"
+    )
+    assert main(["check", str(study)]) == 0, capsys.readouterr().err
+    assert main(["profile", str(study)]) == 0, capsys.readouterr().err
+    assert "Linear" in capsys.readouterr().out
+
+
 def test_a_user_model_named_like_a_library_is_refused(tmp_path, capsys):
     folder = tmp_path / "proj"
     study = study_file(folder, model="numpy:Net")
