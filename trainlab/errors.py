@@ -36,6 +36,11 @@ class DiskFull(OutputError):
     exit_code = 1  # like a study whose runs failed: work was done and is stored
 
 
+class TrackingError(TrainlabError):
+    """A tracker cannot reach or write its destination (a tracking server down or silent, a full disk): a live
+    study warns once and goes on without it; ``trainlab export`` stops with this message (exit 2)."""
+
+
 class StoreDamaged(TrainlabError):
     """A study's store (``trainlab.db``) is not a readable SQLite database: truncated, overwritten or corrupt."""
 

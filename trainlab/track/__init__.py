@@ -3,8 +3,10 @@
 A tracker is a best-effort sink of the engine's events (``trainlab.engine.events``): ``trainlab run --track
 mlflow`` hands it every run's events as they reach the driver; ``trainlab export DIR --to mlflow`` replays the
 store's records as the same events, so live tracking and export cannot disagree on what a run looks like in a
-tracker. A tracker that fails (its server down, a full disk) is reported once and dropped; the study goes on and
-``trainlab export`` fills the gap later. Both trackers are optional extras, imported only when asked for.
+tracker. A tracker that fails (its server down, a full disk) is reported once and dropped — it is not called
+again, not even at the study's end — the study goes on and ``trainlab export`` fills the gap later; in
+``trainlab export`` the same failure is a one-line error. No tracker holds the driver up for more than seconds.
+Both trackers are optional extras, imported only when asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from trainlab.errors import ConfigError, did_you_mean
 from trainlab.layout import StudyDir
 from trainlab.names import TRACKERS
 from trainlab.store import Store
-from trainlab.track.base import Tracker
+from trainlab.track.base import Tracker, TrackingError
 from trainlab.track.mlflow_tracker import MlflowTracker
 from trainlab.track.tensorboard_tracker import TensorBoardTracker
 
@@ -52,15 +54,19 @@ def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = No
     """Send the study in ``out_dir`` (finished or still running) to the trackers ``to``, from its store.
 
     Each run is replayed as the events a live study sends; a tracker skips what it already holds, so exporting
-    twice does not duplicate runs. Returns the number of runs exported per tracker.
+    twice leaves each tracker as exporting once does. Returns the number of runs sent to each tracker (a run
+    not started yet has nothing to send). A tracker that cannot reach or write its destination raises a
+    :class:`~trainlab.track.base.TrackingError` within seconds.
     """
     layout = StudyDir(out_dir)
-    store = Store(layout.require_db())
+    store = Store(layout.require_db(), readonly=True)  # export only reads: read-only media will do
     trackers = make_trackers(to, layout, tracking_uri)
     records = store.runs()
     total = len(records)
+    exported: dict[str, int] = {}
     for tracker in trackers:
         tracker.study_started(store.meta("study") or {}, store.meta("swept_keys") or [])
+        sent = 0
         for index, record in enumerate(records, start=1):
             spec = _spec(record)
             rows = [EpochRow.from_record(e) for e in store.epochs(record["run_id"])]
@@ -74,8 +80,10 @@ def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = No
             if record["status"] != "running":
                 outcome = RunOutcome(record["status"], record["results"] or {}, record["error"], record["detail"])
                 tracker.event(spec, RunEnded(outcome))
+            sent += 1
         tracker.study_finished(report_files(layout))
-    return {tracker.name: total for tracker in trackers}
+        exported[tracker.name] = sent
+    return exported
 
 
 def report_files(layout: StudyDir) -> list[Path]:
@@ -85,4 +93,13 @@ def report_files(layout: StudyDir) -> list[Path]:
     return [f for f in files if f.is_file()] + ([layout.plots] if layout.plots.is_dir() else [])
 
 
-__all__ = ["TRACKERS", "MlflowTracker", "TensorBoardTracker", "Tracker", "export", "make_trackers", "report_files"]
+__all__ = [
+    "TRACKERS",
+    "MlflowTracker",
+    "TensorBoardTracker",
+    "Tracker",
+    "TrackingError",
+    "export",
+    "make_trackers",
+    "report_files",
+]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from trainlab.data.config import OPTION_FIELDS
 from trainlab.data.registry import DATASETS
 from trainlab.engine.events import Event
+from trainlab.errors import TrackingError, TrainlabError
 from trainlab.measure.metrics import EPOCH_KEYS
+
+F = TypeVar("F", bound=Callable[..., Any])
+MESSAGE_MAX = 300  # characters of a destination's error kept in the one-line message (MLflow's run to pages)
 
 
 class Tracker(Protocol):
@@ -20,6 +27,54 @@ class Tracker(Protocol):
     def study_started(self, study_config: dict[str, Any], swept_keys: list[str]) -> None: ...
     def event(self, spec: Any, event: Event) -> None: ...
     def study_finished(self, report_files: list[Path]) -> None: ...
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, at most :data:`MESSAGE_MAX` characters."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    text = text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Guarded:
+    """What a tracker shares: once one of its calls fails it is ``disabled`` and every later call does nothing
+    (a study's end must not wait on a dead server a second time), and a failure of its destination (an error in
+    ``failures``) becomes one :class:`TrackingError` naming ``where``. Each guarded call runs inside
+    :meth:`scope` (MLflow: bounded HTTP retries)."""
+
+    name: ClassVar[str]
+    failures: tuple[type[BaseException], ...] = (OSError,)  # what a failing destination raises
+    disabled: bool = False
+    where: str = ""
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """The context every guarded call runs in (none by default)."""
+        yield
+
+
+def guarded(method: F) -> F:
+    """Decorate a :class:`Guarded` tracker's method: a no-op once the tracker is disabled; a failure disables it
+    and is raised (a destination's as a one-line :class:`TrackingError`; a bug's as it is)."""
+
+    @functools.wraps(method)
+    def call(self: Guarded, *args: Any, **kwargs: Any) -> Any:
+        if self.disabled:
+            return None
+        try:
+            with self.scope():
+                return method(self, *args, **kwargs)
+        except TrainlabError:
+            self.disabled = True
+            raise
+        except self.failures as exc:
+            self.disabled = True
+            raise TrackingError(f"{self.name} at {self.where}: {one_line(exc)}") from exc
+        except Exception:  # a bug: disabled all the same, and raised with its own traceback
+            self.disabled = True
+            raise
+
+    return call  # type: ignore[return-value]
 
 
 def config_of(spec: Any) -> dict[str, Any]:

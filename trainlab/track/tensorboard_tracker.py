@@ -7,7 +7,8 @@ sweeps, and the run's seed) with its final figures (``final/<figure>``) go into 
 TensorBoard's HParams tab shows one row per run and no extra empty runs.
 
 When a run starts (live, on resume, or replayed by ``trainlab export``) its folder is written afresh from the
-epochs it already has, so the event files always hold each epoch once, as the store does.
+epochs it already has, so the event files always hold each epoch once, as the store does, however often the
+study is exported. A write that fails (a full disk) disables the tracker for the rest of the study.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from trainlab.engine.events import EpochEnded, Event, RunEnded, RunStarted
 from trainlab.errors import ConfigError
 from trainlab.layout import StudyDir
-from trainlab.track.base import config_of, dotted, final_figures
+from trainlab.track.base import Guarded, config_of, dotted, final_figures, guarded
 
 TAGS = {
     "train_loss": "loss/train",
@@ -48,7 +49,7 @@ def _writer_class() -> Any:
     return SummaryWriter
 
 
-class TensorBoardTracker:
+class TensorBoardTracker(Guarded):
     """Writes TensorBoard event files for a study (live, as a sink, or replayed from the store)."""
 
     name = "tensorboard"
@@ -56,12 +57,15 @@ class TensorBoardTracker:
     def __init__(self, layout: StudyDir) -> None:
         self.writer_cls = _writer_class()
         self.root = layout.root / "tensorboard"
+        self.where = str(self.root)
         self.writers: dict[str, Any] = {}
         self.swept: list[str] = []
 
+    @guarded
     def study_started(self, study_config: dict[str, Any], swept_keys: list[str]) -> None:
         self.swept = list(swept_keys)
 
+    @guarded
     def study_finished(self, report_files: list[Any]) -> None:
         for writer in self.writers.values():
             writer.close()
@@ -71,6 +75,7 @@ class TensorBoardTracker:
         safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec.variant)
         return str(self.root / f"{safe}_seed{spec.seed}_{spec.run_id}")
 
+    @guarded
     def event(self, spec: Any, event: Event) -> None:
         if isinstance(event, RunStarted):
             old = self.writers.pop(spec.run_id, None)
