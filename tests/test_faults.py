@@ -334,3 +334,16 @@ def test_a_study_named_dot_dot_writes_under_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "trainlab.db").exists() and not (tmp_path / "report.html").exists()
     assert (tmp_path / "runs" / "study" / "trainlab.db").is_file()
+
+
+# ---- docs/promises.md names only tests that exist ------------------------------------------------------------
+def test_every_test_the_promises_page_names_exists():
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "promises.md").read_text()
+    named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?", text)
+    assert len(named) >= 15
+    for file, test in named:
+        source = (root / file).read_text()
+        assert not test or f"def {test}(" in source, f"docs/promises.md names {file}::{test}, which does not exist"

@@ -124,12 +124,14 @@ def disk_full_message(layout: StudyDir, records: list[dict[str, Any]], exc: Disk
         if layout.checkpoint(r["run_id"]).is_file()
     ]
     need = ""
-    if sizes:
+    if sizes and left:
         per_run = max(sizes) + STORE_BYTES_PER_RUN
-        need = f"; the {left} runs left need about {fmt_bytes(left * per_run)} ({fmt_bytes(per_run)} each)"
+        runs = "1 run left needs" if left == 1 else f"{left} runs left need"
+        need = f"; the {runs} about {fmt_bytes(left * per_run)}" + (f" ({fmt_bytes(per_run)} each)" if left > 1 else "")
+    kept = f"the {done} finished run{'s' if done != 1 else ''} and every finished epoch are kept"
     return (
         f"the disk holding {layout.root} is full ({fmt_bytes(free)} free){need}: free space and run the same"
-        f" command again; the {done} finished runs and every finished epoch are kept ({exc})"
+        f" command again; {kept} ({exc})"
     )
 
 
