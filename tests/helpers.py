@@ -5,6 +5,8 @@ Models here are referenced from studies as ``helpers:ClassName`` (pytest puts ``
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from typing import Any, ClassVar
 
@@ -41,6 +43,30 @@ def tiny_study(**sections: Any) -> dict[str, Any]:
         else:
             study[key] = value
     return study
+
+
+def to_toml(study: dict[str, Any]) -> str:
+    """A study dict as a TOML file's text: one table per section, a sub-table per nested dict (``[data.augment]``).
+    Keys are quoted (``"train.lr" = [...]`` in a sweep); JSON's strings, numbers, booleans and lists are TOML's."""
+
+    def table(name: str, section: dict[str, Any]) -> str:
+        flat = {k: v for k, v in section.items() if not isinstance(v, dict)}
+        text = f"[{name}]\n" + "".join(f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in flat.items()) + "\n"
+        return text + "".join(table(f"{name}.{k}", v) for k, v in section.items() if isinstance(v, dict))
+
+    lists = {k: v for k, v in study.items() if isinstance(v, list)}  # [[variant]] arrays of tables
+    text = "".join(table(k, v) for k, v in study.items() if isinstance(v, dict))
+    for name, items in lists.items():
+        for item in items:
+            text += f"[[{name}]]\n" + "".join(f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in item.items()) + "\n"
+    return text
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def hold(seconds: float) -> float:

@@ -15,41 +15,27 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import tiny_study, to_toml
 
 from trainlab.api import run
 from trainlab.store import Store
 
-STUDY = """
-[study]
-name = "crash"
-[data]
-name = "synthetic"
-shape = [1, 8, 8]
-num_classes = 3
-train_size = 96
-test_size = 32
-batch_size = 16
-[model]
-name = "helpers:SleepyNet"
-sleep_ms = 25.0
-[train]
-epochs = 4
-lr = 0.05
-momentum = 0.9
-seed = 5
-device = "cpu"
-threads = 1
-deterministic = true
-[measure]
-infer_limit = 4
-latency_repeats = 3
-latency_warmup = 1
-throughput_batch = 4
-throughput_time_s = 0.01
-mfu = false
-[sweep]
-"train.lr" = [0.05, 0.1]
-"""
+STUDY = to_toml(
+    tiny_study(
+        study={"name": "crash"},
+        model={"name": "helpers:SleepyNet", "sleep_ms": 25.0},  # a known cost per batch: the cut lands mid-run
+        train={"epochs": 4, "seed": 5, "deterministic": True},
+        measure={
+            "infer_limit": 4,
+            "latency_repeats": 3,
+            "throughput_batch": 4,
+            "throughput_time_s": 0.01,
+            "mfu": False,
+        },
+        sweep={"train.lr": [0.05, 0.1]},
+    )
+)
+
 
 KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 

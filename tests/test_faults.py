@@ -16,10 +16,11 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from helpers import assert_user_error
+from helpers import assert_user_error, tiny_study, to_toml
 
 from trainlab.api import run
 from trainlab.cli import main
@@ -27,45 +28,19 @@ from trainlab.store import Store
 
 KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
-STUDY = """
-[study]
-name = "{name}"
-[data]
-name = "synthetic"
-shape = [1, 8, 8]
-num_classes = 3
-train_size = 96
-test_size = 32
-batch_size = 16
-[model]
-name = "{model}"
-{model_keys}
-[train]
-epochs = {epochs}
-lr = 0.05
-seed = 5
-device = "cpu"
-threads = 1
-deterministic = true
-[measure]
-infer_limit = 4
-latency_repeats = 3
-latency_warmup = 1
-throughput_batch = 4
-throughput_time_s = 0.01
-mfu = false
-profile = false
-[sweep]
-"train.lr" = [0.05, 0.1]
-"""
 
-
-def study_file(
-    folder: Path, name: str = "faults", model: str = "logreg", epochs: int = 2, model_keys: str = ""
-) -> Path:
+def study_file(folder: Path, name: str = "faults", model: str = "logreg", epochs: int = 2, **model_keys: Any) -> Path:
+    """A seconds-long study of two runs (a sweep of train.lr), deterministic, written to ``folder/study.toml``."""
+    study = tiny_study(
+        study={"name": name},
+        model={"name": model, **model_keys},
+        train={"epochs": epochs, "momentum": 0.0, "seed": 5, "deterministic": True},
+        measure={"mfu": False, "profile": False},
+        sweep={"train.lr": [0.05, 0.1]},
+    )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "study.toml"
-    path.write_text(STUDY.format(name=name, model=model, epochs=epochs, model_keys=model_keys))
+    path.write_text(to_toml(study))
     return path
 
 
@@ -224,9 +199,8 @@ def test_variant_names_that_look_like_formulas_are_quoted_in_every_csv(tmp_path,
 # ---- 4. a full disk is a message; the store stays consistent; a rerun completes ------------------------------
 def test_disk_full_mid_study_stops_with_a_message_and_a_rerun_completes(tmp_path):
     # A model whose checkpoints weigh something (~270 kB each), so that the disk fills during the runs.
-    study = study_file(tmp_path, epochs=3, model="mlp", model_keys="hidden = [1024]")
-    ref = cli("run", str(study), "--out", str(tmp_path / "ref"), "--quiet")
-    assert ref.returncode == 0, ref.stderr
+    study = study_file(tmp_path, epochs=3, model="mlp", hidden=[1024])
+    assert run(study, out=tmp_path / "ref", isolate=False).exit_code == 0
     needed = sum(f.stat().st_size for f in (tmp_path / "ref").rglob("*") if f.is_file())
     with tmpfs(tmp_path / "disk", f"{int(needed * 0.6) // 1024}k") as disk:
         out = disk / "out"
@@ -241,8 +215,7 @@ def test_disk_full_mid_study_stops_with_a_message_and_a_rerun_completes(tmp_path
         con.close()
         # The user frees space (here: the filesystem grows), then reruns the same command.
         subprocess.run(["mount", "-o", f"remount,size={needed * 3 // 1024}k", str(disk)], check=True)
-        again = cli("run", str(study), "--out", str(out), "--quiet")
-        assert again.returncode == 0, again.stderr
+        assert run(study, out=out, isolate=False).exit_code == 0
         runs = Store(out / "trainlab.db", readonly=True).runs()
         assert [r["status"] for r in runs] == ["done", "done"]
         assert epochs_of(out / "trainlab.db") == epochs_of(tmp_path / "ref" / "trainlab.db")
@@ -330,7 +303,7 @@ def test_a_study_name_never_escapes_runs(tmp_path, name):
 
 def test_a_study_named_dot_dot_writes_under_runs(tmp_path):
     study = study_file(tmp_path / "s", name="..", epochs=1)
-    done = cli("run", str(study), "--quiet", cwd=tmp_path)
+    done = cli("run", str(study), "--quiet", "--inline", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "trainlab.db").exists() and not (tmp_path / "report.html").exists()
     assert (tmp_path / "runs" / "study" / "trainlab.db").is_file()

@@ -4,7 +4,6 @@ before anything large is allocated, never a traceback, a memory blow-up or a mis
 from __future__ import annotations
 
 import gzip
-import json
 import struct
 import time
 import tracemalloc
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import assert_user_error, tiny_study
+from helpers import assert_user_error, tiny_study, to_toml
 from test_data_helpers import cifar10_python_members, idx_bytes, tar_gz, write_idx_set, write_members, write_tree
 
 import trainlab.data.cifar as cifar
@@ -253,14 +252,6 @@ def test_folder_image_size_too_large_refused_before_decoding(tmp_path: Path) -> 
 
 # ------------------------------------------------------------------------------------------------------
 # The CLI: exit 2, one `error:` line naming the file or the key, no traceback
-
-
-def to_toml(study: dict[str, Any]) -> str:
-    """The TOML of a study of flat sections (JSON's scalars and lists are TOML's too)."""
-    return "".join(
-        f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in section.items()) + "\n"
-        for name, section in study.items()
-    )
 
 
 def _case(tmp_path: Path, case: str) -> tuple[dict[str, Any], str]:

@@ -7,14 +7,12 @@ them from their checkpoints."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import assert_user_error, tiny_study
+from helpers import assert_user_error, free_port, tiny_study, to_toml
 
 # Ray on one machine: every node and the driver on the loopback address (as tests/test_ray.py does). Set before
 # Ray is imported.
@@ -32,57 +30,7 @@ from trainlab.store import Store
 LOCAL = {"node_ip_address": "127.0.0.1", "include_dashboard": False}
 FAST_S = 10.0  # a dead address must cost seconds (Ray's own retries ran for over 5 minutes)
 
-STUDY_TOML = """
-[study]
-name = "ray_dead"
-[data]
-name = "synthetic"
-shape = [1, 8, 8]
-num_classes = 3
-train_size = 96
-test_size = 32
-batch_size = 16
-[model]
-name = "mlp"
-hidden = [16]
-[train]
-epochs = 1
-seed = 3
-device = "cpu"
-threads = 1
-[measure]
-latency_repeats = 3
-throughput_time_s = 0.01
-infer_limit = 16
-mfu = false
-"""
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts every connection and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:  # closed: the test is over
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield listener.getsockname()[1]
-    listener.close()
-    for conn in held:
-        conn.close()
+STUDY_TOML = to_toml(tiny_study(study={"name": "ray_dead"}, train={"epochs": 1}, measure={"mfu": False}))
 
 
 def test_addresses_that_are_probed_and_those_left_to_ray() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import assert_user_error, tiny_study
+from helpers import assert_user_error, free_port, tiny_study, to_toml
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -36,57 +36,7 @@ QUICK = {"train": {"epochs": 2}, "measure": {"mfu": False, "profile": False}}
 STUDY = tiny_study(sweep={"train.lr": LR}, **QUICK)
 ONE_RUN = tiny_study(**QUICK)
 
-STUDY_TOML = """
-[study]
-name = "tiny"
-[data]
-name = "synthetic"
-shape = [1, 8, 8]
-num_classes = 3
-train_size = 96
-test_size = 32
-batch_size = 16
-[model]
-name = "mlp"
-hidden = [16]
-[train]
-epochs = 1
-seed = 3
-device = "cpu"
-threads = 1
-[measure]
-latency_repeats = 3
-throughput_time_s = 0.01
-infer_limit = 16
-mfu = false
-"""
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts every connection and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:  # closed: the test is over
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield listener.getsockname()[1]
-    listener.close()
-    for conn in held:
-        conn.close()
+STUDY_TOML = to_toml(tiny_study(train={"epochs": 1}, measure={"mfu": False}))
 
 
 @pytest.fixture(scope="module")
