@@ -144,7 +144,11 @@ class Store:
             if is_disk_full(exc):
                 raise DiskFull(f"the disk holding {self.path.parent} is full: {exc}") from None
             if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or type(exc) is sqlite3.DatabaseError:
-                raise StoreDamaged(f"{self.path} is damaged: {exc}") from None
+                # A reader cannot repair it; the driver can (engine.runner.open_store), so say how.
+                fix = (
+                    "; running the study again into this folder keeps it aside and rebuilds it" if self.readonly else ""
+                )
+                raise StoreDamaged(f"{self.path} is damaged: {exc}{fix}") from None
             if "no such table" in str(exc):
                 raise StoreDamaged(f"{self.path} is not a trainlab study's store: {exc}") from None
             if code in (SQLITE_READONLY, SQLITE_CANTOPEN):
