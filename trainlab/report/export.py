@@ -12,7 +12,7 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any
 
-from trainlab.measure.format import csv_cell, fmt_number, fmt_pct
+from trainlab.measure.format import csv_cell, fmt_pct
 from trainlab.measure.metrics import EPOCH_METRICS, column_order
 from trainlab.measure.stats import ALPHA, CONFIDENCE, PAIRED_TEST_NAME, TEST_NAME
 from trainlab.report.findings import Finding
@@ -94,14 +94,6 @@ def epochs_csv(study: StudyView) -> str:
     return buf.getvalue()
 
 
-def _figures_text(figures: dict[str, Any]) -> str:
-    parts = []
-    for k, v in figures.items():
-        text = (", ".join(map(str, v)) or "—") if isinstance(v, list) else fmt_number(v)
-        parts.append(f"{k} = {text}")
-    return "; ".join(parts)
-
-
 def statistics_text(study: StudyView) -> list[str]:
     """Paragraphs saying which statistics the report uses (shared by HTML and Markdown)."""
     paras = [
@@ -160,10 +152,8 @@ def render_markdown(
     out.append("## Findings\n")
     for f in findings:
         tag = {"problem": "**Problem:** ", "warning": "**Warning:** "}.get(f.severity, "")
-        line = f"- {tag}{md_escape(f.text)}"
-        if f.figures:
-            line += f"  \n  <sub>{md_escape(_figures_text(f.figures))}</sub>"
-        out.append(line)
+        # Sentences only: a finding's raw figures stay in the store and in the HTML report's details.
+        out.append(f"- {tag}{md_escape(f.text)}")
     out.append("")
     out.append("## Comparison\n")
     if comparison.rows:
