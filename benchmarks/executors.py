@@ -41,10 +41,10 @@ def timed(kind: str, spec: dict, out: Path, address: str | None = None) -> tuple
     t0 = time.perf_counter()
     result = run(spec, out=out, executor=kind, address=address, write_report=False)
     wall = time.perf_counter() - t0
-    bad = [r for r in result.records if r["status"] != "done"]
+    bad = [r for r in result.records if r.status != "done"]
     if bad:
-        raise SystemExit(f"{kind}: {len(bad)} runs did not finish: {bad[0]['error']}")
-    own = sum(r["results"]["train_time_s"] + r["results"].get("infer_total_s", 0.0) for r in result.records)
+        raise SystemExit(f"{kind}: {len(bad)} runs did not finish: {bad[0].error}")
+    own = sum(r.results["train_time_s"] + r.results.get("infer_total_s", 0.0) for r in result.records)
     return wall, own
 
 

@@ -148,8 +148,8 @@ def test_inline_and_subprocess_executors_record_the_same_epochs(tmp_path: Path) 
     got = {}
     for name in ("inline", "subprocess"):
         result = run(study, out=tmp_path / name, executor=name, write_report=False)
-        assert [r["status"] for r in result.records] == ["done"]
-        rid = result.records[0]["run_id"]
+        assert [r.status for r in result.records] == ["done"]
+        rid = result.records[0].run_id
         got[name] = [
             {k: e[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")}
             for e in Store(tmp_path / name / "trainlab.db").epochs(rid)

@@ -123,22 +123,22 @@ def test_interrupted_then_resumed_matches_an_uninterrupted_study(reference, tmp_
 
     store = Store(out / "trainlab.db")
     first, second = store.runs()
-    assert first["status"] == "done" and second["status"] == ("failed" if target == "run" else "running")
-    done_epochs = len(store.epochs(second["run_id"]))
+    assert first.status == "done" and second.status == ("failed" if target == "run" else "running")
+    done_epochs = len(store.epochs(second.run_id))
     assert 2 <= done_epochs < 4
-    first_finished = first["finished_at"]
+    first_finished = first.finished_at
 
     again = _cli(study, out)
     assert again.wait(timeout=300) == 0, again.stderr.read().decode()
     first, second = store.runs()
-    assert first["finished_at"] == first_finished  # not re-run
-    assert second["status"] == "done"
-    resumed_from = second["results"]["resumed_from_epoch"]
+    assert first.finished_at == first_finished  # not re-run
+    assert second.status == "done"
+    resumed_from = second.results["resumed_from_epoch"]
     assert resumed_from is not None and resumed_from >= 2
 
     ref_store = Store(ref_db)
     for got, want in zip(store.runs(), ref_store.runs()):
-        assert got["run_id"] == want["run_id"]
-        got_e, want_e = store.epochs(got["run_id"]), ref_store.epochs(want["run_id"])
+        assert got.run_id == want.run_id
+        got_e, want_e = store.epochs(got.run_id), ref_store.epochs(want.run_id)
         assert [[e[k] for k in KEYS] for e in got_e] == [[e[k] for k in KEYS] for e in want_e]
-        assert got["results"]["test_acc"] == want["results"]["test_acc"]
+        assert got.results["test_acc"] == want.results["test_acc"]

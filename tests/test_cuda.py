@@ -123,8 +123,8 @@ def test_cuda_graph_recaptures_when_an_epoch_schedule_changes_the_rate(tmp_path)
     for mode in ("none", "cuda-graph"):
         rec = run(_cnn_study(**train, compile=mode), out=tmp_path / mode, executor="inline", write_report=False)
         r = rec.records[0]
-        assert r["status"] == "done", r["error"]
-        got[mode] = Store(tmp_path / mode / "trainlab.db").epochs(r["run_id"])
+        assert r.status == "done", r.error
+        got[mode] = Store(tmp_path / mode / "trainlab.db").epochs(r.run_id)
     assert [e["lr"] for e in got["cuda-graph"]] == [e["lr"] for e in got["none"]]
     for g, e in zip(got["cuda-graph"], got["none"]):
         assert g["train_loss"] == pytest.approx(e["train_loss"], rel=1e-3)

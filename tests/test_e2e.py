@@ -70,7 +70,7 @@ name = "mlp"
 
     from trainlab.store import Store
 
-    envs = [r["env"] for r in Store(out / "trainlab.db").runs()]
+    envs = [r.env for r in Store(out / "trainlab.db").runs()]
     assert [e["mp_start_method"] for e in envs] == [multiprocessing.get_start_method()] * 2
 
     # The report rebuilds from the store alone, and a second run skips both finished runs.
@@ -89,13 +89,13 @@ def test_diverged_and_crashed_runs_are_recorded_and_the_study_goes_on(tmp_path):
         ]
     )
     result = run(study, out=tmp_path, write_report=False)  # child processes, as in real use
-    by_name = {r["variant"]: r for r in result.records}
-    assert by_name["ok"]["status"] == "done"
-    assert by_name["diverges"]["status"] == "diverged"
-    assert "loss" in by_name["diverges"]["error"]
-    assert by_name["crashes"]["status"] == "failed"
-    assert "boom" in by_name["crashes"]["error"] and "RuntimeError" in by_name["crashes"]["error"]
-    assert "Traceback" in by_name["crashes"]["detail"]
+    by_name = {r.variant: r for r in result.records}
+    assert by_name["ok"].status == "done"
+    assert by_name["diverges"].status == "diverged"
+    assert "loss" in by_name["diverges"].error
+    assert by_name["crashes"].status == "failed"
+    assert "boom" in by_name["crashes"].error and "RuntimeError" in by_name["crashes"].error
+    assert "Traceback" in by_name["crashes"].detail
     assert result.exit_code == 1
 
 
@@ -107,8 +107,8 @@ def test_absent_cuda_is_skipped_not_failed(tmp_path):
 
         pytest.skip("this machine has CUDA")
     result = run(tiny_study(train={"device": "cuda"}), out=tmp_path, isolate=False, write_report=False)
-    assert result.records[0]["status"] == "skipped"
-    assert "CUDA is not available" in result.records[0]["error"]
+    assert result.records[0].status == "skipped"
+    assert "CUDA is not available" in result.records[0].error
     assert result.exit_code == 0
 
 
@@ -121,8 +121,8 @@ def test_mnist_logreg_one_epoch_learns(tmp_path, mnist_root):
         "measure": {"infer_limit": 200, "latency_repeats": 10, "throughput_time_s": 0.05},
     }
     result = run(study, out=tmp_path, isolate=False, write_report=False)
-    res = result.records[0]["results"]
-    assert result.records[0]["status"] == "done", result.records[0]["error"]
+    res = result.records[0].results
+    assert result.records[0].status == "done", result.records[0].error
     assert res["num_train"] == 60000 and res["num_test"] == 10000
     assert res["test_acc"] > 0.89  # one epoch of the 25-epoch recipe (which reaches > 92%)
     assert res["params"] == 7850 and res["macs"] == 7840

@@ -46,7 +46,7 @@ def study_file(folder: Path, name: str = "faults", model: str = "logreg", epochs
 
 def epochs_of(db: Path) -> dict[str, list[list[float]]]:
     store = Store(db, readonly=True)
-    return {r["run_id"]: [[e[k] for k in KEYS] for e in store.epochs(r["run_id"])] for r in store.runs()}
+    return {r.run_id: [[e[k] for k in KEYS] for e in store.epochs(r.run_id)] for r in store.runs()}
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -105,7 +105,7 @@ def test_a_user_model_beside_the_study_loads_from_any_folder_and_in_check(tmp_pa
     assert checked.returncode == 0, checked.stderr
     done = cli("run", str(study), "--out", str(tmp_path / "out"), "--quiet", cwd=elsewhere)
     assert done.returncode == 0, done.stderr
-    assert [r["status"] for r in Store(tmp_path / "out" / "trainlab.db", readonly=True).runs()] == ["done"] * 2
+    assert [r.status for r in Store(tmp_path / "out" / "trainlab.db", readonly=True).runs()] == ["done"] * 2
 
 
 def test_a_user_package_beside_the_study_imports_its_own_submodules(tmp_path, capsys):
@@ -145,7 +145,7 @@ def test_another_runs_checkpoint_is_refused_and_kept_aside(tmp_path):
     ref = run(study, out=tmp_path / "ref", isolate=False, write_report=False)
     out = tmp_path / "out"
     first = run(study, out=out, isolate=False, write_report=False)
-    a, b = (r["run_id"] for r in first.records)
+    a, b = (r.run_id for r in first.records)
     # The adversary's move: run a's checkpoint copied over run b's, b's record reset so that b runs again.
     shutil.copyfile(out / "checkpoints" / f"{a}.pt", out / "checkpoints" / f"{b}.pt")
     con = sqlite3.connect(out / "trainlab.db")
@@ -153,10 +153,10 @@ def test_another_runs_checkpoint_is_refused_and_kept_aside(tmp_path):
         con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (b,))
     con.close()
     again = run(study, out=out, isolate=False, write_report=False)
-    rec = {r["run_id"]: r for r in again.records}[b]
-    assert rec["status"] == "done"
-    assert rec["results"]["resumed_from_epoch"] is None  # started over, not continued from a's epochs
-    assert f"belongs to run {a}" in rec["results"]["checkpoint_rejected"]
+    rec = {r.run_id: r for r in again.records}[b]
+    assert rec.status == "done"
+    assert rec.results["resumed_from_epoch"] is None  # started over, not continued from a's epochs
+    assert f"belongs to run {a}" in rec.results["checkpoint_rejected"]
     assert (out / "checkpoints" / f"{b}.pt.rejected").is_file()  # set aside, not deleted
     assert epochs_of(out / "trainlab.db") == epochs_of(tmp_path / "ref" / "trainlab.db")
     assert ref.exit_code == 0
@@ -217,7 +217,7 @@ def test_disk_full_mid_study_stops_with_a_message_and_a_rerun_completes(tmp_path
         subprocess.run(["mount", "-o", f"remount,size={needed * 3 // 1024}k", str(disk)], check=True)
         assert run(study, out=out, isolate=False).exit_code == 0
         runs = Store(out / "trainlab.db", readonly=True).runs()
-        assert [r["status"] for r in runs] == ["done", "done"]
+        assert [r.status for r in runs] == ["done", "done"]
         assert epochs_of(out / "trainlab.db") == epochs_of(tmp_path / "ref" / "trainlab.db")
         assert (out / "report.html").is_file()
 
@@ -258,7 +258,7 @@ def test_a_damaged_store_is_kept_aside_and_rebuilt_from_the_checkpoints(tmp_path
     aside = list(out.glob("trainlab.db.damaged-*"))
     assert [p.read_bytes() for p in aside if not p.name.endswith(("-wal", "-shm"))] == [damaged_bytes]
     assert epochs_of(db) == want
-    assert [r["status"] for r in Store(db, readonly=True).runs()] == ["done", "done"]
+    assert [r.status for r in Store(db, readonly=True).runs()] == ["done", "done"]
 
 
 # ---- 6. reading needs no write access ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from trainlab.records import RunRecord
 from trainlab.report import anchors
 from trainlab.report import finding as fnd  # the thresholds
 from trainlab.report.findings import Finding, pareto_front, run_findings, study_findings
@@ -56,7 +57,7 @@ def _run(variant: str, epochs: list[dict] | None = None, status: str = "done", s
         "env": {},
         "profile": None,
     }
-    return RunView(record, epochs or [])
+    return RunView(RunRecord(**record), epochs or [])
 
 
 def _study(*runs: RunView, baseline: str | None = None) -> StudyView:
@@ -119,7 +120,7 @@ def test_a_good_fit_gets_its_own_verdict() -> None:
 
 
 def test_underfitting_when_training_mode_loss_stays_far_above_test_loss() -> None:
-    # dropout 0.8 on MNIST: train loss 0.33 (dropout on) against test loss 0.146 after 25 epochs
+    # A run with no dropout or augmentation recorded: train loss 0.33 against test loss 0.146 after 25 epochs
     test_loss = [0.4, 0.3, 0.25, 0.2, 0.17, 0.146]
     train_loss = [1.2, 0.7, 0.5, 0.4, 0.35, 0.33]
     [f] = [f for f in run_findings(_run("p0.8", _epochs(test_loss, train_loss))) if f.kind == "underfitting"]
@@ -127,6 +128,21 @@ def test_underfitting_when_training_mode_loss_stays_far_above_test_loss() -> Non
     assert "2.3x its test loss" in f.text
     ok = _run("p0.5", _epochs(test_loss, [1.0, 0.5, 0.3, 0.22, 0.18, 0.15]))
     assert "underfitting" not in _kinds(run_findings(ok))
+
+
+def test_no_underfitting_advice_from_training_mode_figures_that_dropout_or_augmentation_distort() -> None:
+    # The same curves as above, but the run's own dropout (or augmentation) is what keeps its training-mode loss
+    # up: reading that as underfitting, and advising less regularisation, would be circular (issue 22).
+    test_loss = [0.4, 0.3, 0.25, 0.2, 0.17, 0.146]
+    train_loss = [1.2, 0.7, 0.5, 0.4, 0.35, 0.33]
+    for extra in ({"model": {"name": "mlp", "dropout": 0.8}}, {"data": {"augment": {"hflip": True}}}):
+        run = _run("p0.8", _epochs(test_loss, train_loss), train_acc=0.5)
+        run.record.config.update(extra)
+        assert "underfitting" not in _kinds(run_findings(run)), extra
+        assert not any("less regularisation" in f.text for f in run_findings(run))
+    plain = _run("plain", _epochs(test_loss, train_loss))
+    plain.record.config["model"] = {"name": "mlp", "dropout": 0.0}  # dropout off: the figures are the model's
+    assert "underfitting" in _kinds(run_findings(plain))
 
 
 def test_underfitting_low_train_accuracy_or_a_flat_train_loss() -> None:
@@ -231,7 +247,7 @@ def test_repeats_compare_with_the_baseline_by_welch() -> None:
     # Other seeds for the variant: nothing to pair, so Welch's test, with Hedges' g as the effect size.
     for r in runs:
         if r.variant == "new":
-            r.record["seed"] += 10
+            r.record.seed += 10
     [sig] = [f for f in study_findings(_study(*runs, baseline="base")) if f.kind == "significance"]
     assert "Welch p = " in sig.text and "g = " in sig.text
 

@@ -161,6 +161,7 @@ def _row(epoch: int, t: float, other: float) -> dict[str, Any]:
 
 def test_a_few_busy_epochs_that_could_not_move_the_total_do_not_mark_the_run() -> None:
     from trainlab.measure.load import BUSY_EXCESS_SHARE, busy_excess, describe_busy
+    from trainlab.records import RunRecord
     from trainlab.report.study import RunView
 
     quiet = [_row(e, 1.0, 0.02) for e in range(1, 25)]
@@ -171,7 +172,7 @@ def test_a_few_busy_epochs_that_could_not_move_the_total_do_not_mark_the_run() -
     assert "in 1 of 25 epochs (+1% training time)" in describe_busy(one_slow)
 
     def run(epochs: list[dict]) -> RunView:
-        record = {"run_id": "r", "variant": "v", "seed": 0, "status": "done", "results": {"train_time_s": 25.0}}
+        record = RunRecord("r", "s", "v", 0, 0, "done", results={"train_time_s": 25.0})
         return RunView(record, epochs)
 
     minor, hogged = run(one_slow), run([*quiet[:20], *(_row(e, 2.0, 1.0) for e in range(21, 26))])

@@ -138,7 +138,7 @@ def _study(tmp_path: Path, low_high: dict[str, tuple[float, float]], spread: flo
     write_sample_store(tmp_path, sample_config(variants=variants))
     study = StudyView.load(tmp_path)
     for r in study.runs:
-        res = r.record["results"]
+        res = r.record.results
         low, high = low_high[r.variant]
         res.update(mfu=low, mfu_low=low, mfu_high=high, peak_flops=2e11, peak_flops_max=2e11,
                    peak_flops_min=2e11 * (1 - spread), peak_flops_spread=spread, peak_flops_rounds=5,
@@ -164,7 +164,7 @@ def test_a_peak_probed_without_rounds_is_shown_as_before(tmp_path: Path) -> None
     study = _study(tmp_path, {"small": (0.1, 0.1), "large": (0.1, 0.1)}, spread=0.0)
     for r in study.runs:
         for k in ("peak_flops_spread", "peak_flops_rounds", "peak_flops_min", "peak_flops_max", "mfu_low", "mfu_high"):
-            del r.record["results"][k]
+            del r.record.results[k]
     assert dict(machine_info(study))["Measured peak"] == "200 GFLOP/s (probed: fp32 matmul; per machine)"
     table = comparison_table(study)
     assert table.rows[0].cells[[m.key for m in table.metrics].index("mfu")].text == "10.0"

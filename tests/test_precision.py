@@ -57,8 +57,8 @@ def test_mixed_precision_runs_train_and_record_their_numerics(precision: str) ->
 
 def test_fp16_checkpoints_its_gradient_scaler(tmp_path: Path) -> None:
     result = run(tiny_study(model=CNN, train={"precision": "fp16"}, measure=QUICK), out=tmp_path, executor="inline")
-    assert result.records[0]["status"] == "done"
-    ckpt = torch.load(tmp_path / "checkpoints" / f"{result.records[0]['run_id']}.pt", weights_only=True)
+    assert result.records[0].status == "done"
+    ckpt = torch.load(tmp_path / "checkpoints" / f"{result.records[0].run_id}.pt", weights_only=True)
     assert ckpt["scaler"] and ckpt["scaler"]["scale"] > 0
 
 
@@ -84,12 +84,12 @@ def test_compiled_run_resumes_saves_plain_weights_and_deploys(tmp_path: Path) ->
         run(study, out=tmp_path, executor="inline", reporter=StopAfterEpoch(), write_report=False)
     result = run(study, out=tmp_path, executor="inline", write_report=False)
     rec = result.records[0]
-    assert rec["status"] == "done", rec["error"]
-    r = rec["results"]
+    assert rec.status == "done", rec.error
+    r = rec.results
     assert r["resumed_from_epoch"] == 1 and r["compile"] == "default" and r["infer_model"] == "compiled"
     assert r["compile_time_s"] > 0
-    assert [e["epoch"] for e in Store(tmp_path / "trainlab.db").epochs(rec["run_id"])] == [1, 2]
-    weights = torch.load(tmp_path / "checkpoints" / f"{rec['run_id']}.model.pt", weights_only=True)
+    assert [e["epoch"] for e in Store(tmp_path / "trainlab.db").epochs(rec.run_id)] == [1, 2]
+    weights = torch.load(tmp_path / "checkpoints" / f"{rec.run_id}.model.pt", weights_only=True)
     assert weights and not any(k.startswith("_orig_mod.") for k in weights)
     written = deploy_study(tmp_path, methods=["dynamic"])
     assert {d["method"]: d["status"] for d in written} == {"float": "done", "dynamic": "done"}

@@ -46,18 +46,18 @@ def cluster():
 
 def _epochs(out: Path) -> dict[str, list[list]]:
     store = Store(out / "trainlab.db")
-    return {r["variant"]: [[e[k] for k in KEYS] for e in store.epochs(r["run_id"])] for r in store.runs()}
+    return {r.variant: [[e[k] for k in KEYS] for e in store.epochs(r.run_id)] for r in store.runs()}
 
 
 def test_four_runs_give_the_subprocess_executors_metrics(cluster, tmp_path: Path) -> None:
     study = tiny_study(sweep={"train.lr": [0.05, 0.1], "train.seed": [1, 2]}, train={"deterministic": True})
     on_ray = run(study, out=tmp_path / "ray", executor="ray", write_report=False)
-    assert [r["status"] for r in on_ray.records] == ["done"] * 4, [r["error"] for r in on_ray.records]
+    assert [r.status for r in on_ray.records] == ["done"] * 4, [r.error for r in on_ray.records]
     local = run(study, out=tmp_path / "local", executor="subprocess", write_report=False)
     assert _epochs(tmp_path / "ray") == _epochs(tmp_path / "local")
     assert all(len(e) == 2 for e in _epochs(tmp_path / "ray").values())
     # the trained weights are where deployment looks for them
-    assert all((tmp_path / "ray" / "checkpoints" / f"{r['run_id']}.model.pt").is_file() for r in local.records)
+    assert all((tmp_path / "ray" / "checkpoints" / f"{r.run_id}.model.pt").is_file() for r in local.records)
 
 
 SLOW = {  # ~0.3 s per epoch on one thread: time to kill its worker between epochs
@@ -98,12 +98,12 @@ def test_a_killed_worker_resumes_on_a_retry_without_losing_or_repeating_epochs(c
     rec = run(study, out=out, executor="ray", write_report=False).records[0]
     watcher.join(timeout=5)
     assert killed, "the run finished before its worker could be killed"
-    assert rec["status"] == "done", rec["error"]
-    assert rec["results"]["resumed_from_epoch"] >= 2  # continued from its checkpoint on the retry
+    assert rec.status == "done", rec.error
+    assert rec.results["resumed_from_epoch"] >= 2  # continued from its checkpoint on the retry
     got = _epochs(out)["base"]
     assert [e[0] for e in got] == [1, 2, 3, 4, 5, 6]  # each epoch once
     assert got == _epochs(tmp_path / "ref")["base"]
-    assert rec["results"]["test_acc"] == reference["results"]["test_acc"]
+    assert rec.results["test_acc"] == reference.results["test_acc"]
 
 
 STUDY_TOML = """
@@ -160,15 +160,15 @@ def test_ctrl_c_leaves_a_consistent_store_and_a_rerun_completes(cluster, tmp_pat
     assert proc.returncode == 130, err
     store = Store(out / "trainlab.db")
     for r in store.runs():
-        assert r["status"] in ("pending", "running", "done"), r
-        epochs = [e["epoch"] for e in store.epochs(r["run_id"])]
+        assert r.status in ("pending", "running", "done"), r
+        epochs = [e["epoch"] for e in store.epochs(r.run_id)]
         assert epochs == list(range(1, len(epochs) + 1))  # whole rows, in order, none half-written
     again = _cli(study, out, cluster.address)
     _, err = again.communicate(timeout=240)
     assert again.returncode == 0, err
     runs = store.runs()
-    assert [r["status"] for r in runs] == ["done"] * 3
-    assert all([e["epoch"] for e in store.epochs(r["run_id"])] == [1, 2, 3, 4] for r in runs)
+    assert [r.status for r in runs] == ["done"] * 3
+    assert all([e["epoch"] for e in store.epochs(r.run_id)] == [1, 2, 3, 4] for r in runs)
 
 
 def test_without_ray_the_executor_names_the_extra(monkeypatch) -> None:

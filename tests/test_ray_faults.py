@@ -97,12 +97,12 @@ def test_the_queue_actor_killed_mid_study_fails_the_pending_runs_with_the_reason
     result = run(study, out=out, executor="ray", write_report=False, sinks=[killer])  # returns: no traceback
     took = time.perf_counter() - start
     assert killer.killed, "the queue actor was never found"
-    assert [r["status"] for r in result.records] == ["failed", "failed"]
+    assert [r.status for r in result.records] == ["failed", "failed"]
     for record in result.records:
-        assert killer.killed[0] in record["error"] and "resume" in record["error"], record["error"]
+        assert killer.killed[0] in record.error and "resume" in record.error, record.error
     assert took < 60, f"{took:.1f} s"
     again = run(study, out=out, executor="ray", write_report=False)  # a rerun: resumes, then completes
-    assert [r["status"] for r in again.records] == ["done", "done"], [r["error"] for r in again.records]
+    assert [r.status for r in again.records] == ["done", "done"], [r.error for r in again.records]
     store = Store(out / "trainlab.db")
-    assert all([e["epoch"] for e in store.epochs(r["run_id"])] == [1, 2, 3] for r in again.records)
-    assert again.records[0]["results"]["resumed_from_epoch"] >= 1  # from the checkpoint the first try left
+    assert all([e["epoch"] for e in store.epochs(r.run_id)] == [1, 2, 3] for r in again.records)
+    assert again.records[0].results["resumed_from_epoch"] >= 1  # from the checkpoint the first try left

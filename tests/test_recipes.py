@@ -47,7 +47,7 @@ SMALLER = {"cifar10_precision": ["data.shape=[3, 8, 8]"]}
 def test_recipe_smoke(name, tmp_path):
     overrides = smoke_overrides(f"recipe:{name}", ["train.threads=1", *SMALLER.get(name, [])])
     result = run(f"recipe:{name}", overrides, out=tmp_path, isolate=False)
-    statuses = {r["variant"]: (r["status"], r["error"]) for r in result.records}
+    statuses = {r.variant: (r.status, r.error) for r in result.records}
     assert result.records, name
     for variant, (status, error) in statuses.items():
         if status == "skipped":  # e.g. the cuda variant of cifar10_devices on a machine without CUDA
@@ -57,8 +57,8 @@ def test_recipe_smoke(name, tmp_path):
     assert (tmp_path / "report.html").is_file() and (tmp_path / "results.csv").is_file()
     study = load_study(f"recipe:{name}", overrides)
     for r in result.records:
-        res = {**r["results"], **derived(r["results"])}  # the report derives a few (data_share)
-        if r["status"] != "done":
+        res = {**r.results, **derived(r.results)}  # the report derives a few (data_share)
+        if r.status != "done":
             continue
         for col in study.config.study.columns or []:  # the table the recipe asks for has every figure
             assert col in res, f"{name}: column {col} missing from results"

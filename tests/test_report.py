@@ -86,7 +86,7 @@ def test_epochs_csv_has_one_row_per_run_and_epoch(sample_report) -> None:
     out, paths = sample_report
     rows = _rows(paths["epochs_csv"])
     store = Store(out / "trainlab.db")
-    assert len(rows) == sum(len(store.epochs(r["run_id"])) for r in store.runs()) == 6 * 6
+    assert len(rows) == sum(len(store.epochs(r.run_id)) for r in store.runs()) == 6 * 6
     assert {"variant", "seed", "run_id", "epoch", "train_loss", "test_acc", "data_time_s"} <= set(rows[0])
 
 
@@ -136,7 +136,7 @@ def test_html_per_run_detail_is_collapsible(sample_report) -> None:
     page = paths["html"].read_text()
     store = Store(out / "trainlab.db")
     for rec in store.runs():
-        assert f'<details class="run" id="run-{rec["run_id"]}">' in page
+        assert f'<details class="run" id="run-{rec.run_id}">' in page
     assert "Resolved config" in page and "Layers (profile" in page and "Per epoch" in page and "Environment" in page
     assert "fc1" in page and "Sample CPU @ 3.0GHz" in page  # layer table and machine
 
@@ -220,14 +220,12 @@ def test_numeric_sweep_gets_a_factor_plot(tmp_path: Path) -> None:
 def test_regression_studies_are_judged_by_r2(tmp_path: Path) -> None:
     store = write_sample_store(tmp_path)
     for i, rec in enumerate(store.runs()):
-        res = dict(rec["results"])
+        res = dict(rec.results)
         res.update(test_acc=None, train_acc=None, best_test_acc=None, confusion=None, test_r2=0.5 + 0.1 * i,
                    test_mae=0.3 - 0.05 * i)  # fmt: skip
-        store.finish_run(rec["run_id"], "done", results=res)
-        for e in store.epochs(rec["run_id"]):
-            store.add_epoch(
-                rec["run_id"], {**e, "train_acc": None, "test_acc": None, "test_r2": 0.4 + 0.02 * e["epoch"]}
-            )
+        store.finish_run(rec.run_id, "done", results=res)
+        for e in store.epochs(rec.run_id):
+            store.add_epoch(rec.run_id, {**e, "train_acc": None, "test_acc": None, "test_r2": 0.4 + 0.02 * e["epoch"]})
     page = build_report(tmp_path)["html"].read_text()
     header = page[page.index('<table id="comparison"') : page.index("</thead>", page.index('<table id="comparison"'))]
     assert "Test R²" in header and "Test MAE" in header and "Test acc" not in header

@@ -24,7 +24,7 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "variant": [{"name": "logreg"}, {"name": "mlp", "model.name": "mlp", "model.hidden": [16]}],
     }
     result = trainlab.run(study, out=out, isolate=False)
-    assert {r["status"] for r in result.records} == {"done"}, [r["error"] for r in result.records]
+    assert {r.status for r in result.records} == {"done"}, [r.error for r in result.records]
     assert result.report_paths["html"] == out / "report.html"
     return out
 

@@ -35,19 +35,19 @@ def test_epochs_committed_and_json_safe(tmp_path):
     assert store.epochs(rid) == []
     store.finish_run(rid, "failed", {"a": 1.0}, error="why")
     rec = store.runs()[0]
-    assert rec["status"] == "failed" and rec["error"] == "why" and rec["results"] == {"a": 1.0}
+    assert rec.status == "failed" and rec.error == "why" and rec.results == {"a": 1.0}
 
 
 def test_rerun_skips_finished_runs(tmp_path):
     study = tiny_study(sweep={"train.lr": [0.05, 0.1]})
     first = run(study, out=tmp_path, isolate=False, write_report=False)
-    assert [r["status"] for r in first.records] == ["done", "done"]
-    finished = [r["finished_at"] for r in first.records]
+    assert [r.status for r in first.records] == ["done", "done"]
+    finished = [r.finished_at for r in first.records]
     second = run(study, out=tmp_path, isolate=False, write_report=False)
-    assert [r["finished_at"] for r in second.records] == finished  # nothing re-ran
+    assert [r.finished_at for r in second.records] == finished  # nothing re-ran
     # A changed config is a new run; the old ones stay in the store but leave the plan.
     third = run(study, ["train.epochs=1"], out=tmp_path, isolate=False, write_report=False)
-    assert len(third.records) == 2 and all(r["config"]["train"]["epochs"] == 1 for r in third.records)
+    assert len(third.records) == 2 and all(r.config["train"]["epochs"] == 1 for r in third.records)
     assert len(Store(tmp_path / "trainlab.db").runs(plan_only=False)) == 4
 
 
@@ -57,18 +57,18 @@ def test_interrupted_run_resumes_bit_identically(tmp_path):
     )
     reference = run(study, out=tmp_path / "ref", isolate=False, write_report=False)
     ref_store = Store(tmp_path / "ref" / "trainlab.db")
-    ref_epochs = ref_store.epochs(reference.records[0]["run_id"])
+    ref_epochs = ref_store.epochs(reference.records[0].run_id)
 
     with pytest.raises(KeyboardInterrupt):
         run(study, out=tmp_path / "cut", reporter=InterruptAfter(2), isolate=False, write_report=False)
     store = Store(tmp_path / "cut" / "trainlab.db")
-    rid = store.runs()[0]["run_id"]
+    rid = store.runs()[0].run_id
     assert store.status(rid) == "running"
     assert [e["epoch"] for e in store.epochs(rid)] == [1, 2]
 
     resumed = run(study, out=tmp_path / "cut", isolate=False, write_report=False)
     rec = resumed.records[0]
-    assert rec["status"] == "done" and rec["results"]["resumed_from_epoch"] == 2
+    assert rec.status == "done" and rec.results["resumed_from_epoch"] == 2
     got = store.epochs(rid)
     keys = ("train_loss", "train_acc", "test_loss", "test_acc")
     assert [[e[k] for k in keys] for e in got] == [[e[k] for k in keys] for e in ref_epochs]

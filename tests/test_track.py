@@ -43,23 +43,23 @@ def _mlflow_runs(out: Path) -> tuple[MlflowClient, list, list]:
 def _check_mlflow(out: Path) -> None:
     client, parents, nested = _mlflow_runs(out)
     store = Store(out / "trainlab.db")
-    records = {r["run_id"]: r for r in store.runs()}
+    records = {r.run_id: r for r in store.runs()}
     assert len(parents) == 1 and len(nested) == len(records) == 2
     parent = parents[0]
     for nested_run in nested:
         tags, params = nested_run.data.tags, nested_run.data.params
         rid = tags["trainlab.run_id"]
         assert tags["mlflow.parentRunId"] == parent.info.run_id and nested_run.info.status == "FINISHED"
-        assert tags["variant"] == records[rid]["variant"] and tags["seed"] == str(records[rid]["seed"])
+        assert tags["variant"] == records[rid].variant and tags["seed"] == str(records[rid].seed)
         assert tags["device"] == "cpu"
-        assert params["train.lr"] == str(records[rid]["config"]["train"]["lr"]) and params["model.name"] == "mlp"
+        assert params["train.lr"] == str(records[rid].config["train"]["lr"]) and params["model.name"] == "mlp"
         assert params["model.hidden"] == "[16]" and params["train.deterministic"] == "false"
         epochs = store.epochs(rid)
         for key in ("train_loss", "test_acc", "epoch_time_s", "lr"):
             history = sorted(client.get_metric_history(nested_run.info.run_id, key), key=lambda m: m.step)
             assert [m.step for m in history] == [1, 2, 3]
             assert [m.value for m in history] == pytest.approx([e[key] for e in epochs])
-        assert nested_run.data.metrics["train_time_s"] == pytest.approx(records[rid]["results"]["train_time_s"])
+        assert nested_run.data.metrics["train_time_s"] == pytest.approx(records[rid].results["train_time_s"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"report.html", "results.csv", "plots"} <= artifacts
     assert client.list_artifacts(parent.info.run_id, "plots")
@@ -70,11 +70,11 @@ def _check_tensorboard(out: Path) -> None:
     folders = sorted((out / "tensorboard").iterdir())
     assert len(folders) == 2 and all(f.is_dir() for f in folders)
     for record in store.runs():
-        [folder] = [f for f in folders if f.name.endswith(record["run_id"])]
+        [folder] = [f for f in folders if f.name.endswith(record.run_id)]
         assert not [p for p in folder.iterdir() if p.is_dir()]  # hparams in the run's own folder: no extra runs
         ea = EventAccumulator(str(folder))
         ea.Reload()
-        epochs = store.epochs(record["run_id"])
+        epochs = store.epochs(record.run_id)
         for tag, key in (("loss/train", "train_loss"), ("accuracy/test", "test_acc"), ("time/epoch_s", "epoch_time_s")):
             scalars = ea.Scalars(tag)
             assert [s.step for s in scalars] == [1, 2, 3]
@@ -85,7 +85,7 @@ def _check_tensorboard(out: Path) -> None:
 def test_live_tracking_in_mlflow_and_tensorboard(tmp_path: Path) -> None:
     out = tmp_path / "live"
     result = run(STUDY, out=out, executor="inline", track=["mlflow", "tensorboard"])
-    assert [r["status"] for r in result.records] == ["done", "done"]
+    assert [r.status for r in result.records] == ["done", "done"]
     _check_mlflow(out)
     _check_tensorboard(out)
 
@@ -112,9 +112,9 @@ def test_a_failing_tracker_never_fails_the_study(tmp_path: Path, monkeypatch, ca
     monkeypatch.setattr(MlflowTracker, "_log_epoch", broken)
     out = tmp_path / "flaky"
     result = run(STUDY, out=out, executor="inline", track=["mlflow"])
-    assert [r["status"] for r in result.records] == ["done", "done"]
+    assert [r.status for r in result.records] == ["done", "done"]
     store = Store(out / "trainlab.db")
-    assert all(len(store.epochs(r["run_id"])) == EPOCHS for r in store.runs())  # the store is complete
+    assert all(len(store.epochs(r.run_id)) == EPOCHS for r in store.runs())  # the store is complete
     assert calls == [1]  # disabled after its first failure
     assert capsys.readouterr().err.count("tracking server down") == 1
     monkeypatch.undo()

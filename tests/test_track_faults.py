@@ -111,7 +111,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Tests export copies of it (each copy is another study folder: another parent run in MLflow)."""
     out = tmp_path_factory.mktemp("finished") / "study"
     result = run(STUDY, out=out, executor="inline", write_report=False)
-    assert [r["status"] for r in result.records] == ["done", "diverged"]
+    assert [r.status for r in result.records] == ["done", "diverged"]
     Store(out / "trainlab.db").set_plan(load_study(tiny_study(sweep={"train.lr": [*LR, 0.2]}, **QUICK)))
     return out
 
@@ -153,7 +153,7 @@ def test_a_dead_server_costs_a_live_study_seconds_and_one_warning(kind, silent_p
     start = time.perf_counter()
     result = run(ONE_RUN, out=tmp_path / "s", executor="inline", write_report=False, track=["mlflow"], tracking_uri=uri)
     took = time.perf_counter() - start
-    assert [r["status"] for r in result.records] == ["done"]
+    assert [r.status for r in result.records] == ["done"]
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if "disabled" in line]
     assert len(warnings) == 1 and uri in warnings[0] and "Traceback" not in err, err
@@ -175,7 +175,7 @@ def test_a_server_dying_mid_study_is_not_called_again_at_its_end(mlflow_server, 
     start = time.perf_counter()
     result = run(ONE_RUN, out=out, executor="inline", track=["mlflow"], tracking_uri=uri, sinks=[KillAtFirstEpoch()])
     took = time.perf_counter() - start
-    assert [r["status"] for r in result.records] == ["done"]
+    assert [r.status for r in result.records] == ["done"]
     err = capsys.readouterr().err
     assert len([line for line in err.splitlines() if "disabled" in line]) == 1, err  # the study's end: no call
     assert took < FAST_S + 10, f"the study took {took:.1f} s"  # a whole (tiny) study with its report
@@ -246,10 +246,10 @@ def test_exporting_twice_is_idempotent_and_the_count_true(finished: Path, tmp_pa
     assert "mlflow: 2 runs exported" in printed and "tensorboard: 2 runs exported" in printed  # 3rd: not started
     client = MlflowClient(f"sqlite:///{out.resolve() / 'mlflow.db'}")
     mlflow_once, tb_once = _mlflow_counts(client, out), _tensorboard_counts(out)
-    records = {r["run_id"]: r for r in Store(out / "trainlab.db").runs()}
-    diverged = next(rid for rid, r in records.items() if r["status"] == "diverged")
+    records = {r.run_id: r for r in Store(out / "trainlab.db").runs()}
+    diverged = next(rid for rid, r in records.items() if r.status == "diverged")
     assert mlflow_once[diverged]["lr"] == 1 and "train_loss" not in mlflow_once[diverged]  # NaN: not logged
-    done = next(rid for rid, r in records.items() if r["status"] == "done")
+    done = next(rid for rid, r in records.items() if r.status == "done")
     assert mlflow_once[done]["train_loss"] == 2 and mlflow_once[done]["train_time_s"] == 1
     tb_done = tb_once[next(f for f in tb_once if f.endswith(done))]
     assert len(tb_once) == 2 and tb_done["loss/train"] == 2 and tb_done["final/train_time_s"] == 1, tb_once

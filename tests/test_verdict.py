@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trainlab.records import RunRecord
 from trainlab.report.findings import study_findings
 from trainlab.report.study import RunView, StudyView
 from trainlab.report.verdict import performance_only
@@ -31,7 +32,7 @@ def _run(variant: str, settings: dict[str, Any], seed: int = 0, epochs: list[dic
         "run_id": f"v{_n:04d}", "study": "s", "variant": variant, "repeat": seed, "seed": seed, "status": "done",
         "error": None, "config": config, "overrides": settings, "results": results, "env": {}, "profile": None,
     }  # fmt: skip
-    return RunView(record, epochs or [])
+    return RunView(RunRecord(**record), epochs or [])
 
 
 def _study(runs: list[RunView], swept: list[str], columns: list[str] | None = None) -> StudyView:
@@ -57,7 +58,8 @@ def test_a_monotonic_numeric_sweep_says_which_way_and_that_it_beats_the_noise() 
     assert findings[0].kind == "verdict"  # the answer comes first
     v = findings[0]
     assert v.text.startswith("Test acc rises at every step as lr grows: 80.2% at lr=0.01 → 91.2% at lr=1 (+11.0 pp)")
-    assert "best: lr=1" in v.text and "larger than the noise (Welch p" in v.text
+    # issue 22: the seeds are shared, so the verdict reads the paired, Holm-adjusted comparison (it said Welch)
+    assert "best: lr=1" in v.text and "larger than the noise (paired t-test p" in v.text
     assert v.figures["test_acc_shape"] == "monotonic" and v.figures["test_acc_exceeds_noise"] is True
     assert v.figures["test_acc_best"] == 1.0
 

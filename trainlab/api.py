@@ -31,9 +31,9 @@ from trainlab.engine.runner import (
 from trainlab.errors import ConfigError, DiskFull
 from trainlab.layout import StudyDir
 from trainlab.measure.format import fmt_bytes
+from trainlab.records import FINISHED, RunRecord
 from trainlab.report import build_report
 from trainlab.report.deployment import write_deployment_outputs
-from trainlab.store import FINISHED
 from trainlab.study import Study, load_study
 from trainlab.track import Tracker, make_trackers, report_files
 
@@ -63,6 +63,10 @@ def run(
     ``tracking_uri``: MLflow's (default ``[track] tracking_uri``, ``MLFLOW_TRACKING_URI``, or a SQLite store in
     ``out``). ``sinks``: more receivers of every run's events (best effort: one that fails is reported once
     and dropped, the study goes on).
+
+    Returns a :class:`StudyResult`; its ``records`` are the study's runs as stored, each a
+    :class:`trainlab.records.RunRecord` with attributes (``r.status``, ``r.results``, ``r.figure("test_acc")``)
+    (they were dicts, ``r["status"]``, before this change).
     """
     if not isinstance(study, Study):
         study = load_study(study, overrides)
@@ -110,18 +114,18 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def disk_full_message(layout: StudyDir, records: list[dict[str, Any]], exc: DiskFull) -> str:
+def disk_full_message(layout: StudyDir, records: list[RunRecord], exc: DiskFull) -> str:
     """What a user needs after the disk filled up mid-study: where, how much is free, about how much the runs
     still to do need (each run's checkpoint twice while it is replaced, plus its weights: measured on the
     biggest run written so far), and that a rerun resumes."""
     free = shutil.disk_usage(layout.root).free
-    left = sum(r["status"] not in FINISHED for r in records)
+    left = sum(r.status not in FINISHED for r in records)
     done = len(records) - left
     sizes = [
-        2 * layout.checkpoint(r["run_id"]).stat().st_size
-        + (layout.weights(r["run_id"]).stat().st_size if layout.weights(r["run_id"]).is_file() else 0)
+        2 * layout.checkpoint(r.run_id).stat().st_size
+        + (layout.weights(r.run_id).stat().st_size if layout.weights(r.run_id).is_file() else 0)
         for r in records
-        if layout.checkpoint(r["run_id"]).is_file()
+        if layout.checkpoint(r.run_id).is_file()
     ]
     need = ""
     if sizes and left:

@@ -3,7 +3,8 @@
 Tables:
 - ``meta``: key/value (the study's resolved config, its plan = the run ids in order, the baseline variant).
 - ``runs``: one row per run id (hash of the resolved config + variant name): status, error, config, overrides,
-  per-run figures (``results``), environment, profile, timestamps.
+  per-run figures (``results``), environment, profile, timestamps; read back as
+  :class:`~trainlab.records.RunRecord` (``Store.runs``, ``Store.run``).
 - ``epochs``: one row per (run, epoch) with that epoch's record.
 - ``deployments``: one row per (run, deployment method) with its figures (``trainlab deploy``); a new
   deployment of the same run and method replaces the old row.
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainlab.errors import DiskFull, OutputError, StoreDamaged
+from trainlab.records import RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from trainlab.study import Study
@@ -71,8 +73,6 @@ CREATE TABLE IF NOT EXISTS deployments (
     PRIMARY KEY (run_id, method)
 );
 """
-
-FINISHED = ("done", "diverged", "skipped")  # statuses a re-run of the study does not repeat
 
 
 def _now() -> str:
@@ -230,7 +230,7 @@ class Store:
         return json.loads(rows[0]["value"]) if rows else default
 
     # ---- runs --------------------------------------------------------------------------------------------------
-    def status(self, run_id: str) -> str | None:
+    def status(self, run_id: str) -> RunStatus | None:
         rows = self._read("SELECT status FROM runs WHERE run_id = ?", (run_id,))
         return rows[0]["status"] if rows else None
 
@@ -243,7 +243,7 @@ class Store:
     def finish_run(
         self,
         run_id: str,
-        status: str,
+        status: RunStatus,
         results: dict[str, Any] | None = None,
         error: str | None = None,
         detail: str | None = None,
@@ -253,25 +253,25 @@ class Store:
             (status, _dumps(results or {}), error, detail, _now(), run_id),
         )
 
-    def runs(self, plan_only: bool = True) -> list[dict[str, Any]]:
-        """Run records (dicts with parsed JSON), in plan order; ``plan_only`` hides runs of older plans."""
+    def runs(self, plan_only: bool = True) -> list[RunRecord]:
+        """Run records, in plan order; ``plan_only`` hides runs of older plans."""
         rows = [self._row(r) for r in self._read("SELECT * FROM runs ORDER BY rowid")]
         if not plan_only:
             return rows
         plan = self.meta("plan", [])
-        by_id = {r["run_id"]: r for r in rows}
+        by_id = {r.run_id: r for r in rows}
         return [by_id[i] for i in plan if i in by_id]
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str) -> RunRecord | None:
         rows = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         return self._row(rows[0]) if rows else None
 
     @staticmethod
-    def _row(row: sqlite3.Row) -> dict[str, Any]:
+    def _row(row: sqlite3.Row) -> RunRecord:
         d = dict(row)
         for key in ("config", "overrides", "results", "env", "profile"):
             d[key] = json.loads(d[key]) if d.get(key) else ({} if key != "profile" else None)
-        return d
+        return RunRecord.from_row(d)
 
     # ---- epochs ------------------------------------------------------------------------------------------------
     def add_epoch(self, run_id: str, metrics: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from trainlab.data.loaders import make_loaders
 from trainlab.errors import TrainlabError
 from trainlab.layout import StudyDir
 from trainlab.models import build_for
+from trainlab.records import RunRecord
 
 CPU = torch.device("cpu")
 
@@ -34,14 +35,14 @@ class DeployInputs:
 
     def __init__(
         self,
-        record: dict[str, Any],
+        record: RunRecord,
         study: StudyDir | str | Path,
         cfg: DeployConfig,
         datasets: DatasetCache | None = None,
     ) -> None:
         study = study if isinstance(study, StudyDir) else StudyDir(study)
-        config = record["config"]
-        self.run_id: str = record["run_id"]
+        config = record.config
+        self.run_id: str = record.run_id
         self.data_cfg = DataConfig.model_validate(config["data"])
         self.model_cfg = ModelConfig.model_validate(config["model"])
         self.checkpoint = study.weights(self.run_id)

@@ -23,6 +23,7 @@ from trainlab.deploy.reasons import reason
 from trainlab.deploy.variants import float_variant, int8_variant, onnx_mismatch, onnx_variant, unavailable
 from trainlab.errors import TrainlabError
 from trainlab.layout import StudyDir
+from trainlab.records import RunRecord
 from trainlab.store import Store
 
 BASELINE = DEPLOY_BASELINE  # the method of the float model's row in the store's deployments table
@@ -31,7 +32,7 @@ Progress = Callable[[str], None]
 
 
 def deploy_run(
-    record: dict[str, Any],
+    record: RunRecord,
     study: StudyDir | str | Path,
     cfg: DeployConfig,
     methods: list[str],
@@ -46,8 +47,8 @@ def deploy_run(
     """
     study = study if isinstance(study, StudyDir) else StudyDir(study)
     say = progress or (lambda _m: None)
-    run_id = record["run_id"]
-    name = record.get("variant", run_id)
+    run_id = record.run_id
+    name = record.variant
     written: list[dict[str, Any]] = []
     session = f"{time.time_ns():x}"
 
@@ -126,9 +127,9 @@ def deploy_study(
         torch.set_num_threads(cfg.threads)
     try:
         for record in store.runs():
-            if record["status"] != "done":
+            if record.status != "done":
                 continue
-            if skip_deployed and all((record["run_id"], m) in done for m in (BASELINE, *chosen)):
+            if skip_deployed and all((record.run_id, m) in done for m in (BASELINE, *chosen)):
                 continue
             # A dataset that cannot be loaded fails the run's float row, with the reason (DeployInputs).
             written += deploy_run(record, study, cfg, chosen, store, cache, progress)

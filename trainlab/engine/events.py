@@ -12,90 +12,23 @@ plain data, so they cross process boundaries (a queue today, a Ray object store 
     BatchProgress  a running loss inside an epoch (CPU only: reading it on CUDA would synchronise)
     EpochEnded     one completed epoch's row (training phase timed, then evaluation)
     RunEnded       the outcome: status, per-run figures, or the reason it failed
+
+``EpochRow`` and ``RunOutcome`` (and the run statuses) are defined in :mod:`trainlab.records` and re-exported.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+# The typed records live below the store (trainlab.records) so the report and trackers read them too; events
+# carry them, and these names stay importable from here.
+from trainlab.records import DISK_FULL, OUTCOMES, EpochRow, RunOutcome
 
 if TYPE_CHECKING:
     from trainlab.study import RunSpec
-
-# Statuses of a run's outcome. "skipped": the run cannot happen here (e.g. no CUDA) and is not an error.
-STATUSES = ("done", "diverged", "failed", "skipped")
-# RunOutcome.detail of a run that failed because the disk filled up: the driver stops the study (a rerun resumes).
-DISK_FULL = "disk full"
-
-
-@dataclass
-class EpochRow:
-    """One completed epoch. Times in seconds; losses are data losses (no L2 penalty); accuracies are fractions.
-
-    ``train_*`` are running means over the epoch's batches in training mode; ``test_*`` are computed after the
-    epoch in eval mode (absent from an epoch that diverged before evaluation). The keys and their definitions
-    are the per-epoch entries of ``trainlab.measure.metrics.EPOCH_METRICS``.
-    """
-
-    epoch: int  # 1-based
-    train_loss: float
-    train_acc: float | None  # None for regression
-    epoch_time_s: float
-    data_time_s: float
-    compute_time_s: float
-    steps: int
-    samples: int
-    lr: float
-    test_loss: float | None = None
-    test_acc: float | None = None
-    test_mae: float | None = None  # regression only
-    test_r2: float | None = None  # regression only
-    data_gpu_time_s: float | None = None  # CUDA only: batch preparation on the GPU timeline
-    data_startup_s: float | None = None  # the wait for the first batch (worker start-up), part of data_time_s
-    cpu_cores: float | None = None  # cores the run's process tree kept busy (CPU s / wall s)
-    other_cores: float | None = None  # cores other work kept busy on the run's CPUs meanwhile
-    cores: int | None = None  # CPUs the run may use (its affinity)
-    evaluated: bool = False
-
-    def to_record(self) -> dict[str, Any]:
-        """The row as stored: test figures only when evaluated, regression figures only for regression."""
-        d = asdict(self)
-        del d["evaluated"]
-        if not self.evaluated:
-            for key in ("test_loss", "test_acc", "test_mae", "test_r2"):
-                del d[key]
-        else:
-            for key in ("test_mae", "test_r2"):
-                if d[key] is None:
-                    del d[key]
-        for key in ("data_gpu_time_s", "data_startup_s", "cpu_cores", "other_cores", "cores"):
-            if d[key] is None:
-                del d[key]
-        return d
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> EpochRow:
-        """Inverse of :meth:`to_record` (a stored row, e.g. from a checkpoint)."""
-        known = {k: record[k] for k in cls.__dataclass_fields__ if k in record and k != "evaluated"}
-        return cls(**known, evaluated="test_loss" in record)
-
-
-@dataclass
-class RunOutcome:
-    """What a run produced: its status, per-run figures (keys of the metric catalogue and the run's context),
-    and, on failure, the reason (``error``) and a traceback for failures that are not the user's input."""
-
-    status: str  # one of STATUSES
-    results: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    detail: str | None = None
-
-    @property
-    def disk_full(self) -> bool:
-        """The run failed because the disk filled up (not for its own reasons)."""
-        return self.status == "failed" and self.detail == DISK_FULL
 
 
 @dataclass
@@ -164,3 +97,20 @@ class Fanout:
                     file=sys.stderr,
                 )
                 self.best_effort.remove(sink)
+
+
+__all__ = [
+    "DISK_FULL",
+    "OUTCOMES",
+    "BatchProgress",
+    "Emit",
+    "EpochEnded",
+    "EpochRow",
+    "Event",
+    "Fanout",
+    "RunDispatched",
+    "RunEnded",
+    "RunOutcome",
+    "RunStarted",
+    "Sink",
+]

@@ -17,6 +17,7 @@ from rich.table import Table
 from trainlab.engine.events import BatchProgress, EpochEnded, Event, RunDispatched, RunEnded, RunStarted
 from trainlab.measure.format import fmt_pct, fmt_spec, fmt_value
 from trainlab.measure.metrics import BY_KEY, derived
+from trainlab.records import FAILED, OUTCOMES, RunStatus
 from trainlab.study import RunSpec, Study
 
 
@@ -95,7 +96,7 @@ class RichReporter:
             if ev.outcome.status != "done":
                 self.progress.console.print(f"  [red]{spec.variant}: {ev.outcome.status}[/] — {ev.outcome.error}")
 
-    def run_skipped(self, spec: RunSpec, status: str) -> None:
+    def run_skipped(self, spec: RunSpec, status: RunStatus) -> None:
         pass
 
     def study_end(self, result: Any) -> None:
@@ -111,12 +112,13 @@ class RichReporter:
         for key in keys:
             table.add_column(BY_KEY[key].header, justify="right")
         for r in result.records:
-            res = {**(r.get("results") or {}), **derived(r.get("results") or {})}
-            status = r["status"] if r["status"] in ("done", "skipped") else f"[red]{r['status']}[/]"
+            res = {**r.results, **derived(r.results)}
+            ok = r.status in OUTCOMES and r.status not in FAILED  # done or skipped
+            status = r.status if ok else f"[red]{r.status}[/]"
             cells = [fmt_value(BY_KEY[k], res.get(k)) for k in keys]
-            table.add_row(r["variant"], str(r["seed"]), status, *cells)
+            table.add_row(r.variant, str(r.seed), status, *cells)
         self.console.print(table)
         for r in result.failed:
-            self.console.print(f"[red]{r['variant']} (seed {r['seed']}) {r['status']}:[/] {r['error']}")
+            self.console.print(f"[red]{r.variant} (seed {r.seed}) {r.status}:[/] {r.error}")
         html = result.report_paths.get("html")
         self.console.print(f"report: [bold]{html or result.out_dir}[/]")

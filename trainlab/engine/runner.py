@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from trainlab.data import DatasetCache, dataset_cache
 from trainlab.engine.events import Event, Fanout, RunEnded, Sink
@@ -32,7 +32,8 @@ from trainlab.errors import ConfigError, DiskFull, StoreDamaged, TrainlabError, 
 from trainlab.layout import StudyDir
 from trainlab.models import build_for
 from trainlab.names import EXECUTORS
-from trainlab.store import FINISHED, Store
+from trainlab.records import FAILED, FINISHED, RunRecord, RunStatus
+from trainlab.store import Store
 from trainlab.study import RunSpec, Study
 
 
@@ -40,7 +41,7 @@ class Reporter(Sink, Protocol):
     """A display of the study (rich progress, or nothing with --quiet): study-level calls plus every event."""
 
     def study_start(self, study: Study, out_dir: Path, todo: int) -> None: ...
-    def run_skipped(self, spec: RunSpec, status: str) -> None: ...
+    def run_skipped(self, spec: RunSpec, status: RunStatus) -> None: ...
     def study_end(self, result: StudyResult) -> None: ...
 
 
@@ -53,7 +54,7 @@ class SilentReporter:
     def event(self, spec: RunSpec, event: Event) -> None:
         pass
 
-    def run_skipped(self, spec: RunSpec, status: str) -> None:
+    def run_skipped(self, spec: RunSpec, status: RunStatus) -> None:
         pass
 
     def study_end(self, result: StudyResult) -> None:
@@ -62,16 +63,18 @@ class SilentReporter:
 
 @dataclass
 class StudyResult:
-    """The outcome of ``run``: where the output is, and each run's record from the store."""
+    """The outcome of ``run``: where the output is, and each run's record from the store (a
+    :class:`~trainlab.records.RunRecord`, in plan order: ``records[0].status``, ``records[0].figure("test_acc")``)."""
 
     study: Study
     out_dir: Path
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[RunRecord] = field(default_factory=list)
     report_paths: dict[str, Path] = field(default_factory=dict)
 
     @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["status"] in ("failed", "diverged")]
+    def failed(self) -> list[RunRecord]:
+        """The runs that failed or diverged."""
+        return [r for r in self.records if r.status in FAILED]
 
     @property
     def exit_code(self) -> int:

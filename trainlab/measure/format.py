@@ -93,6 +93,16 @@ def fmt_ci(metric: Metric | None, half_width: float | None) -> str:
             return _sig(v, 2)
 
 
+def fmt_few(metric: Metric | None, values: list[float]) -> str:
+    """Instead of ± with fewer than 3 seeds: ``n = 2: 11,900–13,300`` (the range of the values), or ``n = 1``;
+    empty for figures fixed by the model. A t interval from 2 values (t = 12.7) would say nothing."""
+    if not values or (metric is not None and metric.deterministic):
+        return ""
+    if len(values) == 1:
+        return "n = 1"
+    return f"n = {len(values)}: {fmt_value(metric, min(values))}–{fmt_value(metric, max(values))}"
+
+
 def fmt_delta(metric: Metric, value: float | None, baseline: float | None) -> str:
     """Difference against the baseline: percentage points for percentages; the absolute difference for
     quantities that can cross zero (R²) or when the two have opposite signs (a relative change across zero

@@ -44,6 +44,12 @@ class Metric:
         return self.group == SIZE and self.key not in ("peak_mem_mb", "peak_reserved_mb")
 
     @property
+    def quantised(self) -> bool:
+        """Takes whole values only (counts, epochs): equal values over seeds show no noise, not that there is none,
+        so a difference between two groups that each do not vary is not tested."""
+        return self.kind in ("count", "epochs")
+
+    @property
     def delta_absolute(self) -> bool:
         """Quantities that can cross zero are compared as absolute differences (R² 0.39 vs -0.05: +0.44)."""
         return self.signed

@@ -1,8 +1,9 @@
 """Statistics for repeated runs: intervals, tests, effect sizes, power, and timing noise.
 
 - **Mean ± 95% CI**: the half-width is ``t(0.975, n-1) * s / sqrt(n)`` with ``s`` the sample standard deviation
-  (ddof = 1) and ``t`` Student's t quantile (``scipy.stats.t``). It needs n >= 2; with one value there is no
-  interval.
+  (ddof = 1) and ``t`` Student's t quantile (``scipy.stats.t``). It needs n >= 2, but the report prints it only
+  from :data:`CI_MIN_N` (3) values: with two, ``t(0.975, 1) = 12.7`` and the range of the two values is shown
+  instead (:func:`spread_bounds`).
 - **Welch's t-test** (``scipy.stats.ttest_ind(equal_var=False)``, two-sided): compares a variant's values over
   its seeds with the baseline's, without assuming equal variances. A difference "exceeds the noise" when
   p < :data:`ALPHA`. Both groups need n >= 2. The result carries Hedges' g as its effect size.
@@ -55,6 +56,7 @@ TEST_NAME = "Welch's two-sided t-test (unequal variances)"
 PAIRED_TEST_NAME = "paired two-sided t-test (same seeds)"
 POWER = 0.8  # target power of :func:`seeds_needed`
 BOOTSTRAP_MIN_N = 3  # fewest finite values :func:`bootstrap_ci` gives an interval for
+CI_MIN_N = 3  # fewest values a mean is shown with ± its interval: from 2, t(0.975, 1) = 12.7 makes it meaningless
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,16 @@ def mean_ci(values: Sequence[float | int | None], confidence: float = CONFIDENCE
     std = statistics.stdev(xs)
     t_crit = float(sps.t.ppf(0.5 + confidence / 2, df=n - 1))
     return MeanCI(mean, t_crit * std / math.sqrt(n), n, std)
+
+
+def spread_bounds(values: Sequence[float | int | None]) -> tuple[float, float] | None:
+    """What to show around a mean: its 95% t interval from :data:`CI_MIN_N` finite values, the range of the two
+    values with two, None with fewer."""
+    xs = finite(values)
+    if len(xs) == 2:
+        return (min(xs), max(xs))
+    s = mean_ci(xs) if len(xs) >= CI_MIN_N else None
+    return (s.low, s.high) if s is not None and s.low is not None and s.high is not None else None
 
 
 def welch_test(

@@ -1,9 +1,11 @@
 """``trainlab compare DIR_A DIR_B``: the comparison table across two studies' matching variants.
 
 Variants are matched by name. For each matched variant and each headline metric either study reports, the
-table gives A's and B's value (mean ± 95% CI with several seeds), the change from A to B (percentage points for
-percentages, relative % otherwise), and — when both have 2+ seeds — Welch's t-test p-value. Typical use: the
-same study on two machines (cpu vs cuda), or before/after a code change.
+table gives A's and B's value (mean ± 95% CI from 3 seeds; with 2, the two values' range), the change from A to B
+(percentage points for percentages, relative % otherwise), and — when both have 2+ seeds — the report's one
+comparison rule (:mod:`trainlab.report.comparison`): a paired t-test when both ran the same seeds, else Welch's,
+Holm-adjusted over the matched variants on that metric. Typical use: the same study on two machines (cpu vs
+cuda), or before/after a code change.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from trainlab.errors import TrainlabError
-from trainlab.measure.format import fmt_ci, fmt_delta, fmt_value
+from trainlab.measure.format import fmt_ci, fmt_delta, fmt_few, fmt_value
 from trainlab.measure.metrics import BY_KEY, HEADLINE, Metric
-from trainlab.measure.stats import ALPHA, TEST_NAME, relative_change, welch_test
+from trainlab.measure.stats import ALPHA, CI_MIN_N, relative_change
+from trainlab.report.comparison import Comparison, judge, seed_group
 from trainlab.report.machine import machine_info
 from trainlab.report.study import StudyView, VariantView
 from trainlab.report.tables import BUSY_MARK, NOISE_MARK, SIG_MARK, header, md_escape
+
+RULE = "paired t-test on shared seeds, else Welch's; Holm-adjusted over the matched variants"
 
 
 @dataclass
@@ -34,7 +39,7 @@ class CompareRow:
     a: str
     b: str
     delta: str
-    p: float | None
+    p: float | None  # Holm-adjusted over the matched variants on this metric
     mark: str  # SIG_MARK, NOISE_MARK, BUSY_MARK or ""
 
 
@@ -42,7 +47,11 @@ def _cell(v: VariantView, m: Metric) -> str:
     s = v.summary(m.key)
     if s is None:
         return v.status_text if v.status != "done" else "—"
-    text, ci = fmt_value(m, s.mean), fmt_ci(m, s.half_width)
+    text = fmt_value(m, s.mean)
+    if s.n < CI_MIN_N:  # no t interval from 2 seeds: their range
+        few = fmt_few(m, v.values(m.key)) if s.n == 2 else ""
+        return f"{text} ({few})" if few else text
+    ci = fmt_ci(m, s.half_width)
     return f"{text} ± {ci}" if ci else text
 
 
@@ -59,12 +68,18 @@ def compare_rows(a: StudyView, b: StudyView) -> list[CompareRow]:
     present = {m.key for m in a.present()} | {m.key for m in b.present()}
     metrics = [BY_KEY[k] for k in HEADLINE if k in present]
     noise = max((s.timing_noise.cv_median for s in (a, b) if s.timing_noise is not None), default=None)
+    tests: dict[str, dict[str, Comparison]] = {
+        m.key: {} if m.deterministic else judge(
+            {va.name: (seed_group(vb, m.key), seed_group(va, m.key)) for va, vb in matched
+             if not (va.busy_for(m) or vb.busy_for(m))}, quantised=m.quantised)
+        for m in metrics
+    }  # fmt: skip
     rows = []
     for va, vb in matched:
         for m in metrics:
             ma, mb = va.mean(m.key), vb.mean(m.key)
             delta = fmt_delta(m, mb, ma) if ma is not None and mb is not None else ""
-            test = None if m.deterministic else welch_test(vb.values(m.key), va.values(m.key))
+            test = tests[m.key].get(va.name)
             mark = ""
             if va.busy_for(m) or vb.busy_for(m):
                 mark = BUSY_MARK  # one side was timed on a busy machine: no test or noise judgement applies
@@ -75,7 +90,9 @@ def compare_rows(a: StudyView, b: StudyView) -> list[CompareRow]:
                 if rel is not None and abs(rel) < noise:
                     mark = NOISE_MARK
             rows.append(
-                CompareRow(va.name, m, header(m, a), _cell(va, m), _cell(vb, m), delta, test.p if test else None, mark)
+                CompareRow(
+                    va.name, m, header(m, a), _cell(va, m), _cell(vb, m), delta, test.p_adjusted if test else None, mark
+                )
             )
     return rows
 
@@ -87,7 +104,7 @@ def compare_markdown(a: StudyView, b: StudyView, rows: list[CompareRow]) -> str:
         machine = "; ".join(f"{label}: {text}" for label, text in machine_info(s)[:3])
         out.append(f"- **{tag}:** `{md_escape(str(s.out_dir))}` — {md_escape(machine)}")
     out.append("")
-    out.append("| Variant | Metric | A | B | Δ (B vs A) | Welch p |")
+    out.append("| Variant | Metric | A | B | Δ (B vs A) | p (Holm) |")
     out.append("|---|---|---|---|---|---|")
     for r in rows:
         p = f"{r.p:.3g}" if r.p is not None else ""
@@ -98,7 +115,8 @@ def compare_markdown(a: StudyView, b: StudyView, rows: list[CompareRow]) -> str:
     out.append("")
     out.append(
         f"Δ: percentage points (pp) for percentages, relative change otherwise. {SIG_MARK} = larger than the noise "
-        f"({TEST_NAME}, p < {ALPHA:g}, when both studies have 2+ seeds); {NOISE_MARK} = a timing difference below "
+        f"({RULE}, p < {ALPHA:g}, when both studies have 2+ seeds; not for whole numbers equal in every seed); "
+        f"± = 95% CI from 3 seeds, (n = 2: a–b) = the two values' range; {NOISE_MARK} = a timing difference below "
         "the within-run timing variation of epoch times (single seed): not distinguishable from noise; "
         f"{BUSY_MARK} = one side was timed while other work competed for the CPUs: not comparable."
     )
@@ -112,7 +130,7 @@ def compare_command(a: Path, b: Path, out: Path | None) -> int:
     console = Console()
     table = Table(title=Text(f"{sa.name} (A: {a}) vs {sb.name} (B: {b})"), title_justify="left")
     for col, justify in (("Variant", "left"), ("Metric", "left"), ("A", "right"), ("B", "right"),
-                         ("Δ B vs A", "right"), ("Welch p", "right")):  # fmt: skip
+                         ("Δ B vs A", "right"), ("p (Holm)", "right")):  # fmt: skip
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     last = None
     for r in rows:
@@ -124,7 +142,7 @@ def compare_command(a: Path, b: Path, out: Path | None) -> int:
         last = r.variant
     console.print(table)
     console.print(
-        f"Δ: pp for percentages, relative % otherwise; {SIG_MARK} p < {ALPHA:g} ({TEST_NAME}); "
+        f"Δ: pp for percentages, relative % otherwise; {SIG_MARK} p < {ALPHA:g} ({RULE}); "
         f"{NOISE_MARK} below the timing noise (single seed); {BUSY_MARK} timed on a busy machine.",
         markup=False,
     )

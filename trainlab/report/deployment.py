@@ -26,6 +26,7 @@ from rich.table import Table
 from trainlab.config import DEPLOY_BASELINE, DEPLOY_METHODS
 from trainlab.layout import StudyDir
 from trainlab.measure.format import csv_cell, fmt_spec, is_number
+from trainlab.records import RunRecord
 from trainlab.report.plots import Plot
 from trainlab.store import Store
 
@@ -67,7 +68,7 @@ def deployment_rows(store: Store) -> list[dict[str, Any]]:
     latency_p99_ms, throughput_ips, test_acc, agreement, max_abs_diff, size_ratio, latency_speedup,
     throughput_speedup, same_session, d_acc_points, runtime, quantized_layers, float_layers, compiled, note.
     """
-    runs = {r["run_id"]: r for r in store.runs(plan_only=False)}
+    runs = {r.run_id: r for r in store.runs(plan_only=False)}
     by_run: dict[str, dict[str, dict[str, Any]]] = {}
     for rec in store.deployments():
         by_run.setdefault(rec["run_id"], {})[rec["method"]] = rec
@@ -77,7 +78,7 @@ def deployment_rows(store: Store) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for run_id in order:
         recs = by_run[run_id]
-        run = runs.get(run_id, {})
+        run = runs.get(run_id)
         base = recs.get(DEPLOY_BASELINE, {}).get("figures", {})
         base_ok = recs.get(DEPLOY_BASELINE, {}).get("status") == "done"
         for method in (*known, *sorted(set(recs) - set(known))):
@@ -87,15 +88,16 @@ def deployment_rows(store: Store) -> list[dict[str, Any]]:
 
 
 def _row(
-    run_id: str, run: dict[str, Any], method: str, rec: dict[str, Any], base: dict[str, Any], base_ok: bool
+    run_id: str, run: RunRecord | None, method: str, rec: dict[str, Any], base: dict[str, Any], base_ok: bool
 ) -> dict[str, Any]:
-    """One record's row; ``base``: the figures of the run's float row, ``base_ok``: whether it is done."""
+    """One record's row; ``run``: the run's record (None when the store no longer holds it); ``base``: the
+    figures of the run's float row, ``base_ok``: whether it is done."""
     f = rec["figures"]
     done = rec["status"] == "done" or (method == "onnx" and "latency_p50_ms" in f)
     row: dict[str, Any] = {
         "run_id": run_id,
-        "variant": run.get("variant", run_id),
-        "model": (run.get("config") or {}).get("model", {}).get("name"),
+        "variant": run.variant if run else run_id,
+        "model": (run.config if run else {}).get("model", {}).get("name"),
         "method": method,
         "status": rec["status"],
         "error": rec["error"],

@@ -67,7 +67,7 @@ def results_csv(study: StudyView) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([csv_cell(h) for h in header])
     for r, f in zip(study.runs, flat):
-        row = [r.record["study"], r.variant, r.seed, r.status, r.error]
+        row = [r.record.study, r.variant, r.seed, r.status, r.error]
         row += [factors[r.variant].get(k) for k in study.swept_keys]
         row += [f.get(k) for k in figure_keys]
         row += [r.repeat, r.run_id]
@@ -89,7 +89,7 @@ def epochs_csv(study: StudyView) -> str:
     w.writerow(["study", "variant", "seed", "run_id", "status", *keys])
     for r in study.runs:
         for e in r.epochs:
-            row = [r.record["study"], r.variant, r.seed, r.run_id, r.status, *(e.get(k) for k in keys)]
+            row = [r.record.study, r.variant, r.seed, r.run_id, r.status, *(e.get(k) for k in keys)]
             w.writerow([csv_cell(v) for v in row])
     return buf.getvalue()
 
@@ -98,13 +98,15 @@ def statistics_text(study: StudyView) -> list[str]:
     """Paragraphs saying which statistics the report uses (shared by HTML and Markdown)."""
     paras = [
         f"Intervals: mean ± half-width of the {CONFIDENCE:.0%} confidence interval, t distribution with n − 1 "
-        "degrees of freedom over a variant's seeds (shown when a variant has 2 or more finished seeds); with 3 or "
-        "more seeds the significance findings also give the BCa bootstrap interval of the mean (9999 resamples, "
-        "fixed seed), which does not assume normal values.",
+        "degrees of freedom over a variant's seeds, shown from 3 finished seeds (from 2 the interval means little:"
+        " 'n = 2: low–high' gives the two values instead); with 3 or more seeds the significance findings also give"
+        " the BCa bootstrap interval of the mean (9999 resamples, fixed seed), which does not assume normal values.",
         f"Comparison with the baseline: a {PAIRED_TEST_NAME} (scipy.stats.ttest_rel, values paired by seed) when "
         f"the variant and the baseline ran the same seeds, else {TEST_NAME} (scipy.stats.ttest_ind, "
         "equal_var=False). The p-values of all variants compared with the baseline on one metric are adjusted "
-        f"together by Holm's step-down method, and an adjusted p < {ALPHA:g} is marked * as larger than the noise. "
+        "together with the best-vs-worst comparison by Holm's step-down method, and an adjusted p <"
+        f" {ALPHA:g} is marked * as larger than the noise; the verdict, the findings, the tables and trainlab"
+        " compare all read this one result. A whole-number figure equal in every seed is not tested. "
         "Effect sizes: d_z (paired) or Hedges' g. When a difference is within the noise, the findings say how many "
         "seeds the observed effect size and spread would need for 80% power. Figures fixed by the model "
         "(parameters, MACs, sizes) are not tested.",
@@ -193,7 +195,7 @@ def render_markdown(
     for r in study.runs:
         out.append(
             f"| {md_escape(r.variant)} | {r.seed} | {r.status} | {md_escape(r.error or '')} | {r.run_id} |"
-            f" {len(r.epochs)} | {r.record.get('started_at') or ''} | {r.record.get('finished_at') or ''} |"
+            f" {len(r.epochs)} | {r.record.started_at or ''} | {r.record.finished_at or ''} |"
         )
     return "\n".join(out) + "\n"
 
@@ -204,7 +206,8 @@ def render_latex(study: StudyView, comparison: Table, groups: list[Table], class
     out = [
         f"% trainlab tables for study '{name}' — generated {study.generated_at}.",
         "% Needs \\usepackage{booktabs}. Bold = best, italic = worst per column; Δ against the baseline;",
-        f"% * = larger than the noise ({TEST_NAME}, p < {ALPHA:g}); ± = 95% CI half-width (t distribution).",
+        f"% * = larger than the noise ({PAIRED_TEST_NAME} on shared seeds, else {TEST_NAME}; Holm-adjusted p <"
+        f" {ALPHA:g}); ± = 95% CI half-width (t distribution) from 3 seeds; (n = 2: a–b) the two values.",
         "",
     ]
     if comparison.rows:

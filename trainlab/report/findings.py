@@ -7,15 +7,16 @@ baseline when there are repeats, and what the noise allows us to say. Every thre
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from trainlab.measure.format import fmt_delta, fmt_value
+from trainlab.measure.format import fmt_delta, fmt_few, fmt_value
 from trainlab.measure.load import BUSY_EXCESS_SHARE
-from trainlab.measure.metrics import BY_KEY, Metric
-from trainlab.measure.stats import ALPHA, PAIRED_TEST_NAME, TEST_NAME, relative_gap, welch_test
+from trainlab.measure.metrics import BY_KEY, INFER, Metric
+from trainlab.measure.stats import CI_MIN_N, relative_gap
+from trainlab.records import OUTCOMES
 from trainlab.report import anchors
+from trainlab.report.comparison import compare_groups, family_of, seed_group
 from trainlab.report.finding import (
     BEST_METRICS,
     DATA_BOUND_SHARE,
@@ -31,9 +32,11 @@ from trainlab.report.finding import (
     metric_title,
     rounded,
 )
+from trainlab.report.nondeterminism import nondeterminism, performance_only_study
 from trainlab.report.run_findings import DATA_BOUND_ADVICE, UNDERFIT_ADVICE, run_findings
-from trainlab.report.study import Comparison, StudyView, VariantView
-from trainlab.report.verdict import nondeterminism, performance_only_study, verdict
+from trainlab.report.significance import noise_finding, significance
+from trainlab.report.study import StudyView, VariantView
+from trainlab.report.verdict import identical_inference, verdict
 
 # ------------------------------------------------------------------------------------------------------
 # Per study
@@ -61,23 +64,25 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
     (best, bs), (second, ss) = rank[0], rank[1]
     if bs.mean == ss.mean:
         return None
-    base = study.baseline
+    base, family = study.baseline, family_of(study, m.key)
     if m.timing:
         busy = list({id(v): v for v in (best, second, base) if v is not None and v.busy_for(m)}.values())
         if busy:
             return _busy_best(study, m, best, bs.mean, base, busy)
     word = "Highest" if m.better == "higher" else "Lowest"
     text = f"{word} {metric_label(m.key)}: {best.name}, {figure_text(m.key, bs.mean)}"
-    if bs.half_width is not None:
+    if bs.n >= CI_MIN_N and bs.half_width is not None:
         ci = f" ± {figure_text(m.key, bs.half_width)}" if bs.half_width > 0 else ""
         text += f"{ci} (mean{' ± 95% CI' if ci else ''} of {bs.n} seeds)"
+    elif bs.n == 2:  # no interval from 2 seeds: their range
+        text += f" (mean; {fmt_few(m, best.values(m.key))}{figure_text(m.key, 0)[len(fmt_value(m, 0)) :]})"
     figs: dict[str, Any] = {m.key: rounded(bs.mean)}
     if base is not None and base is not best:
         b = base.summary(m.key)
         if b is not None:
             figs[f"baseline_{m.key}"] = rounded(b.mean)
             text += f"; the baseline {base.name} has {figure_text(m.key, b.mean)} ({fmt_delta(m, bs.mean, b.mean)})"
-            test = study.compare(best, m.key)
+            test = family.vs_baseline(best.name)
             if test is not None:
                 figs["p_vs_baseline"] = rounded(test.p, 3)
                 figs["p_adjusted_vs_baseline"] = rounded(test.p_adjusted, 3)
@@ -85,11 +90,14 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
                 text += f", {test.p_text}: {verdict}"
     elif base is best:
         text += " (the baseline)"
-    # Is the winner distinguishable from the runner-up?
-    test2 = welch_test(best.values(m.key), second.values(m.key))
+    # Is the winner distinguishable from the runner-up? The same rule; outside the figure's family the p is
+    # unadjusted, which can only say "not distinguishable" when an adjusted one would too.
+    test2 = family.pair(best.name, second.name) or compare_groups(
+        seed_group(best, m.key), seed_group(second, m.key), m.quantised
+    )
     if test2 is not None and not test2.significant:
         figs["p_vs_runner_up"] = rounded(test2.p, 3)
-        text += f"; {second.name} ({figure_text(m.key, ss.mean)}) is not distinguishable from it (p = {test2.p:.2g})"
+        text += f"; {second.name} ({figure_text(m.key, ss.mean)}) is not distinguishable from it ({test2.p_text})"
     elif test2 is None and m.timing and study.within_timing_noise(m.key, ss.mean, bs.mean):
         gap = relative_gap(ss.mean, bs.mean) or 0.0
         noise = study.timing_noise_of(m.key) or 0.0
@@ -180,116 +188,14 @@ def _tradeoff(study: StudyView, cost_key: str, anchor: str) -> Finding | None:
     return Finding("tradeoff", "info", text, figs, anchor)
 
 
-def _significance(study: StudyView, perf_only: bool) -> list[Finding]:
-    """With repeats: each variant against the baseline on the quality metric and training time (training time
-    only when every factor is performance-only: accuracy differences there are nondeterminism)."""
-    out: list[Finding] = []
-    base = study.baseline
-    if base is None or study.repeats < 2:
-        return out
-    for v in study.variants:
-        if v is base:
-            continue
-        parts, figs = [], {}
-        keys = ("train_time_s",) if perf_only else (study.quality_key, "train_time_s")
-        for key in keys:
-            m = BY_KEY[key]
-            test = study.compare(v, key)
-            if test is None:
-                continue
-            if v.busy_for(m) or base.busy_for(m):
-                parts.append(f"{metric_label(key)} not judged (timed on a busy machine)")
-                continue
-            # Seeds the observed effect would need for 80% power, when this study had too few to show it.
-            needed = test.seeds_needed() if not test.significant else None
-            needed = needed if needed is not None and needed > test.n else None
-            parts.append(_comparison_text(m, v, base, test, needed))
-            figs[f"p_{key}"] = rounded(test.p, 3)
-            figs[f"p_adjusted_{key}"] = rounded(test.p_adjusted, 3)
-            figs[f"diff_{key}"] = rounded(test.diff)
-            if test.effect_size is not None and math.isfinite(test.effect_size):
-                figs[f"effect_size_{key}"] = rounded(test.effect_size, 3)
-            if needed is not None:
-                figs[f"seeds_needed_{key}"] = needed
-        if parts:
-            text = f"{v.name} vs {base.name}: " + "; ".join(parts) + f" (α = {ALPHA:g})."
-            out.append(Finding("significance", "info", text, figs, anchors.STATISTICS, variant=v.name))
-    return out
-
-
-def _comparison_text(m: Metric, v: VariantView, base: VariantView, test: Comparison, needed: int | None) -> str:
-    """E.g. ``test acc +1.2 pp, 95% bootstrap CI 90.1–91.0% vs 89.0–89.9% (paired t-test p = 0.004, Holm-adjusted
-    0.012; d_z = 2.1): larger than the noise``; with too few seeds for the effect, how many it would take."""
-    text = f"{metric_label(m.key)} {fmt_delta(m, v.mean(m.key), base.mean(m.key))}"
-    cis = [v.bootstrap(m.key), base.bootstrap(m.key)]
-    if all(cis):
-        lo_v, hi_v = cis[0]  # type: ignore[misc]
-        lo_b, hi_b = cis[1]  # type: ignore[misc]
-        text += f", 95% bootstrap CI {fmt_range(m, lo_v, hi_v)} vs {fmt_range(m, lo_b, hi_b)}"
-    stat = test.p_text
-    if test.effect_size is not None and math.isfinite(test.effect_size):
-        stat += f"; {'d_z' if test.paired else 'g'} = {test.effect_size:.2g}"
-    text += f" ({stat}): {'larger than the noise' if test.significant else 'within the noise'}"
-    if needed is not None:
-        text += (
-            f" — with the spread observed, a difference this size needs about {needed} seeds per variant to be "
-            f"detected 80% of the time (this study has {test.n})"
-        )
-    return text
-
-
-def fmt_range(m: Metric, lo: float, hi: float) -> str:
-    """``90.1–91.0%`` in the metric's display unit."""
-    unit = figure_text(m.key, hi)[len(fmt_value(m, hi)) :]
-    return f"{fmt_value(m, lo)}–{fmt_value(m, hi)}{unit}"
-
-
-def noise_finding(study: StudyView) -> Finding:
-    """What the noise allows: the test used with repeats, or the within-run timing variation with one seed."""
-    noise = study.timing_noise
-    if study.repeats >= 2:
-        text = (
-            f"Each variant ran with up to {study.repeats} seeds: tables show mean ± 95% confidence interval "
-            f"(t distribution; a bootstrap interval beside it from 3 seeds), and each variant is compared with the "
-            f"baseline by a {PAIRED_TEST_NAME} where both ran the same seeds, else by {TEST_NAME}; the p-values "
-            f"of the variants compared with the baseline are Holm-adjusted together, and an adjusted p < {ALPHA:g} "
-            "counts as larger than the noise."
-        )
-        figs: dict[str, Any] = {"repeats": study.repeats, "alpha": ALPHA}
-    else:
-        text = "Each variant ran with one seed, so run-to-run variation was not measured. "
-        figs = {"repeats": 1}
-        if noise is not None:
-            text += (
-                f"Epoch times vary by {noise.cv_median * 100:.1f}% within a run (median coefficient of variation, "
-                f"epoch 1 excluded, over {noise.runs} run{'s' if noise.runs != 1 else ''}; max "
-                f"{noise.cv_max * 100:.1f}%, busy epochs left out). A single timing (latency) varies by that much, "
-                "a total or mean over a run's epochs (train time, epoch time) by that over √(epochs − 1); a timing "
-                "difference within twice its figure's noise cannot be told apart from it (≈)."
-            )
-            total = study.timing_noise_of("train_time_s")
-            if total is not None:
-                figs["train_time_noise"] = rounded(total, 3)
-            figs.update(
-                timing_cv_median=rounded(noise.cv_median, 3), timing_cv_max=rounded(noise.cv_max, 3), runs=noise.runs
-            )
-        else:
-            text += (
-                "Runs have fewer than 3 epochs, so timing variation could not be measured; treat small timing "
-                "differences as noise."
-            )
-        text += " Use repeats = N in the study for confidence intervals and significance tests."
-    return Finding("noise", "info", text, figs, anchors.STATISTICS)
-
-
 def _progress(study: StudyView) -> Finding | None:
     if study.finished:
         return None
     counts: dict[str, int] = {}
     for r in study.runs:
         counts[r.status] = counts.get(r.status, 0) + 1
-    done = sum(n for s, n in counts.items() if s not in ("pending", "running"))
-    parts = ", ".join(f"{n} {s}" for s, n in counts.items() if s in ("running", "pending"))
+    done = sum(n for s, n in counts.items() if s in OUTCOMES)  # ended, one way or another
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items() if s not in OUTCOMES)
     text = (
         f"The study is still running: {done} of {len(study.runs)} runs finished ({parts}). The report shows what "
         "is finished so far; rebuild it later with: trainlab report <output folder>."
@@ -413,6 +319,8 @@ def study_findings(study: StudyView) -> list[Finding]:
             continue
         if perf_only and not m.timing:
             continue  # accuracy and loss cannot differ by design: the nondeterminism finding says so
+        if m.group == INFER and identical_inference(study):
+            continue  # the same inference network in every variant: no variant can be faster at inference
         f = _best(study, m)
         if f:
             out.append(f)
@@ -427,7 +335,7 @@ def study_findings(study: StudyView) -> list[Finding]:
         out.append(busy)
     per_run = [f for r in study.runs for f in run_findings(r, study.quality_key)]
     out.extend(_merge(per_run, study))
-    out.extend(_significance(study, perf_only))
+    out.extend(significance(study, perf_only))
     if study.runs:
         out.append(noise_finding(study))
     out.sort(key=lambda f: KIND_ORDER.index(f.kind) if f.kind in KIND_ORDER else len(KIND_ORDER))

@@ -90,7 +90,7 @@ def _figures_rows(run: RunView) -> list[tuple[str, str, str]]:
 
 def _config_rows(run: RunView) -> list[tuple[str, Any, bool]]:
     """(dotted key, value, set by this variant) for the run's resolved config."""
-    over = run.record.get("overrides") or {}
+    over = run.record.overrides
     return [(k, v, k in over) for k, v in sorted(flatten(run.config, max_list=10_000).items())]
 
 
@@ -102,7 +102,7 @@ def _run_context(run: RunView, quality_key: str) -> dict[str, Any]:
         "epochs": _epoch_table(run),
         "figures": _figures_rows(run),
         "config": _config_rows(run),
-        "overrides": run.record.get("overrides") or {},
+        "overrides": run.record.overrides,
         "env": sorted(flatten(run.env, max_list=64).items()),
         "layers": profile.get("layers") or [],
         "profile_figures": [(k, v) for k, v in profile.items() if k != "layers"],

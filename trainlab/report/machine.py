@@ -95,8 +95,8 @@ def machine_info(study: StudyView) -> list[tuple[str, str]]:
 
 def run_dates(study: StudyView) -> str:
     """'2025-01-02 10:00 → 10:05 UTC' from the first start to the last finish (or 'not started')."""
-    starts = sorted(r.record["started_at"] for r in study.runs if r.record.get("started_at"))
-    ends = sorted(r.record["finished_at"] for r in study.runs if r.record.get("finished_at"))
+    starts = sorted(r.record.started_at for r in study.runs if r.record.started_at)
+    ends = sorted(r.record.finished_at for r in study.runs if r.record.finished_at)
     if not starts:
         return "not started"
     first = starts[0].replace("T", " ")[:16]

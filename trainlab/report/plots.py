@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 
 from trainlab.measure.format import fmt_value
 from trainlab.measure.metrics import BY_KEY
+from trainlab.measure.stats import spread_bounds
 from trainlab.report import anchors
 from trainlab.report.finding import DATA_BOUND_SHARE
 from trainlab.report.findings import pareto_front
@@ -266,19 +267,18 @@ def factor_plot(study: StudyView, key: str) -> Plot | None:
     for ax, mkey in zip(axes, metrics):
         m = BY_KEY[mkey]
         for gi, (label, vs) in enumerate(groups.items()):
-            pts = sorted((float(v.factors[key]), v.summary(mkey)) for v in vs if v.summary(mkey) is not None)
+            pts = sorted(((float(v.factors[key]), s, spread_bounds(v.values(mkey)) or (s.mean, s.mean)) for v in vs
+                          if (s := v.summary(mkey)) is not None), key=lambda p: p[0])  # fmt: skip
             if not pts:
                 continue
-            xs = [p[0] for p in pts]
-            ys = [p[1].mean * m.scale for p in pts]
-            err = [(p[1].half_width or 0.0) * m.scale for p in pts]
-            ax.errorbar(xs, ys, yerr=err if any(err) else None, color=colour(gi), marker=marker(gi) if gi < 8 else "s",
-                        capsize=3, linewidth=1.6, label=label)  # fmt: skip
+            xs, ys = [p[0] for p in pts], [p[1].mean * m.scale for p in pts]
+            err = [[(p[1].mean - p[2][0]) * m.scale for p in pts], [(p[2][1] - p[1].mean) * m.scale for p in pts]]
+            ax.errorbar(xs, ys, yerr=err if any(map(any, err)) else None, color=colour(gi),  # CI from 3, range at 2
+                        marker=marker(gi) if gi < 8 else "s", capsize=3, linewidth=1.6, label=label)  # fmt: skip
             xs_all += xs
             if gi == 0:
-                alt_parts.append(
-                    f"{m.label}: " + ", ".join(f"{x:g} → {fmt_value(m, p.mean)}{m.unit}" for x, (_x, p) in zip(xs, pts))
-                )
+                alt_parts.append(f"{m.label}: " + ", ".join(f"{x:g} → {fmt_value(m, c.mean)}{m.unit}"
+                                                            for x, c, _ in pts))  # fmt: skip
         ax.set_title(m.label)
         ax.set_xlabel(key)
         ax.set_ylabel(m.header)
@@ -289,7 +289,7 @@ def factor_plot(study: StudyView, key: str) -> Plot | None:
         rows = legend_below(fig, *axes[0].get_legend_handles_labels(), ncol=4)
     set_margins(fig, left=0.8, legend_rows=rows, wspace_in=0.9)
     alt = f"Line charts of {', '.join(BY_KEY[m].label for m in metrics)} against {key}. " + "; ".join(alt_parts) + "."
-    caption = "Each point is a variant's mean over its seeds (error bars: 95% CI when there are several)."
+    caption = "Each point is a variant's mean over its seeds (error bars: 95% CI from 3 seeds, the range with 2)."
     if len(groups) > 1:
         caption += " One line per combination of the other swept keys."
     pid = f"{anchors.FACTORS}-{anchors.slug(key)}"

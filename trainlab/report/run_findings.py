@@ -24,7 +24,7 @@ from trainlab.report.finding import (
     Finding,
     rounded,
 )
-from trainlab.report.study import RunView, is_number
+from trainlab.report.study import RunView, dotted_get, is_number
 
 # ------------------------------------------------------------------------------------------------------
 # Per run
@@ -187,8 +187,27 @@ def _good_fit(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
     return Finding("fit", "info", text + ".", figs, anchors.CURVES, detail=detail)
 
 
+def train_mode_regularisation(run: RunView) -> list[str]:
+    """What makes this run's training-mode figures (train loss and accuracy, measured with it active) worse than
+    its model's: dropout, augmentation of the training images. Read from the stored config."""
+    out = []
+    p = dotted_get(run.config, "model.dropout")
+    if is_number(p) and p > 0:
+        out.append(f"dropout {p:g}")
+    augment = dotted_get(run.config, "data.augment")
+    if isinstance(augment, dict) and any(v not in (None, False, 0, 0.0, []) for v in augment.values()):
+        out.append("augmentation")
+    return out
+
+
 def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
-    """Low final train accuracy, or a train loss that barely fell."""
+    """Low final train accuracy, or a train loss that barely fell.
+
+    Every sign here is a training-mode figure. Under dropout or augmentation those figures are what the
+    regularisation makes them, so reading them as underfitting (and advising less regularisation) would be
+    circular: such a run gets no underfitting finding; its test figures speak for it in the tables."""
+    if train_mode_regularisation(run):
+        return None
     acc = run.results.get("train_acc")
     losses = [e["train_loss"] for e in epochs if is_number(e.get("train_loss"))]
     figs: dict[str, Any] = {}

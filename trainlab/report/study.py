@@ -17,11 +17,10 @@ from trainlab.errors import TrainlabError
 from trainlab.measure.load import BUSY_EXCESS_SHARE, busy_excess, busy_rows, describe_busy
 from trainlab.measure.metrics import BY_KEY, EPOCH_AGGREGATES, INFER, METRICS, Metric, derived
 from trainlab.measure.stats import MeanCI, TimingNoise, bootstrap_ci, mean_ci, relative_gap, timing_noise
+from trainlab.records import OUTCOMES, STATUSES, RunRecord, RunStatus
 from trainlab.report import anchors
 from trainlab.report.comparison import Comparison, compare_with_baseline
 from trainlab.store import Store
-
-STATUSES = ("done", "running", "pending", "failed", "diverged", "skipped")
 
 
 def dotted_get(d: dict[str, Any] | None, key: str) -> Any:
@@ -41,51 +40,51 @@ def is_number(v: Any) -> bool:
 
 @dataclass
 class RunView:
-    """One run record from the store with its epochs."""
+    """One run record from the store (a :class:`~trainlab.records.RunRecord`) with its epochs."""
 
-    record: dict[str, Any]
+    record: RunRecord
     epochs: list[dict[str, Any]]
 
     @property
     def run_id(self) -> str:
-        return self.record["run_id"]
+        return self.record.run_id
 
     @property
     def variant(self) -> str:
-        return self.record["variant"]
+        return self.record.variant
 
     @property
     def seed(self) -> int:
-        return self.record["seed"]
+        return self.record.seed
 
     @property
     def repeat(self) -> int:
-        return self.record.get("repeat") or 0
+        return self.record.repeat or 0
 
     @property
-    def status(self) -> str:
-        return self.record["status"]
+    def status(self) -> RunStatus:
+        return self.record.status
 
     @property
     def error(self) -> str | None:
-        return self.record.get("error")
+        return self.record.error
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.record.get("config") or {}
+        return self.record.config or {}
 
     @property
     def env(self) -> dict[str, Any]:
-        return self.record.get("env") or {}
+        return self.record.env or {}
 
     @property
     def profile(self) -> dict[str, Any] | None:
-        return self.record.get("profile")
+        return self.record.profile
 
     @cached_property
     def results(self) -> dict[str, Any]:
         """Stored per-run figures plus the ones the report derives (e.g. data_share)."""
-        res = dict(self.record.get("results") or {})
+        res = dict(self.record.results or {})
         for k, v in derived(res).items():
             res.setdefault(k, v)
         return res
@@ -208,7 +207,7 @@ class VariantView:
         """Distinct errors of the variant's failed, diverged or skipped runs, with their seeds."""
         seeds: dict[str, list[int]] = {}
         for r in self.runs:
-            if r.error and r.status in ("failed", "diverged", "skipped"):
+            if r.error and r.status in OUTCOMES and r.status != "done":
                 seeds.setdefault(f"{r.status}: {r.error}", []).append(r.seed)
         if len(self.runs) == 1:
             return list(seeds)
@@ -239,7 +238,7 @@ class StudyView:
         if not db.is_file():
             raise TrainlabError(f"{out_dir} holds no trainlab.db: give the output folder of a study")
         store = Store(db, readonly=True)  # a report never needs write access to the study's folder
-        runs = [RunView(rec, store.epochs(rec["run_id"])) for rec in store.runs()]
+        runs = [RunView(rec, store.epochs(rec.run_id)) for rec in store.runs()]
         return cls(
             out_dir=out_dir,
             meta_study=store.meta("study") or {},
@@ -253,7 +252,7 @@ class StudyView:
     # ---- identity ----------------------------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return dotted_get(self.meta_study, "study.name") or (self.runs[0].record["study"] if self.runs else "study")
+        return dotted_get(self.meta_study, "study.name") or (self.runs[0].record.study if self.runs else "study")
 
     @property
     def description(self) -> str:
@@ -269,7 +268,7 @@ class StudyView:
                 factors = {}
                 for key in self.swept_keys:
                     val = dotted_get(r.config, key)
-                    factors[key] = val if val is not None else r.record.get("overrides", {}).get(key)
+                    factors[key] = val if val is not None else r.record.overrides.get(key)
                 v = by_name[r.variant] = VariantView(r.variant, factors=factors)
             v.runs.append(r)
         return list(by_name.values())
@@ -288,7 +287,7 @@ class StudyView:
 
     @property
     def finished(self) -> bool:
-        return all(r.status not in ("pending", "running") for r in self.runs)
+        return all(r.status in OUTCOMES for r in self.runs)
 
     @property
     def task(self) -> str:

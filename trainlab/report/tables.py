@@ -3,24 +3,30 @@
 A :class:`Table` is built once from a :class:`StudyView` and rendered by every format, so the HTML page,
 ``report.md``, ``report.tex`` and ``trainlab compare`` show the same numbers.
 
-Cell conventions: the mean over a variant's finished seeds, ``± half-width`` of the 95% CI when it has 2+ seeds;
+Cell conventions: the mean over a variant's finished seeds, ``± half-width`` of the 95% CI when it has 3+ seeds
+(with 2, ``(n = 2: low–high)``, the two values' range);
 Δ against the baseline variant (percentage points for percentages, the absolute difference for R², relative %
 otherwise); ``*`` when the comparison with the baseline (paired t-test on shared seeds, else Welch's; p-values
 Holm-adjusted over the variants) is larger than the noise (adjusted p < 0.05), ``≈`` for a single-seed timing
 difference within twice the figure's timing noise (``StudyView.timing_noise_of``), ``‡`` for a timing figure
-taken on a busy machine. Best and worst per column are marked knowing which direction is better.
+taken on a busy machine. Best and worst per column are marked knowing which direction is better — not for the
+inference figures of variants with the same inference network (``verdict.identical_inference``). Marks read the
+report's one comparison rule (``trainlab.report.comparison``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from trainlab.measure.format import fmt_ci, fmt_delta, fmt_factor, fmt_pct, fmt_value, loss_unit
-from trainlab.measure.metrics import BY_KEY, GROUPS, HEADLINE, PEAK_SPREAD_SHOWN, Metric
+from trainlab.measure.format import fmt_ci, fmt_delta, fmt_factor, fmt_few, fmt_pct, fmt_value, loss_unit
+from trainlab.measure.metrics import BY_KEY, GROUPS, HEADLINE, INFER, PEAK_SPREAD_SHOWN, Metric
+from trainlab.measure.stats import CI_MIN_N
 from trainlab.report import anchors
+from trainlab.report.classes import ClassTable, class_metrics, class_tables
+from trainlab.report.comparison import family_of
 from trainlab.report.study import StudyView, VariantView, dotted_get
+from trainlab.report.verdict import identical_inference
 
 SIG_MARK = "*"  # Holm-adjusted p < alpha (paired or Welch t-test): larger than the noise
 NOISE_MARK = "≈"  # single seed: a timing difference within twice the figure's timing noise
@@ -33,7 +39,8 @@ class Cell:
 
     value: float | None  # the mean, in stored units (fractions as fractions)
     text: str  # display value ("95.3"), "—" when missing
-    ci: str = ""  # "0.4" (half-width, display units) when there are 2+ seeds
+    ci: str = ""  # "0.4" (half-width, display units) when there are 3+ seeds
+    few: str = ""  # "n = 2: 11,900–13,300" instead of ± with 2 seeds
     delta: str = ""  # "+2.1 pp" / "-12.0%" against the baseline
     mark: str = ""  # SIG_MARK, NOISE_MARK or ""
     p: float | None = None  # Holm-adjusted p-value against the baseline
@@ -46,7 +53,7 @@ class Cell:
         """Tooltip: how the value was obtained."""
         parts = []
         if self.n > 1:
-            parts.append(f"mean of {self.n} seeds" + (f", 95% CI ± {self.ci}" if self.ci else ""))
+            parts.append(f"mean of {self.n} seeds" + (f", 95% CI ± {self.ci}" if self.ci else f" ({self.few})"))
         if self.p_text:
             parts.append(f"{self.p_text} vs baseline")
         if self.mark == NOISE_MARK:
@@ -56,6 +63,11 @@ class Cell:
         if self.rank:
             parts.append(self.rank)
         return "; ".join(parts)
+
+    @property
+    def shown(self) -> str:
+        """The value with its interval (3+ seeds) or the seeds' range (2): ``95.3 ± 0.4``, ``95.3 (n = 2: …)``."""
+        return self.text + (f" ± {self.ci}" if self.ci else f" ({self.few})" if self.few else "")
 
 
 @dataclass
@@ -92,7 +104,7 @@ class Table:
 
 def settings_text(v: VariantView) -> str:
     """The keys a variant sets, unless its name already spells them (sweep points are named after their values)."""
-    over = v.runs[0].record.get("overrides") or {} if v.runs else {}
+    over = v.runs[0].record.overrides if v.runs else {}
     if not over or all(f"{k.split('.')[-1]}=" in v.name for k in over):
         return ""
     return ", ".join(f"{k}={fmt_factor(val)}" for k, val in over.items())
@@ -139,8 +151,10 @@ def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, titl
         if row.reasons:
             note += 1
             row.note = note
+    same_network = identical_inference(study)
     for m in metrics:
         summaries = [v.summary(m.key) for v in study.variants]
+        family = family_of(study, m.key)
         base_mean = base.mean(m.key) if base is not None else None
         for v, s, row in zip(study.variants, summaries, rows):
             if s is None:
@@ -148,10 +162,14 @@ def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, titl
                 reached = m.key.endswith("to_target") or m.key.endswith("to_target_s")
                 row.cells.append(Cell(None, "not reached" if reached and v.done else "—"))
                 continue
-            cell = Cell(s.mean, fmt_value(m, s.mean) + mfu_range(m, v, s.mean), fmt_ci(m, s.half_width), n=s.n)
+            cell = Cell(s.mean, fmt_value(m, s.mean) + mfu_range(m, v, s.mean), n=s.n)
+            if s.n >= CI_MIN_N:
+                cell.ci = fmt_ci(m, s.half_width)
+            elif s.n == 2:
+                cell.few = fmt_few(m, v.values(m.key))
             if v is not base and base_mean is not None:
                 cell.delta = fmt_delta(m, s.mean, base_mean)
-                test = None if m.deterministic else study.compare(v, m.key)
+                test = None if m.deterministic else family.vs_baseline(v.name)
                 if test is not None:
                     cell.p, cell.p_text = test.p_adjusted, test.p_text
                     cell.mark = SIG_MARK if test.significant else ""
@@ -160,7 +178,8 @@ def build_table(study: StudyView, metrics: Sequence[Metric], table_id: str, titl
             if v.busy_for(m):
                 cell.mark = BUSY_MARK  # whatever the test says, the machine, not the variant, may explain it
             row.cells.append(cell)
-        _rank(m, [row.cells[-1] for row in rows])
+        if not (same_network and m.group == INFER):  # the same network: its inference figures cannot differ
+            _rank(m, [row.cells[-1] for row in rows])
     return Table(
         id=table_id,
         title=title,
@@ -207,65 +226,6 @@ def group_tables(study: StudyView) -> list[Table]:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Per-class precision, recall, F1
-
-
-@dataclass
-class ClassTable:
-    """Per-class figures of one variant from its confusion matrix (summed over its finished seeds)."""
-
-    variant: VariantView
-    confusion: list[list[int]]  # rows = true class, columns = predicted class
-    classes: list[str]
-    rows: list[dict[str, Any]]  # class, support, precision, recall, f1 (fractions or None)
-    macro: dict[str, float | None]
-    accuracy: float | None
-    seeds: int
-
-
-def _div(a: float, b: float) -> float | None:
-    return a / b if b else None
-
-
-def class_metrics(confusion: Sequence[Sequence[int]], classes: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Precision, recall and F1 per class from a K×K confusion matrix (rows true, columns predicted)."""
-    k = len(confusion)
-    names = list(classes) if classes is not None and len(classes) == k else [str(i) for i in range(k)]
-    col = [sum(confusion[i][j] for i in range(k)) for j in range(k)]
-    out = []
-    for i in range(k):
-        tp = confusion[i][i]
-        support = sum(confusion[i])
-        p, r = _div(tp, col[i]), _div(tp, support)
-        f1 = _div(2 * p * r, p + r) if p is not None and r is not None else None
-        out.append({"class": names[i], "support": support, "precision": p, "recall": r, "f1": f1})
-    return out
-
-
-def class_tables(study: StudyView) -> list[ClassTable]:
-    """One per variant whose finished runs recorded a confusion matrix."""
-    out = []
-    for v in study.variants:
-        mats = [r.results["confusion"] for r in v.done if isinstance(r.results.get("confusion"), list)]
-        mats = [m for m in mats if m and len(m) == len(mats[0])]
-        if not mats:
-            continue
-        k = len(mats[0])
-        total = [[sum(m[i][j] for m in mats) for j in range(k)] for i in range(k)]
-        classes = next((r.results.get("classes") for r in v.done if r.results.get("classes")), None)
-        rows = class_metrics(total, [str(c) for c in classes] if classes else None)
-        macro = {key: _mean([r[key] for r in rows if r[key] is not None]) for key in ("precision", "recall", "f1")}
-        n = sum(sum(row) for row in total)
-        acc = _div(sum(total[i][i] for i in range(k)), n)
-        out.append(ClassTable(v, total, [r["class"] for r in rows], rows, macro, acc, len(mats)))
-    return out
-
-
-def _mean(xs: list[float]) -> float | None:
-    return sum(xs) / len(xs) if xs else None
-
-
-# ------------------------------------------------------------------------------------------------------
 # Markdown
 
 
@@ -280,7 +240,7 @@ def md_escape(text: str) -> str:
 def _md_cell(c: Cell) -> str:
     if c.value is None:
         return "—"
-    text = c.text + (f" ± {c.ci}" if c.ci else "")
+    text = c.shown
     if c.rank == "best":
         text = f"**{text}**"
     elif c.rank == "worst":
@@ -311,10 +271,10 @@ def table_markdown(t: Table) -> str:
 MD_LEGEND = (
     "**bold** = best, _italic_ = worst per column; (Δ) against the baseline: pp = percentage points, % = relative "
     f"change; {SIG_MARK} = larger than the noise (paired t-test on shared seeds, else Welch's; Holm-adjusted "
-    f"p < 0.05); {NOISE_MARK} = within the timing noise "
-    f"(single seed); {BUSY_MARK} = timed while other work competed for the CPUs (not evidence); "
-    "± = 95% confidence half-width (t distribution) over seeds; MFU (a–b) = its range against the fastest and the "
-    "slowest round of the peak FLOP/s probe, shown when the rounds differed."
+    f"over the figure's comparisons, p < 0.05; not for whole numbers that vary over no seed); {NOISE_MARK} = within "
+    f"the timing noise (single seed); {BUSY_MARK} = timed while other work competed for the CPUs (not evidence); "
+    "± = 95% confidence half-width (t distribution) over 3+ seeds; (n = 2: a–b) = the two seeds' range; MFU (a–b) "
+    "= its range against the fastest and the slowest round of the peak FLOP/s probe, shown when the rounds differed."
 )
 
 
@@ -386,7 +346,7 @@ def table_latex(t: Table, caption: str) -> str:
             if c.value is None:
                 cells.append("---")
                 continue
-            text = latex_escape(c.text + (f" ± {c.ci}" if c.ci else ""))
+            text = latex_escape(c.shown)
             if c.rank == "best":
                 text = rf"\textbf{{{text}}}"
             elif c.rank == "worst":
@@ -406,4 +366,15 @@ def table_latex(t: Table, caption: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Cell", "ClassTable", "Row", "Table", "build_table", "class_tables", "comparison_table", "group_tables"]
+__all__ = [
+    "Cell",
+    "ClassTable",
+    "Row",
+    "Table",
+    "build_table",
+    "class_metrics",
+    "class_table_markdown",
+    "class_tables",
+    "comparison_table",
+    "group_tables",
+]

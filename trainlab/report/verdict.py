@@ -6,9 +6,12 @@ the quality metric and training time when it names none) along that factor:
 - a numeric factor: the direction of the effect — steadily rising or falling, or best at an inner setting (an
   optimum) — with the values at the ends and at the best setting;
 - a categorical factor: the ranking, and for times how many times faster the best setting is than the worst;
-- either way, whether the differences exceed the noise the study measured: Welch's test of the best against
-  the worst setting with repeats; with one seed, twice the figure's timing noise for times; for quality with
-  one seed, that the run-to-run noise was not measured.
+- either way, whether the differences exceed the noise the study measured: with repeats, the report's one
+  comparison rule (``trainlab.report.comparison``: paired t-test on shared seeds, else Welch's, Holm-adjusted over
+  the figure's family) for the best against the worst setting — the same result the tables and the significance
+  findings read for that pair; with one seed, twice the figure's timing noise for times; for quality with one
+  seed, that the run-to-run noise was not measured. A quantised figure (epochs, counts) that does not vary over
+  the seeds is not judged: equal integers show no noise.
 
 Factors that cannot change what is computed (:data:`PERFORMANCE_ONLY`: DataLoader workers, pinning, the
 device, compilation, ...) are judged on their timing columns only: their accuracy and loss differences are
@@ -24,9 +27,10 @@ from itertools import pairwise
 from typing import Any
 
 from trainlab.measure.format import fmt_delta, fmt_factor
-from trainlab.measure.metrics import BY_KEY, QUALITY, SIZE, Metric
-from trainlab.measure.stats import relative_gap, welch_test
+from trainlab.measure.metrics import BY_KEY, INFER, QUALITY, SIZE, Metric
+from trainlab.measure.stats import relative_gap
 from trainlab.report import anchors
+from trainlab.report.comparison import Comparison, family_of, judge, no_spread
 from trainlab.report.finding import Finding, figure_text, metric_label, metric_title, rounded
 from trainlab.report.study import StudyView, VariantView, dotted_get
 
@@ -53,6 +57,29 @@ PERFORMANCE_ONLY_PREFIXES = ("measure.", "deploy.", "track.")
 def performance_only(key: str) -> bool:
     """A factor that cannot change the computation, only its speed."""
     return key in PERFORMANCE_ONLY or key.startswith(PERFORMANCE_ONLY_PREFIXES)
+
+
+# Keys that change training but neither the inference network nor how it is run (device, threads, precision,
+# layout and compilation do; and measure.* changes how inference is timed).
+INFERENCE_CHANGING = ("train.device", "train.threads", "train.precision", "train.channels_last", "train.compile")
+TRAINING_LOADER = ("data.num_workers", "data.pin_memory", "data.persistent_workers", "data.prefetch_factor")
+
+
+def training_only(key: str) -> bool:
+    """A key that only changes training: dropout, the optimisation, how the training batches are loaded."""
+    if key in ("model.dropout", *TRAINING_LOADER, "data.loader", "data.pipeline") or key.startswith("track."):
+        return True
+    return key.startswith("train.") and key not in INFERENCE_CHANGING
+
+
+def identical_inference(study: StudyView) -> bool:
+    """The finished variants run the same inference network the same way, so their inference figures cannot
+    differ: they differ only in :func:`training_only` keys and have the same parameter count and MACs."""
+    keys, done = _differing(study), [v for v in study.variants if v.done]
+    if len(done) < 2 or not keys or not all(training_only(k) for k in keys):
+        return False
+    sizes = [{v.mean(k) for v in done} for k in ("params", "macs")]
+    return sizes[0] != {None} and all(len(s) == 1 for s in sizes)
 
 
 def _why(key: str) -> str:
@@ -147,6 +174,8 @@ def _columns(study: StudyView, key: str) -> list[Metric]:
     if "data_time_s" in chosen and "data_steady_s" in present and "data_steady_s" not in chosen:
         chosen = ["data_steady_s" if k == "data_time_s" else k for k in chosen]
     metrics = [BY_KEY[k] for k in chosen if k in BY_KEY and k in present and BY_KEY[k].better is not None]
+    if identical_inference(study):
+        metrics = [m for m in metrics if m.group != INFER]  # the same network: nothing to compare
     if _perf_only(study, key):
         return [m for m in metrics if m.timing][:2]
     quality = [m for m in metrics if m.group == QUALITY and not m.timing]
@@ -155,12 +184,44 @@ def _columns(study: StudyView, key: str) -> list[Metric]:
     return [m for m in (judged, cost) if m is not None]
 
 
-def _noise(study: StudyView, m: Metric, best: Level, worst: Level) -> tuple[str, bool | None, dict[str, Any]]:
+def _group(lv: Level, factor: str, metric: str) -> dict[Any, float | None]:
+    """A setting's values keyed for pairing: by seed, and within a grid by the other factors' values too."""
+    return {
+        (tuple(repr(val) for k, val in sorted(v.factors.items()) if k != factor), r.seed): r.value(metric)
+        for v in lv.variants
+        for r in v.done
+    }
+
+
+def best_vs_worst(study: StudyView, factor: str, m: Metric, best: Level, worst: Level) -> Comparison | None:
+    """The comparison rule for best against worst: between two variants, the result of the figure's family
+    (the one the tables and the significance findings read); between settings that pool several variants (a
+    grid), a paired or Welch test Holm-adjusted over the factors whose pooled best and worst are compared."""
+    if len(best.variants) == 1 and len(worst.variants) == 1:
+        found = family_of(study, m.key).pair(best.variants[0].name, worst.variants[0].name)
+        if found is not None:
+            return found
+    pooled = {factor: (_group(best, factor, m.key), _group(worst, factor, m.key))}
+    for key in factors(study):
+        levels = _levels(study, key, m.key)
+        if key != factor and len(levels) >= 2 and any(len(lv.variants) > 1 for lv in levels):
+            hi, lo = max(levels, key=lambda lv: lv.mean), min(levels, key=lambda lv: lv.mean)
+            b, w = (hi, lo) if m.better == "higher" else (lo, hi)
+            pooled[key] = (_group(b, key, m.key), _group(w, key, m.key))
+    return judge(pooled, quantised=m.quantised).get(factor)
+
+
+def _noise(
+    study: StudyView, factor: str, m: Metric, best: Level, worst: Level
+) -> tuple[str, bool | None, dict[str, Any]]:
     """Whether best vs worst exceeds the study's noise: (clause, exceeds or None when unknown, figures)."""
-    test = welch_test(best.values, worst.values)
+    test = best_vs_worst(study, factor, m, best, worst)
     if test is not None:
         word = "larger than" if test.significant else "within"
-        return f"{word} the noise (Welch p = {test.p:.2g}, best vs worst)", test.significant, {"p": rounded(test.p, 3)}
+        figs = {"p": rounded(test.p, 3), "p_adjusted": rounded(test.p_adjusted, 3), "paired": test.paired}
+        return f"{word} the noise ({test.p_text}, best vs worst)", test.significant, figs
+    if m.quantised and no_spread(best.values) and no_spread(worst.values):
+        return "every seed gave the same whole number, which shows no noise, so none was measured", None, {}
     if m.timing and study.timing_noise is not None and (noise := study.timing_noise_of(m.key)) is not None:
         # The gap as a share of the larger value (never above 100%) against twice the figure's noise: the
         # within-run variation, over sqrt(epochs - 1) for totals over epochs (StudyView.timing_noise_of).
@@ -271,7 +332,7 @@ def verdict(study: StudyView) -> list[Finding]:
             elif best.mean != worst.mean and m.deterministic:
                 text += " (fixed by the model: exact, no noise)"
             elif best.mean != worst.mean:
-                clause, exceeds, nfigs = _noise(study, m, best, worst)
+                clause, exceeds, nfigs = _noise(study, key, m, best, worst)
                 if exceeds is False:  # no direction or optimum to state: the differences are noise
                     shape = "within noise"
                     name = "the variant" if key == VARIANT else _name(key)
@@ -322,50 +383,12 @@ def _single(study: StudyView) -> Finding | None:
     return Finding("verdict", "info", text, figs, anchors.COMPARISON, variant=v.name)
 
 
-def nondeterminism(study: StudyView) -> list[Finding]:
-    """Quality differences along a performance-only factor: run-to-run nondeterminism, with the spread."""
-    out: list[Finding] = []
-    if not performance_only_study(study):
-        return out
-    for key in factors(study):
-        parts, figs = [], {"factor": key}
-        for mk in (study.quality_key, "test_loss"):
-            vals = [(v.name, mean) for v in study.variants if (mean := v.mean(mk)) is not None]
-            if len(vals) < 2:
-                continue
-            lo, hi = min(vals, key=lambda nv: nv[1]), max(vals, key=lambda nv: nv[1])
-            figs[f"{mk}_spread"] = rounded(hi[1] - lo[1])
-            if figure_text(mk, lo[1]) == figure_text(mk, hi[1]):
-                continue
-            spread = fmt_delta(BY_KEY[mk], hi[1], lo[1]).lstrip("+")
-            parts.append(
-                f"{metric_label(mk)} {figure_text(mk, lo[1])} ({lo[0]}) to {figure_text(mk, hi[1])} ({hi[0]}), "
-                f"a spread of {spread}"
-            )
-        keys_of = _differing(study) if key == VARIANT else [key]
-        name = ", ".join(_name(k) for k in keys_of)
-        what = f"The factor {name}" if len(keys_of) == 1 else f"The settings {name}"
-        why = "; ".join(_why(k) for k in keys_of)
-        if parts:
-            text = (
-                f"{what} cannot change what is computed ({why}), so the differences across "
-                f"{'it' if len(keys_of) == 1 else 'them'} — "
-                + "; ".join(parts)
-                + f" — are run-to-run nondeterminism (e.g. nondeterministic GPU kernels), not an effect of {name}."
-            )
-        else:
-            text = (
-                f"{what} cannot change what is computed ({why}), and accuracy and loss are the same at every "
-                "setting, as they must be: the differences are in time only."
-            )
-        out.append(Finding("nondeterminism", "info", text, figs, anchors.COMPARISON))
-    return out
-
-
-def performance_only_study(study: StudyView) -> bool:
-    """Every factor of the study is performance-only: accuracy and loss cannot differ by design."""
-    keys = factors(study)
-    return bool(keys) and all(_perf_only(study, k) for k in keys)
-
-
-__all__ = ["PERFORMANCE_ONLY", "factors", "nondeterminism", "performance_only", "performance_only_study", "verdict"]
+__all__ = [
+    "PERFORMANCE_ONLY",
+    "best_vs_worst",
+    "factors",
+    "identical_inference",
+    "performance_only",
+    "training_only",
+    "verdict",
+]

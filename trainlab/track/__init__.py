@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
-from trainlab.engine.events import EpochEnded, EpochRow, RunDispatched, RunEnded, RunOutcome, RunStarted
+from trainlab.engine.events import EpochEnded, RunDispatched, RunEnded, RunStarted
 from trainlab.errors import ConfigError, did_you_mean
 from trainlab.layout import StudyDir
 from trainlab.names import TRACKERS
+from trainlab.records import EpochRow, RunOutcome, RunRecord
 from trainlab.store import Store
 from trainlab.track.base import Tracker, TrackingError
 from trainlab.track.mlflow_tracker import MlflowTracker
@@ -37,16 +37,16 @@ def make_trackers(kinds: Sequence[str], layout: StudyDir, tracking_uri: str | No
     return out
 
 
-def _spec(record: dict[str, Any]) -> SimpleNamespace:
-    """What a tracker reads of a run (``RunSpec``'s attributes), from its stored record."""
+def _spec(record: RunRecord) -> SimpleNamespace:
+    """What a tracker reads of a run (``RunSpec``'s attributes: ``config`` is the stored JSON), from its record."""
     return SimpleNamespace(
-        run_id=record["run_id"],
-        study=record["study"],
-        variant=record["variant"],
-        repeat=record["repeat"],
-        seed=record["seed"],
-        overrides=record["overrides"],
-        config=record["config"],
+        run_id=record.run_id,
+        study=record.study,
+        variant=record.variant,
+        repeat=record.repeat,
+        seed=record.seed,
+        overrides=record.overrides,
+        config=record.config,
     )
 
 
@@ -69,16 +69,16 @@ def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = No
         sent = 0
         for index, record in enumerate(records, start=1):
             spec = _spec(record)
-            rows = [EpochRow.from_record(e) for e in store.epochs(record["run_id"])]
+            rows = [EpochRow.from_record(e) for e in store.epochs(record.run_id)]
             tracker.event(spec, RunDispatched(index, total, False))
-            if record["status"] == "pending":
+            if record.status == "pending":
                 continue
-            env = record.get("env") or {}
-            tracker.event(spec, RunStarted(len(rows), 0, 1, str(env.get("device", "")), env, record["profile"]))
+            env = record.env
+            tracker.event(spec, RunStarted(len(rows), 0, 1, str(env.get("device", "")), env, record.profile))
             for row in rows:
                 tracker.event(spec, EpochEnded(row))
-            if record["status"] != "running":
-                outcome = RunOutcome(record["status"], record["results"] or {}, record["error"], record["detail"])
+            if record.status != "running":
+                outcome = RunOutcome(record.status, record.results, record.error, record.detail)
                 tracker.event(spec, RunEnded(outcome))
             sent += 1
         tracker.study_finished(report_files(layout))
