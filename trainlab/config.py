@@ -13,6 +13,7 @@ and imported, never ``eval``-ed.
 from __future__ import annotations
 
 from collections import Counter
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import (
@@ -33,7 +34,7 @@ from trainlab.measure.metrics import BY_KEY
 from trainlab.models.config import ModelConfig
 from trainlab.names import DEPLOY_BASELINE, DEPLOY_METHODS, TRACKERS
 from trainlab.optim import OPTIMIZERS
-from trainlab.schema import Strict
+from trainlab.schema import PERFORMANCE_ONLY, SMOKE, SMOKE_AT_MOST, Strict, field_at, marked_fields, perf_only
 
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "mse")
@@ -87,7 +88,9 @@ class TrainConfig(Strict):
     """``[train]``: the optimisation recipe."""
 
     epochs: NonNegativeInt = Field(
-        10, description="Passes over the training split; 0 = no training, only the model's anatomy (profile)."
+        10,
+        description="Passes over the training split; 0 = no training, only the model's anatomy (profile).",
+        json_schema_extra={SMOKE_AT_MOST: 1},  # 0 stays 0 in a smoke run: an anatomy study
     )
     optimizer: Literal[OPTIMIZERS] = Field("sgd", description="Optimizer; 'nesterov' is SGD with nesterov=true.")
     lr: PositiveFloat = Field(0.01, description="Learning rate.")
@@ -106,10 +109,21 @@ class TrainConfig(Strict):
     seed: StrictInt = Field(
         0, ge=0, le=MAX_SEED, description="Seed for Python, NumPy, torch and the data order (0 to 2**63 - 1)."
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu.")
-    deterministic: bool = Field(False, description="torch deterministic algorithms (bit-identical on CPU).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="auto: cuda when available, else cpu.",
+        json_schema_extra=perf_only("every device runs the same arithmetic"),
+    )
+    deterministic: bool = Field(
+        False,
+        description="torch deterministic algorithms (bit-identical on CPU).",
+        json_schema_extra=perf_only("it only chooses deterministic kernels"),
+    )
     threads: PositiveInt | None = Field(
-        None, le=MAX_THREADS, description="torch intra-op threads, at most 1024 (default: torch's choice)."
+        None,
+        le=MAX_THREADS,
+        description="torch intra-op threads, at most 1024 (default: torch's choice).",
+        json_schema_extra=perf_only("threads only split the same arithmetic"),
     )
     target_accuracy: float | None = Field(
         None, gt=0.0, le=1.0, description="Train accuracy target for epochs_to_target (a fraction: 0.96)."
@@ -117,7 +131,11 @@ class TrainConfig(Strict):
     target_test_accuracy: float | None = Field(
         None, gt=0.0, le=1.0, description="Test accuracy target for test_epochs_to_target (a fraction)."
     )
-    checkpoint: bool = Field(True, description="Save a checkpoint each epoch so an interrupted run resumes.")
+    checkpoint: bool = Field(
+        True,
+        description="Save a checkpoint each epoch so an interrupted run resumes.",
+        json_schema_extra=perf_only("checkpoints are written outside the training step"),
+    )
     precision: Literal[PRECISIONS] = Field(
         "default",
         description="Numerics of the training step: default (torch's own settings, recorded as they are: on CUDA"
@@ -125,13 +143,16 @@ class TrainConfig(Strict):
         " CUDA), bf16 or fp16 (autocast; fp16 with a gradient scaler). Weights and optimizer state stay fp32.",
     )
     channels_last: bool = Field(
-        False, description="Keep 4-d activations and weights in channels-last memory format (NHWC): faster convs."
+        False,
+        description="Keep 4-d activations and weights in channels-last memory format (NHWC): faster convs.",
+        json_schema_extra=perf_only("the memory layout does not change the arithmetic"),
     )
     compile: Literal[COMPILE_MODES] = Field(
         "none",
         description="none (eager), default or max-autotune (torch.compile of the model, compilation timed apart"
         " as compile_time_s), or cuda-graph (CUDA only: the whole step - forward, backward, optimizer - captured"
         " once and replayed per batch).",
+        json_schema_extra=perf_only("compilation runs the same arithmetic"),
     )
 
     @field_validator("target_accuracy", "target_test_accuracy", mode="before")
@@ -170,6 +191,9 @@ class TrainConfig(Strict):
         return self
 
 
+# Why a section that is read after (or beside) training is performance-only: none of its keys enter training.
+NOT_IN_TRAINING = "it does not enter training"
+
 # The sections a variant or a sweep point may change: what one run's config holds.
 RUN_SECTIONS = ("data", "model", "train", "measure")
 
@@ -191,7 +215,9 @@ class RunConfig(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    measure: MeasureConfig = Field(
+        default_factory=MeasureConfig, json_schema_extra=perf_only(NOT_IN_TRAINING)
+    )  # what is measured after training
 
 
 class DeployConfig(Strict):
@@ -251,8 +277,16 @@ class StudyConfig(RunConfig):
         default_factory=list, description='Named overrides: { name = "bn", "model.batch_norm" = true }.'
     )
     repeats: StrictInt = Field(1, gt=0, description="Seeds per variant: train.seed, train.seed+1, ...")
-    deploy: DeployConfig = Field(default_factory=DeployConfig, description="Deployment variants (int8, ONNX).")
-    track: TrackConfig = Field(default_factory=TrackConfig, description="Experiment trackers (MLflow, TensorBoard).")
+    deploy: DeployConfig = Field(
+        default_factory=DeployConfig,
+        description="Deployment variants (int8, ONNX).",
+        json_schema_extra=perf_only(NOT_IN_TRAINING),
+    )
+    track: TrackConfig = Field(
+        default_factory=TrackConfig,
+        description="Experiment trackers (MLflow, TensorBoard).",
+        json_schema_extra=perf_only(NOT_IN_TRAINING),
+    )
 
     @field_validator("sweep")
     @classmethod
@@ -279,6 +313,44 @@ class StudyConfig(RunConfig):
         if dupes:
             raise ValueError(f"variant names must be unique; repeated: {', '.join(sorted(dupes))}")
         return v
+
+
+@cache
+def _performance_only() -> dict[str, str]:
+    return marked_fields(StudyConfig, PERFORMANCE_ONLY)
+
+
+def performance_only_keys() -> dict[str, str]:
+    """Every key marked performance-only on its field (:func:`trainlab.schema.perf_only`), dotted
+    (``train.threads``), with why its value cannot change what is computed; a marked section is a prefix
+    (``measure.``, ``deploy.``, ``track.``) that stands for every key in it."""
+    return dict(_performance_only())
+
+
+def performance_only_reason(key: str) -> str | None:
+    """Why the dotted ``key`` can only change speed, never what a run computes; None: it can change results."""
+    marked = _performance_only()
+    if key in marked:
+        return marked[key]
+    return next((why for k, why in marked.items() if k.endswith(".") and key.startswith(k)), None)
+
+
+def smoke_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """The ``--smoke`` stand-in of every key that declares one on its field, for the raw study tables ``raw``.
+
+    A field marked :data:`~trainlab.schema.SMOKE` gets that value; one marked
+    :data:`~trainlab.schema.SMOKE_AT_MOST` keeps the study's value when it is an integer no larger (the field's
+    default when the study sets none or a malformed one, which validation reports), else the bound.
+    """
+    out: dict[str, Any] = dict(marked_fields(RunConfig, SMOKE))
+    for key, bound in marked_fields(RunConfig, SMOKE_AT_MOST).items():
+        given: Any = raw
+        for part in key.split("."):
+            given = given.get(part) if isinstance(given, dict) else None
+        if not isinstance(given, int) or isinstance(given, bool):
+            given = field_at(RunConfig, key).default
+        out[key] = min(given, bound)
+    return out
 
 
 def json_schema() -> dict[str, Any]:
@@ -310,4 +382,7 @@ __all__ = [
     "TrackConfig",
     "TrainConfig",
     "json_schema",
+    "performance_only_keys",
+    "performance_only_reason",
+    "smoke_settings",
 ]

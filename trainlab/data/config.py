@@ -31,7 +31,7 @@ from pydantic_core import InitErrorDetails
 from trainlab.data.options import SourceOptions, square_size
 from trainlab.data.registry import DATASETS, option_models
 from trainlab.errors import did_you_mean
-from trainlab.schema import Strict
+from trainlab.schema import SMOKE, SMOKE_AT_MOST, Strict, perf_only
 
 # Each DataLoader worker is a process: 100000 of them exhaust the machine's process table and memory before
 # the first batch. 1024 is more workers than a machine has cores to feed them.
@@ -116,8 +116,12 @@ class DataConfig(Strict):
     name: str = Field("digits", description="Dataset name (see `trainlab data list`).")
     root: str | None = Field(None, description="Folder holding the dataset files (default: per dataset).")
     download: bool = Field(True, description="Fetch the dataset on first use when it is missing.")
-    batch_size: PositiveInt = Field(64, description="Training batch size (samples).")
-    test_batch_size: PositiveInt = Field(1000, description="Evaluation batch size (samples).")
+    batch_size: PositiveInt = Field(64, description="Training batch size (samples).", json_schema_extra={SMOKE: 16})
+    test_batch_size: PositiveInt = Field(
+        1000,
+        description="Evaluation batch size (samples).",
+        json_schema_extra=perf_only("it only changes how the test split is batched"),
+    )
     normalize: bool | NormalizeStats = Field(
         False,
         description="true: per-channel mean/std of the training split; or explicit {mean=[..], std=[..]}.",
@@ -125,19 +129,36 @@ class DataConfig(Strict):
     loader: Literal["resident", "dataloader"] = Field(
         "resident",
         description="resident: the split lives on the device as one tensor; dataloader: torch DataLoader.",
+        json_schema_extra=perf_only("both loaders yield the same batches"),
     )
     pipeline: Literal["tensor", "pil"] = Field(
         "tensor",
         description="Per-sample transforms of the dataloader loader. tensor: crop/flip/normalise by tensor"
         " indexing; pil: each sample decoded to a PIL image, padded, cropped, flipped, converted to a tensor and"
         " normalised, as torchvision users write it (dataloader only; images only).",
+        json_schema_extra=perf_only("both pipelines apply the same transforms with the same random choices"),
     )
     num_workers: NonNegativeInt = Field(
-        0, le=MAX_WORKERS, description="DataLoader worker processes, at most 1024 (dataloader only)."
+        0,
+        le=MAX_WORKERS,
+        description="DataLoader worker processes, at most 1024 (dataloader only).",
+        json_schema_extra={**perf_only("the batches are identical for every worker count"), SMOKE_AT_MOST: 1},
     )
-    pin_memory: bool = Field(False, description="DataLoader pin_memory (dataloader only).")
-    persistent_workers: bool = Field(False, description="DataLoader persistent_workers (dataloader only).")
-    prefetch_factor: PositiveInt | None = Field(None, description="DataLoader prefetch_factor (workers > 0).")
+    pin_memory: bool = Field(
+        False,
+        description="DataLoader pin_memory (dataloader only).",
+        json_schema_extra=perf_only("pinning only changes how batches are copied"),
+    )
+    persistent_workers: bool = Field(
+        False,
+        description="DataLoader persistent_workers (dataloader only).",
+        json_schema_extra=perf_only("it only keeps the workers alive between epochs"),
+    )
+    prefetch_factor: PositiveInt | None = Field(
+        None,
+        description="DataLoader prefetch_factor (workers > 0).",
+        json_schema_extra=perf_only("it only changes how far ahead workers load"),
+    )
     limit_train: PositiveInt | None = Field(None, description="Use only the first N training samples.")
     limit_test: PositiveInt | None = Field(None, description="Use only the first N test samples.")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

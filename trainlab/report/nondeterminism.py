@@ -1,5 +1,6 @@
 """The nondeterminism finding: accuracy and loss differences along a factor that cannot change what is computed
-(:data:`trainlab.report.verdict.PERFORMANCE_ONLY`) are run-to-run nondeterminism, stated with their spread."""
+(marked so on its field: :func:`trainlab.config.performance_only_keys`) are run-to-run nondeterminism, stated
+with their spread."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ the quality metric and training time when it names none) along that factor:
   seed, that the run-to-run noise was not measured. A quantised figure (epochs, counts) that does not vary over
   the seeds is not judged: equal integers show no noise.
 
-Factors that cannot change what is computed (:data:`PERFORMANCE_ONLY`: DataLoader workers, pinning, the
+Factors that cannot change what is computed (marked performance-only on their fields, see
+:func:`trainlab.config.performance_only_keys`: DataLoader workers, pinning, the
 device, compilation, ...) are judged on their timing columns only: their accuracy and loss differences are
 run-to-run nondeterminism, and :func:`nondeterminism` says so with the spread. A timing column with a run
 timed on a busy machine is not judged.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from trainlab.config import NOT_IN_TRAINING, performance_only_reason
 from trainlab.measure.format import fmt_delta, fmt_factor
 from trainlab.measure.metrics import BY_KEY, INFER, QUALITY, SIZE, Metric
 from trainlab.measure.stats import relative_gap
@@ -34,29 +36,12 @@ from trainlab.report.comparison import Comparison, family_of, judge, no_spread
 from trainlab.report.finding import Finding, figure_text, metric_label, metric_title, rounded
 from trainlab.report.study import StudyView, VariantView, dotted_get
 
-# Keys whose value changes how fast a run goes, never what it computes: same batches in the same order, same
-# model, same arithmetic up to floating-point ordering and nondeterministic kernels. Values: why, for the text.
-PERFORMANCE_ONLY: dict[str, str] = {
-    "data.num_workers": "the batches are identical for every worker count",
-    "data.pin_memory": "pinning only changes how batches are copied",
-    "data.persistent_workers": "it only keeps the workers alive between epochs",
-    "data.prefetch_factor": "it only changes how far ahead workers load",
-    "data.loader": "both loaders yield the same batches",
-    "data.pipeline": "both pipelines apply the same transforms with the same random choices",
-    "data.test_batch_size": "it only changes how the test split is batched",
-    "train.threads": "threads only split the same arithmetic",
-    "train.device": "every device runs the same arithmetic",
-    "train.compile": "compilation runs the same arithmetic",
-    "train.channels_last": "the memory layout does not change the arithmetic",
-    "train.deterministic": "it only chooses deterministic kernels",
-    "train.checkpoint": "checkpoints are written outside the training step",
-}
-PERFORMANCE_ONLY_PREFIXES = ("measure.", "deploy.", "track.")
-
 
 def performance_only(key: str) -> bool:
-    """A factor that cannot change the computation, only its speed."""
-    return key in PERFORMANCE_ONLY or key.startswith(PERFORMANCE_ONLY_PREFIXES)
+    """A factor that cannot change the computation, only its speed: marked so on its field (the schema's
+    :func:`~trainlab.config.performance_only_keys`): same batches in the same order, same model, same
+    arithmetic up to floating-point ordering and nondeterministic kernels."""
+    return performance_only_reason(key) is not None
 
 
 # Keys that change training but neither the inference network nor how it is run (device, threads, precision,
@@ -83,7 +68,7 @@ def identical_inference(study: StudyView) -> bool:
 
 
 def _why(key: str) -> str:
-    return PERFORMANCE_ONLY.get(key, "it does not enter training")
+    return performance_only_reason(key) or NOT_IN_TRAINING
 
 
 @dataclass
@@ -384,7 +369,6 @@ def _single(study: StudyView) -> Finding | None:
 
 
 __all__ = [
-    "PERFORMANCE_ONLY",
     "best_vs_worst",
     "factors",
     "identical_inference",

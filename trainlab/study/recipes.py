@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trainlab.config import smoke_settings
 from trainlab.errors import ConfigError, did_you_mean
 from trainlab.study.overrides import parse_override
 from trainlab.study.source import read_study_file
@@ -73,11 +74,6 @@ def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return table if isinstance(table, dict) else {}
 
 
-def _int(value: Any, default: int) -> int:
-    """``value`` when it is an integer (not a bool), else ``default`` (validation reports a wrong one)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 # Per-sample shape and class count of each dataset's stand-in for --smoke.
 SMOKE_SHAPES: dict[str, tuple[list[int], int]] = {
     "digits": ([1, 8, 8], 10),
@@ -122,7 +118,10 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
     """Overrides that turn a study into a smoke test: a generated stand-in of its data, one short epoch.
 
     The stand-in has the real dataset's sample shape, class count and task, so every model, loss and report
-    path of the recipe is exercised; pretrained weights (a file the user provides) are not loaded.
+    path of the recipe is exercised; pretrained weights (a file the user provides) are not loaded. A key's own
+    stand-in (``train.epochs`` at most 1, ``data.batch_size`` 16, the ``measure`` timings) is declared on its
+    field (:func:`trainlab.config.smoke_settings`); what depends on the dataset (the synthetic stand-in), on a
+    sweep or on a model's own keyword arguments (``model.resize``, ``model.pretrained``) is decided here.
     """
     _, raw = read_study_file(resolve_study_path(source))
     given: dict[str, Any] = dict(parse_override(o) for o in overrides)
@@ -131,18 +130,7 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
     # A malformed [data] (image_size = "big") gets no stand-in: validation then names the key.
     with contextlib.suppress(TypeError, ValueError):
         smoke.update(_stand_in(data))
-    smoke.update(
-        {
-            "train.epochs": min(_int(_table(raw, "train").get("epochs"), 1), 1),  # 0 stays 0: an anatomy study
-            "data.batch_size": 16,
-            "data.num_workers": min(_int(data.get("num_workers"), 0), 1),
-            "measure.infer_limit": 8,
-            "measure.latency_repeats": 5,
-            "measure.latency_warmup": 1,
-            "measure.throughput_batch": 8,
-            "measure.throughput_time_s": 0.01,
-        }
-    )
+    smoke.update(smoke_settings(raw))  # one short epoch, small batches, brief timings: declared on the fields
     if "data.num_workers" in _table(raw, "sweep"):  # keep the sweep's shape, at worker counts a test machine affords
         smoke["sweep.data.num_workers"] = [0, 1]
     model = _table(raw, "model")
