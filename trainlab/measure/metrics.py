@@ -41,7 +41,7 @@ class Metric:
     @property
     def deterministic(self) -> bool:
         """Fixed by the model, not by the seed (params, MACs, sizes): no significance test applies."""
-        return self.group == SIZE and self.key not in ("peak_mem_mb", "peak_reserved_mb")
+        return self.group == SIZE and self.key not in MEASURED_MEMORY
 
     @property
     def quantised(self) -> bool:
@@ -61,6 +61,8 @@ class Metric:
 
 
 QUALITY, TIME, INFER, SIZE = "Accuracy and loss", "Training time", "Inference", "Size, cost and memory"
+# The memory figures measured while training (they vary from run to run), unlike the model's sizes.
+MEASURED_MEMORY = frozenset({"peak_mem_mb", "peak_mem_net_mb", "mem_baseline_mb", "peak_reserved_mb"})
 GROUPS = (QUALITY, TIME, INFER, SIZE)
 
 # The peak FLOP/s probe's spread ((fastest - slowest round) / the peak used; trainlab.measure.peak): above
@@ -151,7 +153,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("size_mb", "Size", "MiB", "lower", "size", SIZE, "Bytes of parameters and buffers in memory / 2^20."),
     Metric("saved_kb", "Saved", "KiB", "lower", "size", SIZE, "Bytes of the saved state_dict file / 2^10."),
     Metric("peak_mem_mb", "Peak mem", "MiB", "lower", "size", SIZE,
-           "CUDA: max_memory_allocated over training; CPU: the run process's peak resident set (VmHWM)."),
+           "Gross: CUDA: max_memory_allocated over training; CPU: the run process's peak resident set (VmHWM), "
+           "the interpreter, torch, the data and the model included."),
+    Metric("peak_mem_net_mb", "Peak mem net", "MiB", "lower", "size", SIZE,
+           "Peak mem - Mem baseline: what training added (activations, gradients, optimizer state, batches)."),
+    Metric("mem_baseline_mb", "Mem baseline", "MiB", None, "size", SIZE,
+           "The same measure when training starts (model, data and loaders set up): CUDA: memory_allocated; "
+           "CPU: the process's resident set."),
     Metric("peak_reserved_mb", "Peak reserved", "MiB", "lower", "size", SIZE,
            "CUDA: max_memory_reserved over training."),
     Metric("nonzero_grads", "Non-zero grads", "", None, "count", SIZE,
@@ -234,6 +242,7 @@ HEADLINE = (
     "params",
     "macs",
     "peak_mem_mb",
+    "peak_mem_net_mb",
 )
 
 
