@@ -276,19 +276,37 @@ def test_report_of_a_study_on_read_only_media(tmp_path, capsys):
 
 # ---- 11. two drivers on one folder never train a run twice ---------------------------------------------------
 def test_two_drivers_on_one_folder_train_each_run_once(tmp_path):
+    import fcntl
+    import threading
+
     study = study_file(tmp_path, epochs=2)
     out = tmp_path / "out"
+    out.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     args = [sys.executable, "-m", "trainlab", "run", str(study), "--out", str(out), "--inline"]
-    procs = []
-    for _ in range(2):
-        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        time.sleep(0.5)
-    outputs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
-    trained = sum(stdout.count(": train loss") for stdout, _ in outputs)
-    assert trained == 2 * 2  # two runs x two epochs, each trained by one driver only
-    assert any("waiting for it to end" in stderr for _, stderr in outputs)
+    # This test holds the study's lock first (as a driver already running would), so that both drivers below
+    # certainly meet a held lock, whatever the machine's timing; then it lets go and they share the study.
+    with open(out / ".trainlab.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]  # fmt: skip
+        errs: list[list[str]] = [[], []]
+        readers = [threading.Thread(target=lambda p=p, e=e: e.extend(p.stderr), daemon=True)
+                   for p, e in zip(procs, errs)]  # fmt: skip
+        for r in readers:
+            r.start()
+        deadline = time.time() + 120
+        while not all(any("waiting for it to end" in line for line in e) for e in errs):
+            assert time.time() < deadline and all(p.poll() is None for p in procs), errs
+            time.sleep(0.1)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    stdouts = [p.stdout.read() for p in procs]  # small: a progress line per epoch (stderr has its reader)
+    for p, r in zip(procs, readers):
+        p.wait(timeout=300)
+        r.join(timeout=10)
+    assert [p.returncode for p in procs] == [0, 0], (stdouts, errs)
+    trained = sum(stdout.count(": train loss") for stdout in stdouts)
+    assert trained == 2 * 2  # two runs x two epochs, each trained by one driver only; the other skipped them
 
 
 # ---- 12. a study's name becomes a safe folder name -----------------------------------------------------------
