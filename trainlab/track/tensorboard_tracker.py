@@ -36,7 +36,7 @@ TAGS = {
     "lr": "lr",
 }
 HPARAM_METRICS = ("test_acc", "best_test_acc", "test_loss", "test_r2", "train_time_s", "epoch_time_mean_s",
-                  "latency_p50_ms", "params", "peak_mem_mb")  # fmt: skip
+                  "latency_p50_ms", "params", "peak_mem_mb", "peak_mem_net_mb")  # fmt: skip
 
 
 def _writer_class() -> Any:
