@@ -18,7 +18,9 @@ def _results(tmp_path, hidden: list[int], **kwargs) -> dict:
     # No profile: its one counted training step on a copy of the model frees gradient-sized memory just before the
     # meter starts, which training then reuses without growing the resident set (the net figure would read low).
     study = tiny_study(model={"name": "mlp", "hidden": hidden}, measure={"profile": False})
-    result = run(study, out=tmp_path, isolate=False, **kwargs)
+    # Each run in its own fresh process (the default executor): inside a test process that earlier tests grew to
+    # gigabytes, training reuses freed pages and the resident set does not grow (the net figure would read 0).
+    result = run(study, out=tmp_path, **kwargs)
     record = result.records[0]
     assert record.status == "done", record.error
     return record.results
