@@ -245,14 +245,14 @@ def test_report_in_headless_chromium(tmp_path: Path, browser_binary: str) -> Non
     paths = build_report(tmp_path / "study")
 
     shot = tmp_path / "report.png"
-    page = inspect_report(paths["html"], shot, browser_binary)
+    page = inspect_report(paths.html, shot, browser_binary)
 
     assert page["console_errors"] == [], page["console_errors"]
     assert page["exceptions"] == [], page["exceptions"]
     assert page["log_errors"] == [], page["log_errors"]
     assert page["dialogs"] == [], "a script ran: user text was not escaped"
     # Self-contained: the page itself is the only thing loaded from anywhere but data: URIs.
-    assert [u for u in page["requests"] if not u.startswith("data:")] == [paths["html"].resolve().as_uri()]
+    assert [u for u in page["requests"] if not u.startswith("data:")] == [paths.html.resolve().as_uri()]
     assert page["images"], "the report has no images"
     assert all(img["complete"] and img["width"] > 0 for img in page["images"]), page["images"]
     assert all(img["alt"] for img in page["images"]), "every image needs alt text"

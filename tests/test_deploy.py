@@ -7,6 +7,7 @@ checks the torch.compile path. Tests needing an optional dependency skip with th
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from trainlab.deploy import METHODS, OrtModule, deploy_study, export_onnx, onnx_
 from trainlab.deploy import int8 as q
 from trainlab.errors import ConfigError
 from trainlab.models import build_model, registry
-from trainlab.report.deployment import deployment_rows, plot_deployment
+from trainlab.report.deployment import DeploymentRow, deployment_rows, deployments_csv, plot_deployment
 from trainlab.store import Store
 from trainlab.study import load_study
 
@@ -237,27 +238,27 @@ def test_study_with_deploy_section(tmp_path: Path, capsys: pytest.CaptureFixture
     result = run(study, out=out, isolate=False, write_report=False)
     assert result.exit_code == 0
     store = Store(out / "trainlab.db")
-    recs = {d["method"]: d for d in store.deployments()}
+    recs = {d.method: d for d in store.deployments()}
     assert set(recs) == {"float", *METHODS}
-    assert all(r["status"] == "done" for r in recs.values()), {m: r["error"] for m, r in recs.items()}
+    assert all(r.status == "done" for r in recs.values()), {m: r.error for m, r in recs.items()}
     for method in ("dynamic", "static"):
-        assert Path(recs[method]["figures"]["artefact"]).is_file()
-    assert recs["onnx"]["figures"]["matches_float"] is True
+        assert Path(recs[method].figures.artefact).is_file()
+    assert recs["onnx"].figures.matches_float is True
 
     rows = deployment_rows(store)
-    assert [r["method"] for r in rows] == ["float", *METHODS]
+    assert [r.method for r in rows] == ["float", *METHODS]
     base = rows[0]
-    assert base["size_ratio"] == 1.0 and base["d_acc_points"] == 0.0
-    static = next(r for r in rows if r["method"] == "static")
-    assert static["size_ratio"] == pytest.approx(base["saved_kb"] / static["saved_kb"])
+    assert base.size_ratio == 1.0 and base.d_acc_points == 0.0
+    static = next(r for r in rows if r.method == "static")
+    assert static.size_ratio == pytest.approx(base.saved_kb / static.saved_kb)
     for key in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput_ips", "size_mb", "test_acc"):
-        assert static[key] is not None and static[key] >= 0
+        assert getattr(static, key) is not None and getattr(static, key) >= 0
     # Eager reference int8 is slower than float by design: the note must say so when it is.
-    if static["latency_speedup"] < 0.95:
-        assert "slower than float" in static["note"]
-    assert "simulated in float" in static["note"]
-    dynamic = next(r for r in rows if r["method"] == "dynamic")
-    assert "float: features.0 (Conv2d)" in dynamic["note"]
+    if static.latency_speedup < 0.95:
+        assert "slower than float" in static.note
+    assert "simulated in float" in static.note
+    dynamic = next(r for r in rows if r.method == "dynamic")
+    assert "float: features.0 (Conv2d)" in dynamic.note
 
     png = plot_deployment(rows, tmp_path / "deploy.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -266,15 +267,15 @@ def test_study_with_deploy_section(tmp_path: Path, capsys: pytest.CaptureFixture
     from trainlab.report import build_report
 
     paths = build_report(out, formats=["csv"])
-    table = list(csv.DictReader(paths["deployments_csv"].open()))
-    assert paths["deployments_csv"] == out / "deployments.csv" and len(table) == len(rows)
+    table = list(csv.DictReader(paths.deployments_csv.open()))
+    assert paths.deployments_csv == out / "deployments.csv" and len(table) == len(rows)
     assert [r["method"] for r in table] == ["float", *METHODS] and all(r["status"] == "done" for r in table)
-    assert float(table[2]["size_ratio"]) == pytest.approx(static["size_ratio"])
+    assert float(table[2]["size_ratio"]) == pytest.approx(static.size_ratio)
 
     # A re-run of the finished study skips training and the deployments already done.
-    before = [(d["method"], d["created_at"]) for d in store.deployments()]
+    before = [(d.method, d.created_at) for d in store.deployments()]
     run(study, out=out, isolate=False, write_report=False)
-    assert [(d["method"], d["created_at"]) for d in store.deployments()] == before
+    assert [(d.method, d.created_at) for d in store.deployments()] == before
 
     # The command re-measures the methods asked for and prints the table.
     capsys.readouterr()
@@ -283,10 +284,10 @@ def test_study_with_deploy_section(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "static" in text and "x smaller" in text
     assert (out / "deploy" / "deployment.md").is_file()
     # The float row was measured again, the dynamic one not: their timings are not compared, sizes still are.
-    rows = {r["method"]: r for r in deployment_rows(store)}
-    assert rows["static"]["latency_speedup"] is not None
-    assert rows["dynamic"]["latency_speedup"] is None and rows["dynamic"]["size_ratio"] is not None
-    assert "earlier deployment" in rows["dynamic"]["note"]
+    rows = {r.method: r for r in deployment_rows(store)}
+    assert rows["static"].latency_speedup is not None
+    assert rows["dynamic"].latency_speedup is None and rows["dynamic"].size_ratio is not None
+    assert "earlier deployment" in rows["dynamic"].note
 
 
 @needs_ao
@@ -296,10 +297,10 @@ def test_a_model_that_cannot_be_quantized_gets_its_reason_in_the_row(tmp_path: P
     study = tiny_study(model={"name": "test_deploy:BranchyNet"}, deploy={"methods": ["static"], **FAST})
     out = tmp_path / "out"
     run(study, out=out, isolate=False, write_report=False)
-    rows = {r["method"]: r for r in deployment_rows(Store(out / "trainlab.db"))}
-    assert rows["float"]["status"] == "done"
-    assert rows["static"]["status"] == "failed"
-    assert "torch.export cannot capture" in rows["static"]["note"]
+    rows = {r.method: r for r in deployment_rows(Store(out / "trainlab.db"))}
+    assert rows["float"].status == "done"
+    assert rows["static"].status == "failed"
+    assert "torch.export cannot capture" in rows["static"].note
     assert deploy_command(out, ["static"]) == 1
 
 
@@ -317,6 +318,30 @@ def test_missing_checkpoint_and_missing_store(tmp_path: Path) -> None:
     assert by_method["float"]["status"] == "failed"
     assert "no trained model saved" in by_method["float"]["error"]
     assert by_method["static"]["status"] == "skipped"
+
+
+def test_deployment_rows_are_typed_and_the_csv_keeps_its_columns(tmp_path: Path) -> None:
+    """Rows from hand-written records (no model needed): ratios against float, a figure the record lacks
+    reads as None, and deployments.csv keeps its columns, in order, with formula-like text escaped."""
+    store = Store(tmp_path / "trainlab.db")
+    store.add_deployment("r1", "float", {"saved_kb": 8.0, "latency_p50_ms": 1.0, "test_acc": 0.9, "session": "s"})
+    store.add_deployment("r1", "dynamic", {"saved_kb": 2.0, "test_acc": 0.8, "session": "s"})  # no timings
+    store.add_deployment("r1", "onnx", {}, "skipped", "=not a formula")
+    rows = deployment_rows(store)
+    assert all(isinstance(r, DeploymentRow) for r in rows) and [r.method for r in rows] == ["float", "dynamic", "onnx"]
+    base, dyn, onnx = rows
+    assert base.variant == "r1" and base.model is None  # the store holds no run r1: named by its id
+    assert dyn.size_ratio == 4.0 and dyn.d_acc_points == pytest.approx(-10.0) and dyn.same_session
+    assert dyn.latency_p50_ms is None and dyn.latency_speedup is None
+    assert onnx.saved_kb is None and onnx.size_ratio is None and onnx.note == "=not a formula"
+
+    table = list(csv.reader(io.StringIO(deployments_csv(store) or "")))
+    assert table[0] == ["run_id", "variant", "model", "method", "status", "error", "saved_kb", "size_ratio",
+                        "size_mb", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_speedup",
+                        "throughput_ips", "throughput_speedup", "test_acc", "d_acc_points", "agreement",
+                        "max_abs_diff", "note"]  # fmt: skip
+    assert [r[3] for r in table[1:]] == ["float", "dynamic", "onnx"]
+    assert table[2][7] == "4.0" and table[2][9] == "" and table[3][5] == "'=not a formula"
 
 
 def test_report_shows_the_deployment_section(tmp_path):

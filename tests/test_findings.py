@@ -218,9 +218,13 @@ def test_best_variant_tradeoff_and_single_seed_noise() -> None:
     ]
     fs = study_findings(_study(*runs))
     best = [f for f in fs if f.kind == "best"]
-    acc = next(f for f in best if "test acc" in f.text)
-    assert acc.variant == "mlp" and "95.0%" in acc.text and "logreg" in acc.text and "+5.0 pp" in acc.text
-    assert acc.figures["test_acc"] == pytest.approx(0.95)
+    # The verdict states the best test accuracy (and the fastest training): no second sentence repeats it.
+    verdict = fs[0]
+    assert verdict.kind == "verdict" and verdict.ranks == {"test_acc": ("mlp",), "train_time_s": ("logreg",)}
+    assert "mlp 95.0%" in verdict.text and "logreg" in verdict.text and "+5.0 pp" in verdict.text
+    assert not [f for f in best if f.metric in ("test_acc", "train_time_s")]
+    [loss] = best  # the other figure's winner is stated
+    assert loss.metric == "test_loss" and loss.variant == "mlp" and loss.figures["test_loss"] == pytest.approx(0.2)
     tradeoffs = [f for f in fs if f.kind == "tradeoff"]
     assert len(tradeoffs) == 2
     assert all(f.figures["front"] == ["logreg", "mlp"] and f.figures["dominated"] == ["fat"] for f in tradeoffs)
@@ -324,3 +328,20 @@ def test_an_unstated_mfu_says_why() -> None:
     r = _run("x", _epochs([0.5] * 3), mfu_unchecked=1.4, mfu_note="achieved 72 exceeds the probed peak 51")
     [f] = [f for f in run_findings(r) if "no MFU is stated" in f.text]
     assert "exceeds the probed peak" in f.text and f.severity == "info"
+
+
+def test_rankings_a_busy_machine_spoiled_are_one_warning_and_plain_winners_one_sentence() -> None:
+    busy = {"cpu_cores": [1.0] * 4, "other_cores": [1.5] * 4, "cores": [2] * 4}  # every epoch competed
+    runs = [
+        _run("a", _epochs([0.5] * 4, **busy), test_acc=0.90, test_loss=0.3, train_time_s=1.0, latency_p50_ms=1.0,
+             infer_busy=1),
+        _run("b", _epochs([0.5] * 4), test_acc=0.92, test_loss=0.4, train_time_s=2.0, latency_p50_ms=2.0),
+    ]  # fmt: skip
+    fs = study_findings(_study(*runs))
+    best = [f for f in fs if f.kind == "best"]
+    [spoiled] = [f for f in best if f.severity == "warning"]
+    assert spoiled.text.startswith("Train time and latency p50 cannot be compared: a was timed")
+    assert spoiled.figures["machine_affected"] == ["a"]
+    [plain] = [f for f in best if f.severity == "info"]
+    assert plain.metric == "test_loss" and plain.variant == "a"  # the only plain winner: its own sentence
+    assert sum(f.kind == "busy_machine" for f in fs) == 1

@@ -23,6 +23,7 @@ from helpers import tiny_study
 from trainlab import api
 from trainlab.engine.events import RunEnded, RunStarted
 from trainlab.measure.load import LoadMeter, is_busy
+from trainlab.records import EpochRow
 from trainlab.report.findings import study_findings
 from trainlab.report.study import StudyView
 from trainlab.report.tables import BUSY_MARK, comparison_table
@@ -126,7 +127,7 @@ def test_a_busy_machine_during_one_variant_is_marked_not_called_an_effect(tmp_pa
     if a.busy_runs:  # something else ran during the reference variant: what it shows is not this test's setup
         pytest.skip(f"this machine was busy during the reference variant too: {a.busy_runs[0].busy_text}")
     epochs = b.runs[0].epochs
-    assert all(e["other_cores"] > 0.25 for e in epochs), epochs  # recorded per epoch, in the store
+    assert all((e.other_cores or 0.0) > 0.25 for e in epochs), epochs  # recorded per epoch, in the store
 
     findings = study_findings(view)
     [busy] = [f for f in findings if f.kind == "busy_machine"]
@@ -148,15 +149,16 @@ def test_a_quiet_machine_states_the_effect_that_is_there(tmp_path: Path) -> None
         pytest.skip(f"this machine was busy with other work during the quiet study: {busy}")
     findings = study_findings(view)
     assert not [f for f in findings if f.kind == "busy_machine"]
-    [train_time] = [f for f in findings if f.kind == "best" and "train time" in f.text.lower()]
-    assert train_time.text.startswith("Lowest train time: narrow")
+    [verdict] = [f for f in findings if f.kind == "verdict"]  # it states the fastest; no "best" repeats it
+    assert verdict.ranks["train_time_s"] == ("narrow",) and "narrow is" in verdict.text
+    assert "larger than the timing noise" in verdict.text
     narrow, wide = (v.mean("train_time_s") for v in view.variants)
     assert wide > 3 * narrow  # the cost really differs
 
 
-def _row(epoch: int, t: float, other: float) -> dict[str, Any]:
-    return {"epoch": epoch, "epoch_time_s": t, "cpu_cores": 1.9 if other < 0.25 else 1.0, "other_cores": other,
-            "cores": 2}  # fmt: skip
+def _row(epoch: int, t: float, other: float) -> EpochRow:
+    return EpochRow.from_record({"epoch": epoch, "epoch_time_s": t, "cpu_cores": 1.9 if other < 0.25 else 1.0,
+                                 "other_cores": other, "cores": 2})  # fmt: skip
 
 
 def test_a_few_busy_epochs_that_could_not_move_the_total_do_not_mark_the_run() -> None:

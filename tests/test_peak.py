@@ -7,6 +7,7 @@ sizes and round times.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from sample_study import sample_config, write_sample_store
 from trainlab.engine.figures import utilisation
 from trainlab.measure import peak as peak_mod
 from trainlab.measure.metrics import PEAK_SPREAD_SHOWN, PEAK_SPREAD_UNCERTAIN
-from trainlab.measure.peak import Probe
+from trainlab.measure.peak import PeakFigures, Probe
 from trainlab.report.machine import machine_info
 from trainlab.report.study import StudyView
 from trainlab.report.tables import comparison_table
@@ -106,6 +107,19 @@ def test_the_run_peak_states_its_spread_rounds_and_bounds(tmp_path: Path, monkey
     assert p["peak_flops_rounds"] == 5 and p["peak_flops_stat"] == "max"
     mm_only = peak_mod.peak_flops(CPU, "fp32", "fp32")
     assert mm_only["peak_flops_spread"] == pytest.approx(0.2) and "peak_conv_flops" not in mm_only
+
+
+def test_the_run_peak_reads_back_typed_with_a_field_for_every_figure(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TRAINLAB_CACHE", str(tmp_path))
+    key = peak_mod._key
+    cache = {key(CPU, "matmul", "fp32"): {"rounds": [1e11, 9e10]}, key(CPU, "conv", "fp32"): {"rounds": [4e10, 3e10]}}
+    (tmp_path / "peak_flops.json").write_text(json.dumps(cache))
+    p = peak_mod.peak_flops(CPU, "fp32", "fp32", conv_share=0.5)
+    assert set(p) <= {f.name for f in fields(PeakFigures)}  # no figure the report could not read
+    typed = PeakFigures.from_results({**p, "test_acc": 0.9})  # a run's other results are left out
+    assert typed.peak_flops == p["peak_flops"] and typed.peak_conv_flops == 4e10 and typed.peak_flops_rounds == 2
+    old = PeakFigures.from_results({"peak_flops": 2e11})  # probed by a trainlab that kept no rounds
+    assert old.peak_flops == 2e11 and old.peak_flops_rounds is None and PeakFigures.from_results(None) == PeakFigures()
 
 
 def test_utilisation_bounds_the_mfu_by_the_probes_spread() -> None:

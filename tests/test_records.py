@@ -9,10 +9,12 @@ import typing
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import tiny_study
 
 from trainlab import records
 from trainlab.engine import events
+from trainlab.measure.hardware import HostEnv, environment
 from trainlab.measure.metrics import BY_KEY
 from trainlab.records import FAILED, FINISHED, OUTCOMES, STATUSES, RunRecord
 from trainlab.store import Store
@@ -73,6 +75,14 @@ def test_a_run_round_trips_through_the_store(tmp_path: Path) -> None:
         "results", "env", "profile", "created_at", "started_at", "finished_at",
     ]  # fmt: skip  # the runs table's columns, in order
     assert Store(tmp_path / "trainlab.db", readonly=True).runs() == [first, second]
+
+
+def test_the_environment_reads_back_typed_with_a_field_for_every_key_written() -> None:
+    env = environment(torch.device("cpu"))
+    assert set(env) <= {f.name for f in dataclasses.fields(HostEnv)}  # no key the report could not read
+    host = HostEnv.from_dict({**env, "added_later": 1})  # a key the type does not know is left out
+    assert host.cpu_count == env["cpu_count"] and host.device == "cpu" and host.gpu is None
+    assert HostEnv.from_dict({"hostname": "h"}).cpu is None and HostEnv.from_dict(None) == HostEnv()
 
 
 def test_figure_reads_the_catalogue_and_refuses_a_key_it_does_not_define() -> None:

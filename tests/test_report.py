@@ -12,7 +12,7 @@ import pytest
 from sample_study import sample_config, write_sample_store
 
 from trainlab.errors import TrainlabError
-from trainlab.report import build_report
+from trainlab.report import ReportPaths, build_report
 from trainlab.store import Store
 
 XSS = "<script>alert(1)</script>"
@@ -31,7 +31,7 @@ def _comparison_rows(page: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def sample_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+def sample_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportPaths]:
     """Three variants (one overfits) plus a failed one, two seeds each; every format."""
     out = tmp_path_factory.mktemp("sample")
     variants = [
@@ -44,14 +44,14 @@ def sample_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     return out, build_report(out, formats=["html", "md", "csv", "latex"])
 
 
-def test_every_format_is_written_and_returned(sample_report: tuple[Path, dict[str, Path]]) -> None:
+def test_every_format_is_written_and_returned(sample_report: tuple[Path, ReportPaths]) -> None:
     out, paths = sample_report
-    assert set(paths) == {"html", "md", "results_csv", "epochs_csv", "latex", "plots"}
-    assert paths["html"] == out / "report.html" and paths["md"] == out / "report.md"
-    assert paths["results_csv"] == out / "results.csv" and paths["epochs_csv"] == out / "epochs.csv"
-    assert paths["latex"] == out / "report.tex" and paths["plots"] == out / "plots"
-    assert all(p.exists() for p in paths.values())
-    pngs = sorted(p.name for p in paths["plots"].glob("*.png"))
+    assert set(paths.written()) == {"html", "md", "results_csv", "epochs_csv", "latex", "plots"}
+    assert paths.html == out / "report.html" and paths.md == out / "report.md"
+    assert paths.results_csv == out / "results.csv" and paths.epochs_csv == out / "epochs.csv"
+    assert paths.latex == out / "report.tex" and paths.plots == out / "plots"
+    assert all(p.exists() for p in paths.written().values())
+    pngs = sorted(p.name for p in paths.plots.glob("*.png"))
     assert {"curves.png", "time_split.png", "pareto.png", "confusion.png"} <= set(pngs)
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
 
@@ -59,16 +59,16 @@ def test_every_format_is_written_and_returned(sample_report: tuple[Path, dict[st
 def test_default_formats_are_html_md_csv(tmp_path: Path) -> None:
     write_sample_store(tmp_path)
     paths = build_report(tmp_path)
-    assert set(paths) == {"html", "md", "results_csv", "epochs_csv", "plots"}
+    assert set(paths.written()) == {"html", "md", "results_csv", "epochs_csv", "plots"}
     only_csv = build_report(tmp_path, formats=["csv"])
-    assert set(only_csv) == {"results_csv", "epochs_csv"}
+    assert set(only_csv.written()) == {"results_csv", "epochs_csv"}
     with pytest.raises(TrainlabError, match="unknown report format"):
         build_report(tmp_path, formats=["pdf"])
 
 
 def test_results_csv_has_one_row_per_run_and_every_scalar_figure(sample_report) -> None:
     out, paths = sample_report
-    rows = _rows(paths["results_csv"])
+    rows = _rows(paths.results_csv)
     header = list(rows[0])
     assert header[:5] == ["study", "variant", "seed", "status", "error"]
     swept = Store(out / "trainlab.db").meta("swept_keys")
@@ -84,7 +84,7 @@ def test_results_csv_has_one_row_per_run_and_every_scalar_figure(sample_report) 
 
 def test_epochs_csv_has_one_row_per_run_and_epoch(sample_report) -> None:
     out, paths = sample_report
-    rows = _rows(paths["epochs_csv"])
+    rows = _rows(paths.epochs_csv)
     store = Store(out / "trainlab.db")
     assert len(rows) == sum(len(store.epochs(r.run_id)) for r in store.runs()) == 6 * 6
     assert {"variant", "seed", "run_id", "epoch", "train_loss", "test_acc", "data_time_s"} <= set(rows[0])
@@ -92,7 +92,7 @@ def test_epochs_csv_has_one_row_per_run_and_epoch(sample_report) -> None:
 
 def test_html_comparison_table_marks_best_worst_delta_ci_and_failures(sample_report) -> None:
     _out, paths = sample_report
-    page = paths["html"].read_text()
+    page = paths.html.read_text()
     rows = _comparison_rows(page)
     assert len(rows) == 4
     assert 'class="vname">small' in rows[0] and "baseline" in rows[0]
@@ -107,7 +107,7 @@ def test_html_comparison_table_marks_best_worst_delta_ci_and_failures(sample_rep
 
 def test_html_is_self_contained_and_has_alt_text(sample_report) -> None:
     _out, paths = sample_report
-    page = paths["html"].read_text()
+    page = paths.html.read_text()
     assert "<script" not in page.lower()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched from anywhere
     assert "@import" not in page and "url(" not in page and "<link" not in page
@@ -124,7 +124,7 @@ def test_html_is_self_contained_and_has_alt_text(sample_report) -> None:
 
 def test_html_findings_come_first_and_name_the_overfitting_variant(sample_report) -> None:
     _out, paths = sample_report
-    page = paths["html"].read_text()
+    page = paths.html.read_text()
     assert page.index('id="findings"') < page.index('id="comparison"') < page.index('id="plot-curves"')
     findings = page[page.index('id="findings"') : page.index('id="comparison"')]
     assert "large overfits" in findings and "seen in 2 of 2 seeds" in findings
@@ -133,7 +133,7 @@ def test_html_findings_come_first_and_name_the_overfitting_variant(sample_report
 
 def test_html_per_run_detail_is_collapsible(sample_report) -> None:
     out, paths = sample_report
-    page = paths["html"].read_text()
+    page = paths.html.read_text()
     store = Store(out / "trainlab.db")
     for rec in store.runs():
         assert f'<details class="run" id="run-{rec.run_id}">' in page
@@ -143,7 +143,7 @@ def test_html_per_run_detail_is_collapsible(sample_report) -> None:
 
 def test_markdown_has_the_same_tables_and_plot_files(sample_report) -> None:
     out, paths = sample_report
-    md = paths["md"].read_text()
+    md = paths.md.read_text()
     assert "## Findings" in md and "## Comparison" in md
     table = md[md.index("## Comparison") :]
     lines = [ln for ln in table.splitlines() if ln.startswith("|")]
@@ -155,7 +155,7 @@ def test_markdown_has_the_same_tables_and_plot_files(sample_report) -> None:
 
 def test_latex_tables_are_escaped(sample_report) -> None:
     _out, paths = sample_report
-    tex = paths["latex"].read_text()
+    tex = paths.latex.read_text()
     assert r"\begin{tabular}" in tex and r"\toprule" in tex and tex.count(r"\begin{table}") >= 2
     assert r"Test acc (\%)" in tex and r"\textbf{" in tex and "$\\pm$" in tex
     assert "_" not in tex.replace(r"\_", "").split("\n", 3)[-1].replace("\\label{tab:", "")  # underscores escaped
@@ -169,34 +169,34 @@ def test_user_text_is_escaped_everywhere(tmp_path: Path) -> None:
     cfg = sample_config(name=XSS, description=f"desc {XSS} & <b>bold</b>", variants=variants)
     write_sample_store(tmp_path, cfg, {"plain": "failed"}, classes=["a", XSS, "c"])
     paths = build_report(tmp_path, formats=["html", "md", "latex"])
-    page = paths["html"].read_text()
+    page = paths.html.read_text()
     assert "<script" not in page.lower() and "<b>bold</b>" not in page
     assert f'<h1 id="title">{html_lib.escape(XSS, quote=False)}</h1>' in page
     assert html_lib.escape(XSS, quote=False) in page.split("<title>")[1]
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4  # name, variant, class name, ...
-    md = paths["md"].read_text()
+    md = paths.md.read_text()
     assert "<script>" not in md
-    assert "<script>" not in paths["latex"].read_text()
+    assert "<script>" not in paths.latex.read_text()
 
 
 def test_a_running_study_is_reported_as_far_as_it_got(tmp_path: Path) -> None:
     write_sample_store(tmp_path, behaviour={"medium": "running", "large": "pending"})
     paths = build_report(tmp_path)
-    page = paths["html"].read_text()
+    page = paths.html.read_text()
     rows = _comparison_rows(page)
     assert len(rows) == 3
     assert "running (epoch 3/6)" in rows[1] and ">pending<" in rows[2]
     assert "still running" in page
     curves_alt = re.search(r'<figure id="plot-curves">.*?alt="([^"]+)"', page, flags=re.S).group(1)
     assert "medium" in curves_alt and "large" not in curves_alt  # the running run's finished epochs are plotted
-    results = _rows(paths["results_csv"])
+    results = _rows(paths.results_csv)
     assert [r["status"] for r in results] == ["done", "running", "pending"]
 
 
 def test_an_empty_store_still_builds(tmp_path: Path) -> None:
     write_sample_store(tmp_path, behaviour={"small": "pending", "medium": "pending", "large": "pending"})
     paths = build_report(tmp_path)
-    page = paths["html"].read_text()
+    page = paths.html.read_text()
     assert len(_comparison_rows(page)) == 3 and "<img" not in page
 
 
@@ -210,9 +210,9 @@ def test_numeric_sweep_gets_a_factor_plot(tmp_path: Path) -> None:
     cfg.pop("variant", None)
     write_sample_store(tmp_path, cfg)
     paths = build_report(tmp_path)
-    page = paths["html"].read_text()
+    page = paths.html.read_text()
     assert 'id="plot-factors-train-lr-' in page
-    assert next(paths["plots"].glob("factor_*.png")).stat().st_size > 1000
+    assert next(paths.plots.glob("factor_*.png")).stat().st_size > 1000
     # Sweep points are named after their values: no extra settings line is needed.
     assert 'class="vname">lr=0.01' in page and 'class="settings"' not in page
 
@@ -226,20 +226,20 @@ def test_regression_studies_are_judged_by_r2(tmp_path: Path) -> None:
         store.finish_run(rec.run_id, "done", results=res)
         for e in store.epochs(rec.run_id):
             store.add_epoch(rec.run_id, {**e, "train_acc": None, "test_acc": None, "test_r2": 0.4 + 0.02 * e["epoch"]})
-    page = build_report(tmp_path)["html"].read_text()
+    page = build_report(tmp_path).html.read_text()
     header = page[page.index('<table id="comparison"') : page.index("</thead>", page.index('<table id="comparison"'))]
     assert "Test R²" in header and "Test MAE" in header and "Test acc" not in header
-    assert "Highest test R²: large" in page
+    assert "By test R²: large 0.700, medium 0.600, small 0.500 — large is best" in page  # the verdict
     assert 'id="confusion"' not in page
 
 
 def test_rebuild_removes_plots_of_variants_no_longer_reported(tmp_path: Path) -> None:
     write_sample_store(tmp_path)
     paths = build_report(tmp_path)
-    stale = paths["plots"] / "confusion_old.png"
+    stale = paths.plots / "confusion_old.png"
     stale.write_bytes(b"x")
     build_report(tmp_path)
-    assert not stale.exists() and (paths["plots"] / "curves.png").exists()
+    assert not stale.exists() and (paths.plots / "curves.png").exists()
 
 
 def test_a_ten_run_study_of_25_epochs_reports_in_seconds(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_a_side_timed_on_a_busy_machine_is_marked_not_tested(two_studies: tuple[
     va, vb = StudyView.load(a), StudyView.load(b)
     for run in vb.variants[0].runs:  # "medium" in B: every epoch shared its CPUs with another job
         for e in run.epochs:
-            e.update(cpu_cores=1.0, other_cores=1.0, cores=2)
+            e.cpu_cores, e.other_cores, e.cores = 1.0, 1.0, 2
     rows = [r for r in compare_rows(va, vb) if r.variant == "medium"]
     train_time = next(r for r in rows if r.metric.key == "train_time_s")
     assert train_time.mark == BUSY_MARK

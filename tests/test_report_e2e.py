@@ -25,7 +25,7 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     result = trainlab.run(study, out=out, isolate=False)
     assert {r.status for r in result.records} == {"done"}, [r.error for r in result.records]
-    assert result.report_paths["html"] == out / "report.html"
+    assert result.report_paths.html == out / "report.html"
     return out
 
 
@@ -49,4 +49,4 @@ def test_cli_rebuilds_from_the_store_without_training(tiny_study: Path, capsys: 
     assert "report.html" in printed and "report.tex" in printed
     assert (tiny_study / "report.html").is_file() and (tiny_study / "report.tex").is_file()
     assert not (tiny_study / "results.csv").exists() and not (tiny_study / "report.md").exists()
-    assert trainlab.build_report(tiny_study, formats=["csv"])["results_csv"].is_file()
+    assert trainlab.build_report(tiny_study, formats=["csv"]).results_csv.is_file()

@@ -72,3 +72,23 @@ def test_interrupted_run_resumes_bit_identically(tmp_path):
     got = store.epochs(rid)
     keys = ("train_loss", "train_acc", "test_loss", "test_acc")
     assert [[e[k] for k in keys] for e in got] == [[e[k] for k in keys] for e in ref_epochs]
+
+
+def test_deployments_are_typed_records_and_a_missing_figure_reads_as_none(tmp_path):
+    from trainlab.records import DeploymentFigures, DeploymentRecord
+
+    store = Store(tmp_path / "trainlab.db")
+    store.add_deployment("r1", "float", {"saved_kb": 12.5, "latency_p50_ms": 0.4, "notes": [], "session": "a"})
+    # A row written by hand (or by an older trainlab): no latency, and a key the type does not know.
+    store.add_deployment("r1", "dynamic", {"saved_kb": 4.0, "float_layers": ["fc (Linear)"], "new_key": 1}, "done")
+    store.add_deployment("r1", "onnx", {}, "skipped", "ONNX needs onnx")
+    recs = store.deployments()
+    assert all(isinstance(r, DeploymentRecord) and isinstance(r.figures, DeploymentFigures) for r in recs)
+    assert [(r.run_id, r.method, r.status) for r in recs] == [("r1", "float", "done"), ("r1", "dynamic", "done"),
+                                                              ("r1", "onnx", "skipped")]  # fmt: skip
+    base, dyn, onnx = recs
+    assert base.figures.saved_kb == 12.5 and base.figures.latency_p50_ms == 0.4 and base.figures.session == "a"
+    assert base.error is None and base.created_at  # ISO 8601 stamp of the write
+    assert dyn.figures.latency_p50_ms is None and dyn.figures.test_acc is None  # not stored: None
+    assert dyn.figures.float_layers == ["fc (Linear)"] and not hasattr(dyn.figures, "new_key")
+    assert onnx.figures == DeploymentFigures() and onnx.error == "ONNX needs onnx"

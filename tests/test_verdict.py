@@ -164,13 +164,14 @@ def test_regression_uses_absolute_differences_and_says_worse_than_the_mean_and_n
                 epochs=_falling_epochs(200, 2.0, 1.02))  # fmt: skip
     big = _run("mlp_256_128_64", {"model.hidden": [256, 128, 64]}, test_r2=0.391, test_loss=0.6, test_mae=0.5,
                epochs=_falling_epochs(200, 1.0, 0.6))  # fmt: skip
-    for r in (base, big):
+    for r in (base, big):  # regression epochs: R² instead of accuracies
         for e in r.epochs:
-            e.pop("train_acc"), e.pop("test_acc")
-            e["test_r2"] = 0.0
+            e.train_acc = e.test_acc = None
+            e.test_r2 = 0.0
     findings = study_findings(_study([base, big], ["model.hidden"]))
-    best = next(f for f in findings if f.kind == "best" and "r²" in f.text.lower())
-    assert "the baseline mlp_8 has -0.048 (+0.439)" in best.text and "%" not in best.text.split("(")[1]
+    # The verdict states the best R² (absolute difference, no relative change across zero); no second sentence.
+    assert _one(findings, "verdict").ranks["test_r2"] == ("mlp_256_128_64",)
+    assert not [f for f in findings if f.kind == "best" and f.metric == "test_r2"]
     worse = _one(findings, "worse_than_mean")
     assert worse.variant == "mlp_8" and "worse than predicting the mean" in worse.text
     slow = _one(findings, "not_converged")  # both still falling: merged, each with its slope

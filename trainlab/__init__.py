@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from trainlab.engine.runner import StudyResult
+    from trainlab.layout import ReportPaths
     from trainlab.measure.complexity import Profile
     from trainlab.study import Study
 
@@ -39,7 +40,7 @@ def run(study: Any, overrides: Any = None, out: Any = None, **kwargs: Any) -> St
     return _run(study, overrides, out, **kwargs)
 
 
-def build_report(out_dir: str | Path, **kwargs: Any) -> dict[str, Path]:
+def build_report(out_dir: str | Path, **kwargs: Any) -> ReportPaths:
     """See :func:`trainlab.report.build_report`."""
     from trainlab.report import build_report as _build  # deferred: `import trainlab` stays light
 

@@ -29,7 +29,7 @@ from trainlab.engine.runner import (
     study_lock,
 )
 from trainlab.errors import ConfigError, DiskFull
-from trainlab.layout import StudyDir
+from trainlab.layout import ReportPaths, StudyDir
 from trainlab.measure.format import fmt_bytes
 from trainlab.records import FINISHED, RunRecord
 from trainlab.report import build_report
@@ -176,11 +176,11 @@ def _deploy(layout: StudyDir, study: Study, datasets: DatasetCache) -> None:
         print(f"warning: deployment failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def _report(layout: StudyDir) -> dict[str, Path]:
+def _report(layout: StudyDir) -> ReportPaths:
     try:
         return build_report(layout.root)
     except DiskFull:
         raise
     except Exception as exc:  # a report bug must not lose the study: the store has everything
         print(f"warning: report could not be written: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return {}
+        return ReportPaths()  # none written

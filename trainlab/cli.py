@@ -189,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         storage=args.storage, track=args.track, tracking_uri=args.tracking_uri,
     )  # fmt: skip
     if args.quiet:
-        report = result.report_paths.get("html")
+        report = result.report_paths.html
         print(f"{len(result.records)} runs, {len(result.failed)} failed; report: {report or result.out_dir}")
     return result.exit_code
 
@@ -200,7 +200,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     StudyDir(out).require_db()
     paths = build_report(out, formats=args.format, dest=args.to)
-    for kind, path in paths.items():
+    for kind, path in paths.written().items():
         print(f"{kind:>6}: {path}")
     return EXIT_OK
 

@@ -14,7 +14,7 @@ Computed here only, so a stage that writes a file and one that reads it cannot d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from trainlab.errors import OutputError, TrainlabError
@@ -92,3 +92,25 @@ class StudyDir:
             probe.unlink()
         except OSError as exc:
             raise OutputError(f"output directory {self.root} is not writable: {exc.strerror or exc}") from None
+
+
+@dataclass
+class ReportPaths:
+    """The files a report build wrote (``trainlab.report.build_report``); None for each it did not write.
+
+    Which are written depends on the formats asked for: ``csv`` writes ``results_csv`` and ``epochs_csv`` (and
+    ``deployments_csv`` when the study has deployments), ``latex`` ``latex``, ``md`` and ``html`` the plots folder
+    and their page. The fields are in the order the files are written.
+    """
+
+    results_csv: Path | None = None
+    epochs_csv: Path | None = None
+    deployments_csv: Path | None = None
+    latex: Path | None = None  # report.tex
+    plots: Path | None = None  # the folder of the figures' PNGs
+    md: Path | None = None  # report.md
+    html: Path | None = None  # report.html
+
+    def written(self) -> dict[str, Path]:
+        """Each written output by its kind (a field's name), in the order written."""
+        return {f.name: path for f in fields(self) if (path := getattr(self, f.name)) is not None}

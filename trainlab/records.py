@@ -14,8 +14,9 @@ The statuses are defined here and nowhere else::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from trainlab.measure.format import is_number
 from trainlab.measure.metrics import BY_KEY, derived
@@ -30,6 +31,8 @@ OUTCOMES: tuple[RunStatus, ...] = ("done", "diverged", "failed", "skipped")
 FINISHED: tuple[RunStatus, ...] = ("done", "diverged", "skipped")
 # The statuses that fail a study (exit code 1); the report states their reasons.
 FAILED: tuple[RunStatus, ...] = ("failed", "diverged")
+# The statuses of a run that trained or may still train: its epochs so far are the report's to read.
+TRAINING: tuple[RunStatus, ...] = ("done", "running", "pending")
 
 # RunOutcome.detail of a run that failed because the disk filled up: the driver stops the study (a rerun resumes).
 DISK_FULL = "disk full"
@@ -45,7 +48,7 @@ class EpochRow:
     """
 
     epoch: int  # 1-based
-    train_loss: float
+    train_loss: float | None  # None when it was not finite (stored as null: JSON has no NaN)
     train_acc: float | None  # None for regression
     epoch_time_s: float
     data_time_s: float
@@ -81,9 +84,13 @@ class EpochRow:
         return d
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> EpochRow:
-        """Inverse of :meth:`to_record` (a stored row, e.g. from a checkpoint)."""
-        known = {k: record[k] for k in cls.__dataclass_fields__ if k in record and k != "evaluated"}
+    def from_record(cls, record: Mapping[str, Any]) -> EpochRow:
+        """Inverse of :meth:`to_record` (a stored row, e.g. from a checkpoint or the store).
+
+        A stored row may lack figures its writer did not measure (an epoch that diverged, a store written by an
+        older trainlab, a row a test or a user wrote by hand): they read as None. A non-finite loss is stored as
+        null and reads as None too. Keys the type does not know are left out."""
+        known = {f.name: record.get(f.name) for f in fields(cls) if f.name != "evaluated"}
         return cls(**known, evaluated="test_loss" in record)
 
 
@@ -148,6 +155,27 @@ class RunRecord:
             value = derived(self.results).get(key)
         return float(value) if is_number(value) else None
 
+    # The run's context, which the catalogue does not define: read here, by key, and nowhere else.
+    @property
+    def device(self) -> str | None:
+        """The device it trained on (``cpu``, ``cuda:0``), as recorded."""
+        return self.results.get("device")
+
+    @property
+    def compile_mode(self) -> str | None:
+        """How its step was compiled (``train.compile`` as it took effect: ``cuda-graph``, ``inductor``...)."""
+        return self.results.get("compile")
+
+    @property
+    def mfu_note(self) -> str | None:
+        """Why no MFU is stated for it (e.g. no peak was probed for its device), when none is."""
+        return self.results.get("mfu_note")
+
+    @property
+    def mfu_uncertain(self) -> bool:
+        """The peak behind its MFU was probed on a busy machine: the MFU is the range mfu_low–mfu_high."""
+        return bool(self.results.get("mfu_uncertain"))
+
     @property
     def finished(self) -> bool:
         """A rerun of the study does not repeat it (done, diverged or skipped)."""
@@ -159,13 +187,124 @@ class RunRecord:
         return self.status in FAILED
 
 
+# The statuses of a deployment row: measured, an error ended it (reason in ``error``), or it cannot happen here.
+DeploymentStatus = Literal["done", "failed", "skipped"]
+
+
+@dataclass
+class DeploymentFigures:
+    """What one deployment (a run's model as float, int8 or ONNX) measured: the ``figures`` JSON column of the
+    store's ``deployments`` table, as written by ``trainlab.deploy``.
+
+    Every field is None when the deployment did not record it: a variant that failed or was skipped records
+    next to nothing, the float row has no layer lists, a regression model no ``test_acc``/``agreement``.
+
+    Sizes: ``saved_kb`` bytes of the saved file / 2^10; ``size_mb`` bytes of the tensors held in memory / 2^20.
+    Timings: ``latency_p50_ms``/``p90``/``p99``/``mean``/``std`` ms per batch-1 forward after
+    ``latency_warmup`` calls, over ``latency_repeats`` calls; ``throughput_ips`` images/s at batch
+    ``throughput_batch``; ``first_calls_s``, ``prepare_s``, ``compile_s`` seconds; ``threads`` CPU threads.
+    Quality on ``test_samples`` test samples: ``test_acc`` and ``agreement`` fractions, ``test_loss``
+    cross-entropy (nats), ``test_mse`` (regression), ``max_abs_diff`` largest |logit - float logit|.
+    """
+
+    # Sizes
+    saved_kb: float | None = None  # the saved file (float: state_dict; int8: its tensors; onnx: .onnx), bytes / 2^10
+    size_mb: float | None = None  # tensors held in memory (onnx: the graph's initializers), bytes / 2^20
+    # Batch-1 latency, ms per forward after warm-up
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_mean_ms: float | None = None
+    latency_std_ms: float | None = None
+    latency_warmup: int | None = None  # calls before timing
+    latency_repeats: int | None = None  # timed calls
+    # Throughput
+    throughput_ips: float | None = None  # images/s at batch throughput_batch
+    throughput_batch: int | None = None  # images per call
+    # Quality, on the test split
+    test_acc: float | None = None  # fraction (classification)
+    test_loss: float | None = None  # cross-entropy, nats (classification)
+    test_mse: float | None = None  # mean squared error (regression)
+    test_samples: int | None = None  # samples measured
+    agreement: float | None = None  # fraction of test samples predicted as the float model predicts them
+    max_abs_diff: float | None = None  # largest |logit - float logit| over the test samples, logit units
+    matches_float: bool | None = None  # onnx: max_abs_diff within tolerance
+    tolerance: float | None = None  # onnx: allowed max_abs_diff per unit of (1 + max |float logit|)
+    # Times, seconds
+    first_calls_s: float | None = None  # the first call at each of the two measured shapes (compiles)
+    prepare_s: float | None = None  # quantizing or exporting
+    compile_s: float | None = None  # torch.compile of the int8 graph at batch 1
+    # How it ran
+    runtime: str | None = None  # plain words: eager PyTorch, torch.compile, onnxruntime
+    backend: str | None = None  # library and version
+    artefact: str | None = None  # path of the saved file
+    reloaded: bool | None = None  # measured as reloaded from that file
+    compiled: bool | None = None  # int8: run through torch.compile (False: the eager reference graph)
+    threads: int | None = None  # torch CPU threads while measuring
+    calibration_batches: int | None = None  # int8: training batches the static ranges were calibrated on
+    quantized_layers: list[str] | None = None  # int8: the float model's weight layers made int8, "name (Type)"
+    float_layers: list[str] | None = None  # int8: the weight layers left in float, "name (Type)"
+    notes: list[str] | None = None  # plain words the table's note repeats
+    session: str | None = None  # stamp shared by the rows of one deployment call: timings compare within one
+    detail: str | None = None  # failed: the traceback
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> DeploymentFigures:
+        """Figures from the stored JSON object: keys it lacks read as None, keys the type does not know are
+        left out (``None``: no figures)."""
+        d = d or {}
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+@dataclass
+class DeploymentRecord:
+    """One deployment as the store holds it: a row of its ``deployments`` table, ``figures`` parsed."""
+
+    run_id: str
+    method: str  # "float" (the baseline, measured alongside) or a deployment method (dynamic, static, onnx)
+    status: DeploymentStatus
+    figures: DeploymentFigures = field(default_factory=DeploymentFigures)
+    error: str | None = None  # why it failed or was skipped
+    created_at: str = ""  # ISO 8601, UTC, seconds
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DeploymentRecord:
+        """A record from a stored row whose ``figures`` JSON is parsed (columns it does not know are left out)."""
+        return cls(
+            run_id=row["run_id"],
+            method=row["method"],
+            status=row["status"],
+            figures=DeploymentFigures.from_dict(row.get("figures")),
+            error=row.get("error"),
+            created_at=row.get("created_at") or "",
+        )
+
+
+class RunIdentity(Protocol):
+    """What a sink or tracker reads of a run: a live ``engine.spec.RunSpec`` and a stored :class:`RunRecord`
+    both have it (``config``: the RunSpec's pydantic config, or the record's stored JSON of it)."""
+
+    run_id: str
+    study: str
+    variant: str
+    repeat: int
+    seed: int
+    overrides: dict[str, Any]
+    config: Any
+
+
 __all__ = [
     "DISK_FULL",
     "FAILED",
     "FINISHED",
     "OUTCOMES",
     "STATUSES",
+    "TRAINING",
+    "DeploymentFigures",
+    "DeploymentRecord",
+    "DeploymentStatus",
     "EpochRow",
+    "RunIdentity",
     "RunOutcome",
     "RunRecord",
     "RunStatus",

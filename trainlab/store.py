@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainlab.errors import DiskFull, OutputError, StoreDamaged
-from trainlab.records import RunRecord, RunStatus
+from trainlab.records import DeploymentRecord, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from trainlab.study import Study
@@ -308,7 +308,8 @@ class Store:
             (run_id, method, status, _dumps(figures), error, _now()),
         )
 
-    def deployments(self) -> list[dict[str, Any]]:
-        """Deployment records (run_id, method, status, figures, error, created_at), in the order written."""
+    def deployments(self) -> list[DeploymentRecord]:
+        """Deployment records (run_id, method, status, figures, error, created_at), in the order written; a
+        figure the stored row lacks reads as None (:class:`~trainlab.records.DeploymentFigures`)."""
         rows = self._read("SELECT * FROM deployments ORDER BY rowid")
-        return [{**dict(r), "figures": json.loads(r["figures"])} for r in rows]
+        return [DeploymentRecord.from_row({**dict(r), "figures": json.loads(r["figures"])}) for r in rows]

@@ -121,7 +121,7 @@ def deploy_study(
         raise TrainlabError(f"unknown deployment method(s) {', '.join(unknown)}; allowed: {', '.join(DEPLOY_METHODS)}")
     cache = datasets if datasets is not None else dataset_cache()
     written: list[dict[str, Any]] = []
-    done = {(d["run_id"], d["method"]) for d in store.deployments() if d["status"] == "done"}
+    done = {(d.run_id, d.method) for d in store.deployments() if d.status == "done"}
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -120,5 +120,5 @@ class RichReporter:
         self.console.print(table)
         for r in result.failed:
             self.console.print(f"[red]{r.variant} (seed {r.seed}) {r.status}:[/] {r.error}")
-        html = result.report_paths.get("html")
+        html = result.report_paths.html
         self.console.print(f"report: [bold]{html or result.out_dir}[/]")

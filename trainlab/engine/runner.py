@@ -29,7 +29,7 @@ from trainlab.engine.executors import Executor, InlineExecutor, RunJob, Subproce
 from trainlab.engine.ray_executor import RayExecutor
 from trainlab.engine.sinks import StoreSink
 from trainlab.errors import ConfigError, DiskFull, StoreDamaged, TrainlabError, did_you_mean
-from trainlab.layout import StudyDir
+from trainlab.layout import ReportPaths, StudyDir
 from trainlab.models import build_for
 from trainlab.names import EXECUTORS
 from trainlab.records import FAILED, FINISHED, RunRecord, RunStatus
@@ -69,7 +69,7 @@ class StudyResult:
     study: Study
     out_dir: Path
     records: list[RunRecord] = field(default_factory=list)
-    report_paths: dict[str, Path] = field(default_factory=dict)
+    report_paths: ReportPaths = field(default_factory=ReportPaths)  # the report's files (none if not written)
 
     @property
     def failed(self) -> list[RunRecord]:

@@ -1,4 +1,7 @@
-"""The environment a result was measured on: machine, devices, library versions, code version."""
+"""The environment a result was measured on: machine, devices, library versions, code version.
+
+:func:`environment` writes it as a JSON-able dict (a run's ``env`` in the store); :class:`HostEnv` reads one back.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import multiprocessing
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,8 +54,50 @@ def git_commit(path: Path | None) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class HostEnv:
+    """A run's environment as :func:`environment` writes it, read back (e.g. from the store).
+
+    Every field is None when the stored dict lacks it: a CPU run has no GPU fields, a store written by an older
+    trainlab or a row written by hand may lack others. Values are as stored (not checked): a reader that formats
+    a number checks it is one.
+    """
+
+    date: str | None = None  # when the run set up, ISO 8601 UTC
+    hostname: str | None = None
+    pid: int | None = None  # the process that ran the run (a child, or a cluster worker)
+    platform: str | None = None  # platform.platform(): OS, kernel, architecture
+    python: str | None = None  # version
+    cpu: str | None = None  # model name
+    cpu_count: int | None = None  # logical CPUs of the machine
+    cpu_affinity: int | None = None  # logical CPUs the process may run on
+    torch_threads: int | None = None  # torch's intra-op threads
+    mp_start_method: str | None = None  # how DataLoader workers start: fork, spawn, forkserver
+    torch: str | None = None  # version
+    numpy: str | None = None  # version
+    trainlab: str | None = None  # version
+    device: str | None = None  # the device it trained on: cpu, cuda:0
+    cuda_available: bool | None = None  # CUDA was usable, whether or not the run used it
+    git_commit: str | None = None  # HEAD of the study file's repository, "+dirty" with changes
+    # CUDA runs only
+    gpu: str | None = None  # device name
+    gpu_memory_mb: float | None = None  # total device memory, bytes / 2^20
+    cuda: str | None = None  # the CUDA version torch was built with
+    cudnn: int | None = None  # cuDNN version number (e.g. 90100)
+    gpu_capability: str | None = None  # compute capability, "major.minor"
+    gpu_driver: str | None = None  # NVIDIA driver version (nvidia-smi)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> HostEnv:
+        """The environment from its stored dict: keys it lacks read as None, keys the type does not know are
+        left out (``None`` or an empty dict: nothing recorded, every field None)."""
+        d = d or {}
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
 def environment(device: torch.device, study_path: Path | None = None) -> dict[str, Any]:
-    """A JSON-able description of the machine and software a run executes on."""
+    """A JSON-able description of the machine and software a run executes on (read back by :class:`HostEnv`,
+    which has a field for every key written here)."""
     env: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "hostname": platform.node(),

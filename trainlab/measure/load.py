@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, TypeVar
 
 import psutil
 
@@ -118,33 +118,56 @@ class LoadMeter:
         return LoadSample(wall, own, other, len(self._cpus))
 
 
-def busy_rows(epochs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+class TimedEpoch(Protocol):
+    """What the busy-machine accounting reads of one stored epoch (``trainlab.records.EpochRow`` has it; this
+    layer may not import it). Read-only, so a row whose field is narrower (``epoch_time_s: float``) fits."""
+
+    @property
+    def epoch_time_s(self) -> float | None: ...  # the epoch's wall time, seconds
+    @property
+    def cpu_cores(self) -> float | None: ...  # cores the run's process tree kept busy (CPU s / wall s)
+    @property
+    def other_cores(self) -> float | None: ...  # cores other work kept busy on the run's CPUs meanwhile
+    @property
+    def cores(self) -> int | None: ...  # CPUs the run may use (its affinity)
+
+
+E = TypeVar("E", bound=TimedEpoch)
+
+
+def busy_rows(epochs: Sequence[E]) -> list[E]:
     """The stored epoch rows that were timed on a busy machine."""
-    return [e for e in epochs if is_busy(e.get("cpu_cores"), e.get("other_cores"), e.get("cores"))]
+    return [e for e in epochs if is_busy(e.cpu_cores, e.other_cores, e.cores)]
 
 
-def busy_excess(epochs: Sequence[Mapping[str, Any]]) -> float:
+def busy_excess(epochs: Sequence[TimedEpoch]) -> float:
     """The share of a run's training time its busy epochs added over its median quiet epoch (1 when no epoch was
     quiet, 0 when none was busy): how far other work can have moved the run's training times."""
     busy = busy_rows(epochs)
     if not busy:
         return 0.0
-    times = [(e, t) for e in epochs if isinstance(t := e.get("epoch_time_s"), int | float)]
-    quiet = [t for e, t in times if e not in busy]
-    total = sum(t for _e, t in times)
+    marked = {id(e) for e in busy}  # by identity: two epochs with equal figures are still two epochs
+    times = [(id(e), t) for e in epochs if isinstance(t := e.epoch_time_s, int | float)]
+    quiet = [t for i, t in times if i not in marked]
+    total = sum(t for _i, t in times)
     if not quiet or total <= 0:
         return 1.0
     typical = statistics.median(quiet)
-    return sum(max(0.0, t - typical) for e, t in times if e in busy) / total
+    return sum(max(0.0, t - typical) for i, t in times if i in marked) / total
 
 
-def describe_busy(epochs: Sequence[Mapping[str, Any]]) -> str:
+def describe_busy(epochs: Sequence[TimedEpoch]) -> str:
     """E.g. ``other work kept up to 1.0 of 2 CPUs busy in 3 of 5 epochs (+40% training time)``; "" when quiet."""
     busy = busy_rows(epochs)
     if not busy:
         return ""
-    worst, cores, excess = max(e["other_cores"] for e in busy), busy[0]["cores"], busy_excess(epochs)
-    added = "all epochs busy" if excess >= 1 else f"+{excess * 100:.0f}% training time"
+    worst, cores, excess = max(e.other_cores or 0.0 for e in busy), busy[0].cores, busy_excess(epochs)
+    if excess >= 1:
+        added = "all epochs busy"
+    elif excess >= 0.005:
+        added = f"+{excess * 100:.0f}% training time"
+    else:  # under half a percent would read as "+0%"
+        added = "under 1% added to the training time"
     return f"other work kept up to {worst:.1f} of {cores} CPUs busy in {len(busy)} of {len(epochs)} epochs ({added})"
 
 
@@ -154,6 +177,7 @@ __all__ = [
     "BUSY_SATURATION",
     "LoadMeter",
     "LoadSample",
+    "TimedEpoch",
     "busy_excess",
     "busy_rows",
     "describe_busy",

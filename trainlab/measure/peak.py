@@ -42,9 +42,10 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -344,11 +345,11 @@ def _mix(conv_share: float, matmul: float, conv: float) -> float:
 def peak_flops(
     device: torch.device, matmul_precision: str = "fp32", conv_precision: str = "fp32", conv_share: float = 0.0
 ) -> dict[str, float | int | str | None]:
-    """The run's peak figures: ``peak_flops`` (effective, FLOP/s, the MFU denominator: the mix of each kind's
-    value used), ``peak_flops_min``/``peak_flops_max`` (the same mix of each kind's slowest/fastest round),
-    ``peak_flops_spread`` ((max - min) / peak_flops), ``peak_flops_rounds`` and ``peak_flops_stat`` (how the
-    value used is taken from the rounds), the probes it is made of, the precisions they ran in, and the
-    datasheet peak of the same mix where the GPU is known."""
+    """The run's peak figures (read back by :class:`PeakFigures`): ``peak_flops`` (effective, FLOP/s, the MFU
+    denominator: the mix of each kind's value used), ``peak_flops_min``/``peak_flops_max`` (the same mix of each
+    kind's slowest/fastest round), ``peak_flops_spread`` ((max - min) / peak_flops), ``peak_flops_rounds`` and
+    ``peak_flops_stat`` (how the value used is taken from the rounds), the probes it is made of, the precisions
+    they ran in, and the datasheet peak of the same mix where the GPU is known."""
     mm, mm_key = peak(device, "matmul", matmul_precision)
     out: dict[str, float | int | str | None] = {
         "peak_matmul_flops": mm.value,
@@ -371,3 +372,32 @@ def peak_flops(
     if sheet_mm is not None and sheet_conv is not None:
         out["datasheet_peak_flops"] = _mix(conv_share, sheet_mm * 1e12, sheet_conv * 1e12)
     return out
+
+
+@dataclass(frozen=True)
+class PeakFigures:
+    """A run's peak figures as :func:`peak_flops` writes them into its results, read back (e.g. from the store).
+
+    Every field is None when the results lack it: a run that probed no peak, or one probed by an older trainlab
+    that kept no rounds (no ``peak_flops_rounds``/``_spread``/``_min``/``_max``/``_stat``). Values are as stored
+    (not checked): a reader that formats a number checks it is one. Rates in FLOP/s.
+    """
+
+    peak_flops: float | None = None  # the effective peak of the run's FLOP mix: the MFU denominator
+    peak_flops_min: float | None = None  # the same mix of each kind's slowest round
+    peak_flops_max: float | None = None  # ... and of its fastest round
+    peak_flops_spread: float | None = None  # (max - min) / peak_flops, a fraction
+    peak_flops_rounds: int | None = None  # rounds per probe (the fewer of the kinds')
+    peak_flops_stat: str | None = None  # how the value used is taken from the rounds (PEAK_STAT)
+    peak_flops_key: str | None = None  # the matmul probe's cache key
+    peak_precision: str | None = None  # what was probed: "fp32", or "matmul bf16, conv tf32"
+    peak_matmul_flops: float | None = None  # the matmul probe's value
+    peak_conv_flops: float | None = None  # the convolution probe's value (models with convolutions)
+    conv_share: float | None = None  # the share of the model's FLOPs in convolutions, which weights the mix
+    datasheet_peak_flops: float | None = None  # the datasheet's peak of the same mix (known GPUs)
+
+    @classmethod
+    def from_results(cls, results: Mapping[str, Any] | None) -> PeakFigures:
+        """The peak figures among a run's results (other keys are left out; ``None``: every field None)."""
+        results = results or {}
+        return cls(**{f.name: results[f.name] for f in fields(cls) if f.name in results})

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from trainlab.errors import DiskFull, OutputError, TrainlabError
-from trainlab.layout import StudyDir
+from trainlab.layout import ReportPaths, StudyDir
 from trainlab.names import DEFAULT_FORMATS, FORMATS
 from trainlab.report.deployment import deployment_section, deployments_csv
 from trainlab.report.export import epochs_csv, render_latex, render_markdown, results_csv
@@ -34,15 +34,14 @@ def _write(path: Path, data: str | bytes) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def build_report(
-    out_dir: str | Path, formats: list[str] | None = None, dest: str | Path | None = None
-) -> dict[str, Path]:
+def build_report(out_dir: str | Path, formats: list[str] | None = None, dest: str | Path | None = None) -> ReportPaths:
     """Write the report files of the study in ``out_dir`` and return their paths.
 
     ``formats`` is any of ``html``, ``md``, ``csv``, ``latex`` (default: html, md, csv). ``dest``: the folder to
     write them to (default ``out_dir``; the store is only read, so a study on read-only media can be reported
-    elsewhere). Returns the keys written among ``html``, ``md``, ``results_csv``, ``epochs_csv``,
-    ``deployments_csv`` (when the study has deployments), ``latex`` and ``plots`` (the folder).
+    elsewhere). Returns the paths written (:class:`~trainlab.layout.ReportPaths`: ``html``, ``md``, ``results_csv``,
+    ``epochs_csv``, ``deployments_csv`` (when the study has deployments), ``latex`` and ``plots`` (the folder);
+    None for the others).
     Raises :class:`trainlab.errors.TrainlabError` when ``out_dir`` holds no ``trainlab.db``, and
     :class:`~trainlab.errors.OutputError` when ``dest`` cannot be written.
     """
@@ -58,17 +57,17 @@ def build_report(
     except OutputError as exc:
         hint = "" if dest is not None else f"; write the report elsewhere: trainlab report {out_dir} --to DIR"
         raise OutputError(f"{exc}{hint}") from None
-    paths: dict[str, Path] = {}
+    paths = ReportPaths()
 
     if "csv" in wanted:
-        paths["results_csv"] = layout.report_file("results.csv")
-        _write(paths["results_csv"], results_csv(study))
-        paths["epochs_csv"] = layout.report_file("epochs.csv")
-        _write(paths["epochs_csv"], epochs_csv(study))
+        paths.results_csv = layout.report_file("results.csv")
+        _write(paths.results_csv, results_csv(study))
+        paths.epochs_csv = layout.report_file("epochs.csv")
+        _write(paths.epochs_csv, epochs_csv(study))
         deployments = deployments_csv(Store(StudyDir(out_dir).db, readonly=True))
         if deployments is not None:  # a study with [deploy] (or after `trainlab deploy`): its table, beside
-            paths["deployments_csv"] = layout.report_file("deployments.csv")
-            _write(paths["deployments_csv"], deployments)
+            paths.deployments_csv = layout.report_file("deployments.csv")
+            _write(paths.deployments_csv, deployments)
 
     if not {"html", "md", "latex"} & set(wanted):
         return paths
@@ -78,15 +77,15 @@ def build_report(
     classes = class_tables(study)
 
     if "latex" in wanted:
-        paths["latex"] = layout.report_file("report.tex")
-        _write(paths["latex"], render_latex(study, comparison, groups, classes))
+        paths.latex = layout.report_file("report.tex")
+        _write(paths.latex, render_latex(study, comparison, groups, classes))
 
     if {"html", "md"} & set(wanted):
         plots = all_plots(study, classes)
         plot_dir = layout.plots
         plot_dir.mkdir(exist_ok=True)
         written = set()
-        for p in plots["main"] + plots["factors"] + plots["confusion"]:
+        for p in plots.every:
             _write(plot_dir / f"{p.name}.png", p.png)
             written.add(f"{p.name}.png")
         deployment = deployment_section(out_dir, plot_dir)
@@ -95,11 +94,14 @@ def build_report(
         for stale in plot_dir.glob("*.png"):  # figures of variants no longer in the study
             if stale.name not in written:
                 stale.unlink()
-        paths["plots"] = plot_dir
+        paths.plots = plot_dir
         if "md" in wanted:
-            paths["md"] = layout.report_file("report.md")
-            _write(paths["md"], render_markdown(study, findings, comparison, groups, plots, classes, deployment))
+            paths.md = layout.report_file("report.md")
+            _write(paths.md, render_markdown(study, findings, comparison, groups, plots, classes, deployment))
         if "html" in wanted:
-            paths["html"] = layout.report_file("report.html")
-            _write(paths["html"], render_html(study, findings, comparison, groups, plots, classes, deployment))
+            paths.html = layout.report_file("report.html")
+            _write(paths.html, render_html(study, findings, comparison, groups, plots, classes, deployment))
     return paths
+
+
+__all__ = ["DEFAULT_FORMATS", "FORMATS", "ReportPaths", "build_report"]

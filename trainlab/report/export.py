@@ -17,7 +17,7 @@ from trainlab.measure.metrics import EPOCH_METRICS, column_order
 from trainlab.measure.stats import ALPHA, CONFIDENCE, PAIRED_TEST_NAME, TEST_NAME
 from trainlab.report.findings import Finding
 from trainlab.report.machine import machine_info, run_dates
-from trainlab.report.plots import Plot
+from trainlab.report.plots import ReportPlots
 from trainlab.report.study import StudyView
 from trainlab.report.tables import (
     MD_LEGEND,
@@ -77,20 +77,17 @@ def results_csv(study: StudyView) -> str:
 
 def epochs_csv(study: StudyView) -> str:
     """Text of epochs.csv: study, variant, seed, run_id, status, then every per-epoch key (catalogue order)."""
+    stored = [(r, e.to_record()) for r in study.runs for e in r.epochs]  # each row as the store holds it
     seen: list[str] = ["epoch"]
-    for r in study.runs:
-        for e in r.epochs:
-            for k in e:
-                if k not in seen:
-                    seen.append(k)
+    for _r, d in stored:
+        seen += [k for k in d if k not in seen]
     keys = column_order(seen, EPOCH_METRICS)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["study", "variant", "seed", "run_id", "status", *keys])
-    for r in study.runs:
-        for e in r.epochs:
-            row = [r.record.study, r.variant, r.seed, r.run_id, r.status, *(e.get(k) for k in keys)]
-            w.writerow([csv_cell(v) for v in row])
+    for r, d in stored:
+        row = [r.record.study, r.variant, r.seed, r.run_id, r.status, *(d.get(k) for k in keys)]
+        w.writerow([csv_cell(v) for v in row])
     return buf.getvalue()
 
 
@@ -141,7 +138,7 @@ def render_markdown(
     findings: list[Finding],
     comparison: Table,
     groups: list[Table],
-    plots: dict[str, list[Plot]],
+    plots: ReportPlots,
     class_tables: list[ClassTable],
     deployment: DeploymentSection | None = None,
 ) -> str:
@@ -166,15 +163,15 @@ def render_markdown(
     for t in groups:
         out.append(f"### {md_escape(t.title)}\n")
         out.append(table_markdown(t))
-    if plots["main"] or plots["factors"]:
+    if plots.main or plots.factors:
         out.append("## Plots\n")
-        for p in plots["main"] + plots["factors"]:
+        for p in plots.main + plots.factors:
             out.append(f"### {md_escape(p.title)}\n")
             out.append(f"![{md_escape(p.alt)}](plots/{p.name}.png)\n")
             out.append(f"_{md_escape(p.caption)}_\n")
     if class_tables:
         out.append("## Confusion matrices and per-class figures\n")
-        for p in plots["confusion"]:
+        for p in plots.confusion:
             out.append(f"![{md_escape(p.alt)}](plots/{p.name}.png)\n")
             out.append(f"_{md_escape(p.caption)}_\n")
         for ct in class_tables:

@@ -4,7 +4,7 @@ how figures are written inside a sentence."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from trainlab.measure.format import fmt_value
 from trainlab.measure.metrics import BY_KEY
@@ -45,8 +45,10 @@ LAUNCH_BOUND_SHARE = 0.5
 
 Severity = Literal["problem", "warning", "info"]
 SEVERITY_ORDER = {"problem": 0, "warning": 1, "info": 2}
-# Order in which kinds are shown: the answer first, then what went wrong, then what limits the conclusions.
-KIND_ORDER = (
+
+# What a finding is about. Every kind has its rule (or rules) in trainlab.report.registry, whose order is the
+# order the report shows them in; a test checks that this list and the registry's kinds are the same.
+Kind = Literal[
     "progress",
     "verdict",
     "nondeterminism",
@@ -66,7 +68,8 @@ KIND_ORDER = (
     "significance",
     "skipped",
     "noise",
-)
+]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 # Metrics the "best variant" findings cover (those the study has).
 BEST_METRICS = ("test_acc", "test_r2", "test_loss", "time_to_target_s", "train_time_s", "latency_p50_ms")
@@ -74,9 +77,14 @@ BEST_METRICS = ("test_acc", "test_r2", "test_loss", "time_to_target_s", "train_t
 
 @dataclass
 class Finding:
-    """One plain-language finding: what kind, how serious, the sentence, its figures and where the evidence is."""
+    """One plain-language finding: what kind, how serious, the sentence, its figures and where the evidence is.
 
-    kind: str
+    A rule returns ``text`` as its claim and ``advice`` apart; the registry's runner merges findings and then
+    ends each sentence with its advice (:func:`trainlab.report.findings.study_findings`), so ``text`` of a
+    finding the report shows is the whole sentence, advice included, and ``advice`` is that last part alone.
+    """
+
+    kind: Kind
     severity: Severity
     text: str
     figures: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +94,18 @@ class Finding:
     # The run-specific part in a few words (e.g. "train acc 45.1%"), used when findings of one kind across
     # several variants are merged into one sentence.
     detail: str = ""
+    advice: str = ""
+    metric: str | None = None  # the catalogue key the finding is about, when it is about one figure
+    about: tuple[str, ...] = ()  # the variants a finding merged from several variants' findings names
+    # Metric key -> the variants this finding states to be best by it (the verdict fills it): a finding that
+    # states no more than that is superseded (see the registry).
+    ranks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:  # a misspelt kind would otherwise sort last, silently
+            raise ValueError(f"finding kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.severity not in SEVERITY_ORDER:
+            raise ValueError(f"finding severity {self.severity!r} is not one of {', '.join(SEVERITY_ORDER)}")
 
 
 def figure_text(key: str, value: float | None) -> str:

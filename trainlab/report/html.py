@@ -16,10 +16,11 @@ from matplotlib.colors import to_hex
 from trainlab.measure.format import fmt_number, fmt_value
 from trainlab.measure.metrics import BY_KEY, METRICS
 from trainlab.report import anchors
+from trainlab.report.confusion_plot import confusion_summary
 from trainlab.report.export import flatten, statistics_text
 from trainlab.report.findings import Finding, run_findings
 from trainlab.report.machine import machine_info, run_dates
-from trainlab.report.plots import Plot, confusion_summary
+from trainlab.report.plots import Plot, ReportPlots
 from trainlab.report.study import RunView, StudyView, is_number
 from trainlab.report.tables import BUSY_MARK, NOISE_MARK, SIG_MARK, ClassTable, Table
 
@@ -54,16 +55,17 @@ def _env() -> jinja2.Environment:
 
 
 def _epoch_table(run: RunView) -> dict[str, Any]:
+    stored = [e.to_record() for e in run.epochs]  # each row as stored: only the figures it has
     keys: list[str] = []
-    for e in run.epochs:
-        keys += [k for k in e if k not in keys]
+    for d in stored:
+        keys += [k for k in d if k not in keys]
     keys.sort(key=lambda k: list(EPOCH_COLUMNS).index(k) if k in EPOCH_COLUMNS else len(EPOCH_COLUMNS))
     headers = [EPOCH_COLUMNS.get(k, (k, None))[0] for k in keys]
     rows = []
-    for e in run.epochs:
+    for d in stored:
         row = []
         for k in keys:
-            v, kind = e.get(k), EPOCH_COLUMNS.get(k, (k, None))[1]
+            v, kind = d.get(k), EPOCH_COLUMNS.get(k, (k, None))[1]
             if kind == "pct" and is_number(v):
                 row.append(f"{v * 100:.2f}")
             elif kind == "loss" and is_number(v):
@@ -139,7 +141,7 @@ def render_html(
     findings: list[Finding],
     comparison: Table,
     groups: list[Table],
-    plots: dict[str, list[Plot]],
+    plots: ReportPlots,
     class_tables: list[ClassTable],
     deployment: DeploymentSection | None = None,
 ) -> str:
@@ -150,7 +152,9 @@ def render_html(
          "summary": confusion_summary(ct)}
         for ct in class_tables
     ]  # fmt: skip
-    grid = _img(plots["confusion"][0]) if plots["confusion"] and any(c["heat"] is None for c in conf) else None
+    # The grid PNG only when some matrix is too wide for a table (the others show as heatmap tables).
+    too_wide = any(len(ct.confusion) > HEATMAP_MAX_CLASSES for ct in class_tables)
+    grid = _img(plots.confusion[0]) if plots.confusion and too_wide else None
     ctx = {
         "study": study,
         "dates": run_dates(study),
@@ -158,8 +162,8 @@ def render_html(
         "findings": findings,
         "comparison": comparison,
         "groups": groups,
-        "main_plots": [_img(p) for p in plots["main"]],
-        "factor_plots": [_img(p) for p in plots["factors"]],
+        "main_plots": [_img(p) for p in plots.main],
+        "factor_plots": [_img(p) for p in plots.factors],
         "confusion": conf,
         "confusion_grid": grid,
         "statistics": statistics_text(study),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainlab.measure.metrics import PEAK_SPREAD_UNCERTAIN
+from trainlab.measure.peak import PeakFigures
 from trainlab.report.study import StudyView, is_number
 
 
@@ -21,16 +22,13 @@ def peak_text(study: StudyView) -> str:
     """The measured peak FLOP/s as the machine info states it, from the first run that probed it: the value used,
     how it was taken from the probe's rounds and their spread (with the rounds' range), and what was probed:
     ``182 GFLOP/s (fastest of 5 rounds, spread 19%: 148-182 GFLOP/s; probed: fp32 matmul; per machine)``."""
-    run = next((r for r in study.runs if is_number(r.results.get("peak_flops"))), None)
-    if run is None:
+    peak = next((p for r in study.runs if is_number((p := PeakFigures.from_results(r.results)).peak_flops)), None)
+    if peak is None:
         return "not measured"
-    res = run.results
-    value = res["peak_flops"]
     parts = []
-    rounds, spread, low, high = (res.get(k) for k in ("peak_flops_rounds", "peak_flops_spread", "peak_flops_min",
-                                                       "peak_flops_max"))  # fmt: skip
+    rounds, spread, low, high = peak.peak_flops_rounds, peak.peak_flops_spread, peak.peak_flops_min, peak.peak_flops_max
     if is_number(rounds) and is_number(spread):  # probed by a trainlab that keeps the rounds
-        stat = res.get("peak_flops_stat")
+        stat = peak.peak_flops_stat
         how = f"{_PEAK_STAT_WORDS.get(stat, stat or 'best')} of {rounds:.0f} rounds, spread {spread:.0%}"
         if is_number(low) and is_number(high) and high > low:
             scale, unit = (1e12, "TFLOP/s") if high >= 1e12 else (1e9, "GFLOP/s")
@@ -38,51 +36,51 @@ def peak_text(study: StudyView) -> str:
         if spread > PEAK_SPREAD_UNCERTAIN:
             how += " — the machine was busy while it was probed, so MFU is uncertain"
         parts.append(how)
-    parts += [f"probed: {res.get('peak_precision') or 'fp32 matmul'}", "per machine"]
-    sheet = _flops_text(res.get("datasheet_peak_flops"))
+    parts += [f"probed: {peak.peak_precision or 'fp32 matmul'}", "per machine"]
+    sheet = _flops_text(peak.datasheet_peak_flops)
     if sheet:
         parts.append(f"datasheet {sheet}")
-    return f"{_flops_text(value)} ({'; '.join(parts)})"
+    return f"{_flops_text(peak.peak_flops)} ({'; '.join(parts)})"
 
 
 def machine_info(study: StudyView) -> list[tuple[str, str]]:
     """(label, text) pairs describing where the study ran, from the runs' environments and figures."""
     env = study.environment
-    if not env:
+    if env is None:
         return [("Machine", "not recorded yet (no run has started)")]
     rows: list[tuple[str, str]] = []
-    cores = env.get("cpu_count")
-    usable = env.get("cpu_affinity")
+    cores, usable = env.cpu_count, env.cpu_affinity
     core_text = f"{cores} cores" if cores else "cores unknown"
     if usable and usable != cores:
         core_text += f" ({usable} usable by this process)"
-    if env.get("torch_threads"):
-        core_text += f", {env['torch_threads']} torch threads"
-    rows.append(("CPU", f"{env.get('cpu') or 'unknown'}, {core_text}"))
-    if env.get("gpu"):
-        gpu = str(env["gpu"])
-        if is_number(env.get("gpu_memory_mb")):
-            gpu += f", {env['gpu_memory_mb'] / 1024:.0f} GiB"
-        extra = [f"driver {env['gpu_driver']}" if env.get("gpu_driver") else None,
-                 f"CUDA {env['cuda']}" if env.get("cuda") else None,
-                 f"cuDNN {env['cudnn']}" if env.get("cudnn") else None]  # fmt: skip
+    if env.torch_threads:
+        core_text += f", {env.torch_threads} torch threads"
+    rows.append(("CPU", f"{env.cpu or 'unknown'}, {core_text}"))
+    if env.gpu:
+        gpu = str(env.gpu)
+        if is_number(env.gpu_memory_mb):
+            gpu += f", {env.gpu_memory_mb / 1024:.0f} GiB"  # MiB -> GiB
+        extra = [f"driver {env.gpu_driver}" if env.gpu_driver else None,
+                 f"CUDA {env.cuda}" if env.cuda else None,
+                 f"cuDNN {env.cudnn}" if env.cudnn else None]  # fmt: skip
         rows.append(("GPU", gpu + "".join(f", {e}" for e in extra if e)))
     else:
-        rows.append(("GPU", "none used" if not env.get("cuda_available") else "available, not used by this run"))
-    rows.append(("Device", str(env.get("device") or "unknown")))
+        rows.append(("GPU", "none used" if not env.cuda_available else "available, not used by this run"))
+    rows.append(("Device", str(env.device or "unknown")))
     rows.append(("Measured peak", peak_text(study)))
     precision = study.first_value("precision_effective")
     if precision:
         rows.append(("Numerics", str(precision)))
     versions = ", ".join(
-        f"{name} {env[key]}" for name, key in (("Python", "python"), ("torch", "torch"), ("numpy", "numpy"),
-                                               ("trainlab", "trainlab")) if env.get(key)
+        f"{name} {version}"
+        for name, version in (("Python", env.python), ("torch", env.torch), ("numpy", env.numpy),
+                              ("trainlab", env.trainlab)) if version
     )  # fmt: skip
     rows.append(("Versions", versions or "unknown"))
-    if env.get("git_commit"):
-        rows.append(("Code", f"git {env['git_commit']}"))
-    if env.get("platform"):
-        rows.append(("Platform", str(env["platform"])))
+    if env.git_commit:
+        rows.append(("Code", f"git {env.git_commit}"))
+    if env.platform:
+        rows.append(("Platform", str(env.platform)))
     hosts = study.hosts
     if len(hosts) > 1:
         rows.append(

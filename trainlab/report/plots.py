@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any
+from dataclasses import dataclass
 
 from matplotlib.lines import Line2D
 
@@ -18,6 +18,7 @@ from trainlab.measure.format import fmt_value
 from trainlab.measure.metrics import BY_KEY
 from trainlab.measure.stats import spread_bounds
 from trainlab.report import anchors
+from trainlab.report.confusion_plot import confusion_grid
 from trainlab.report.finding import DATA_BOUND_SHARE
 from trainlab.report.findings import pareto_front
 from trainlab.report.plotting import (
@@ -41,9 +42,9 @@ def _epoch_means(v: VariantView, key: str) -> tuple[list[int], list[float], list
     by_epoch: dict[int, list[float]] = {}
     for r in v.runs:
         for e in r.epochs:
-            val = e.get(key)
-            if is_number(val) and e.get("epoch") is not None:
-                by_epoch.setdefault(int(e["epoch"]), []).append(float(val))
+            val = getattr(e, key)  # key: an EpochRow field (a per-epoch figure of the catalogue)
+            if is_number(val):
+                by_epoch.setdefault(e.epoch, []).append(float(val))
     xs = sorted(by_epoch)
     return (
         xs,
@@ -106,9 +107,9 @@ def curves(study: StudyView) -> Plot | None:
                 if target not in targets_drawn:
                     ax_acc.axhline(target * 100, color="#777777", linestyle=":", linewidth=1)
                     targets_drawn.add(target)
-                row = next((e for e in r.epochs if e.get("epoch") == ep), None)
-                if row is not None and is_number(row.get(akey)):
-                    ax_acc.plot([ep], [row[akey] * 100], marker="*", markersize=14, color=c, markeredgecolor="black",
+                row = next((e for e in r.epochs if e.epoch == ep), None)
+                if row is not None and is_number(acc := getattr(row, akey)):
+                    ax_acc.plot([ep], [acc * 100], marker="*", markersize=14, color=c, markeredgecolor="black",
                                 markeredgewidth=0.8, linestyle="none", zorder=5)  # fmt: skip
                     starred.append(f"{v.name} at epoch {ep}")
     ax_loss.set_title("Loss per epoch")
@@ -182,14 +183,14 @@ def _zoom_floor(points: list[tuple[int, float]], targets: list[float]) -> float 
 
 def _epoch_split(v: VariantView) -> tuple[float, float, float, str] | None:
     """Mean data, compute and other time per epoch over the variant's runs (epoch 1 excluded when possible)."""
-    rows = [e for r in v.runs for e in r.epochs if is_number(e.get("epoch_time_s"))]
+    rows = [e for r in v.runs for e in r.epochs if is_number(e.epoch_time_s)]
     if not rows:
         return None
-    later = [e for e in rows if e.get("epoch", 1) > 1]
+    later = [e for e in rows if e.epoch > 1]
     use, which = (later, "epochs 2+") if later else (rows, "epoch 1")
-    data = statistics.fmean(float(e.get("data_time_s") or 0.0) for e in use)
-    comp = statistics.fmean(float(e.get("compute_time_s") or 0.0) for e in use)
-    total = statistics.fmean(float(e["epoch_time_s"]) for e in use)
+    data = statistics.fmean(float(e.data_time_s or 0.0) for e in use)
+    comp = statistics.fmean(float(e.compute_time_s or 0.0) for e in use)
+    total = statistics.fmean(float(e.epoch_time_s or 0.0) for e in use)
     return data, comp, max(total - data - comp, 0.0), which
 
 
@@ -356,69 +357,26 @@ def pareto(study: StudyView) -> Plot | None:
     return Plot(anchors.PARETO, "pareto", f"{qm.label} vs cost", caption, alt, to_png(fig))
 
 
-# ------------------------------------------------------------------------------------------------------
-# Confusion matrices
+@dataclass
+class ReportPlots:
+    """Every figure of a report, by where the page shows it."""
+
+    main: list[Plot]  # loss and accuracy curves, data vs compute time, quality vs cost: the Plots section
+    factors: list[Plot]  # one per swept numeric factor, after the main ones
+    confusion: list[Plot]  # the confusion matrices' grid; none without matrices (e.g. regression)
+
+    @property
+    def every(self) -> list[Plot]:
+        """All of them, in the order the page shows them."""
+        return self.main + self.factors + self.confusion
 
 
-def confusion_summary(ct: ClassTable) -> str:
-    """One sentence on a confusion matrix: accuracy and the most frequent confusions (alt text, captions)."""
-    k = len(ct.confusion)
-    worst = sorted(
-        ((ct.confusion[i][j], ct.classes[i], ct.classes[j]) for i in range(k) for j in range(k) if i != j),
-        reverse=True,
-    )[:3]
-    confused = "; ".join(f"{n} of class {a} predicted as {b}" for n, a, b in worst if n)
-    acc = f"{ct.accuracy * 100:.1f}%" if ct.accuracy is not None else "unknown"
-    return f"{ct.variant.name}: {k} classes, accuracy {acc}. " + (
-        f"Most frequent confusions: {confused}." if confused else "No confusions."
-    )
-
-
-def confusion_grid(tables: list[ClassTable]) -> Plot | None:
-    """One heatmap panel per variant (colour = share of the true class), in a single figure.
-
-    Counts are not written into the cells (hundreds of text objects make the figure slow to draw); the HTML page
-    shows each matrix with its counts as a coloured table, and report.md lists per-class precision/recall/F1.
-    """
-    if not tables:
-        return None
-    k = max(len(ct.confusion) for ct in tables)
-    panel = min(2.4 + 0.1 * k, 5.0)  # inches per panel
-    ncols = min(len(tables), max(int(11.0 // (panel + 0.6)), 1))
-    nrows = math.ceil(len(tables) / ncols)
-    fig = new_figure(ncols * (panel + 0.6) + 1.0, nrows * (panel + 0.75) + 0.3)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    im = None
-    for ax, ct in zip(axes.flat, tables):
-        kk = len(ct.confusion)
-        norm = [[c / s if (s := sum(row)) else 0.0 for c in row] for row in ct.confusion]
-        im = ax.imshow(norm, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
-        ticks = list(range(kk)) if kk <= 20 else list(range(0, kk, math.ceil(kk / 20)))
-        ax.set_xticks(ticks, [ct.classes[t] for t in ticks], fontsize=6, rotation=90 if kk > 10 else 0)
-        ax.set_yticks(ticks, [ct.classes[t] for t in ticks], fontsize=6)
-        ax.set_xlabel("predicted", fontsize=7)
-        ax.set_ylabel("true", fontsize=7)
-        seeds = f" ({ct.seeds} seeds)" if ct.seeds > 1 else ""
-        ax.set_title(f"{ct.variant.name}{seeds}", fontsize=8)
-    for ax in list(axes.flat)[len(tables) :]:
-        ax.set_visible(False)
-    fig.subplots_adjust(left=0.6 / fig.get_figwidth(), right=1 - 1.0 / fig.get_figwidth(), bottom=0.08, top=0.93,
-                        wspace=0.45, hspace=0.5)  # fmt: skip
-    cax = fig.add_axes((1 - 0.8 / fig.get_figwidth(), 0.15, 0.15 / fig.get_figwidth(), 0.7))
-    cb = fig.colorbar(im, cax=cax)
-    cb.set_label("share of true class", fontsize=7)
-    cb.ax.tick_params(labelsize=6)
-    alt = "Confusion-matrix heatmaps, one per variant. " + " ".join(confusion_summary(ct) for ct in tables)
-    caption = "Rows: true class; columns: predicted class; colour: share of the true class (recall on the diagonal)."
-    return Plot(anchors.CONFUSION + "-grid", "confusion", "Confusion matrices", caption, alt, to_png(fig))
-
-
-def all_plots(study: StudyView, class_tables: list[ClassTable]) -> dict[str, Any]:
-    """Every figure the study supports: {"main": [...], "factors": [...], "confusion": [...]}."""
+def all_plots(study: StudyView, class_tables: list[ClassTable]) -> ReportPlots:
+    """Every figure the study supports."""
     main = [p for p in (curves(study), time_split(study), pareto(study)) if p is not None]
     factors = [p for key in numeric_factors(study) if (p := factor_plot(study, key)) is not None]
     conf = confusion_grid(class_tables)
-    return {"main": main, "factors": factors, "confusion": [conf] if conf else []}
+    return ReportPlots(main, factors, [conf] if conf else [])
 
 
-__all__ = ["Plot", "all_plots", "curves", "factor_plot", "pareto", "time_split"]
+__all__ = ["Plot", "ReportPlots", "all_plots", "curves", "factor_plot", "pareto", "time_split"]

@@ -1,5 +1,6 @@
-"""Findings about one run: divergence or failure, overfitting, a good fit, underfitting, data-bound training,
-low device utilisation."""
+"""The rules that read one run: divergence or failure, overfitting, a good fit, underfitting, data-bound training,
+low device utilisation. Each is a function of the run (:class:`~trainlab.report.study.RunView`, its epochs
+typed :class:`~trainlab.records.EpochRow`) returning its finding or None; the registry wires them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import statistics
 from typing import Any
 
 from trainlab.measure.format import pct2
+from trainlab.records import EpochRow
 from trainlab.report import anchors
 from trainlab.report.finding import (
     DATA_BOUND_SHARE,
@@ -22,168 +24,130 @@ from trainlab.report.finding import (
     UNDERFIT_TRAIN_ACC,
     UNDERFIT_TRAIN_OVER_TEST,
     Finding,
+    metric_label,
     rounded,
 )
-from trainlab.report.study import RunView, dotted_get, is_number
+from trainlab.report.study import RunView, StudyView, dotted_get, is_number
 
-# ------------------------------------------------------------------------------------------------------
-# Per run
-
-
-def run_findings(run: RunView, quality_key: str = "test_acc") -> list[Finding]:
-    """Findings about one run from its status, its epochs and its figures."""
-    out: list[Finding] = []
-    where = anchors.run(run.run_id)
-    base = {"variant": run.variant, "run_id": run.run_id}
-    if run.status == "diverged":
-        figs: dict[str, Any] = {"epochs_completed": sum(1 for e in run.epochs if is_number(e.get("test_loss")))}
-        losses = [e.get("train_loss") for e in run.epochs]
-        if losses:
-            figs["last_train_loss"] = losses[-1]  # None when it was NaN/inf (JSON has no NaN)
-        lr = run.config.get("train", {}).get("lr")
-        if lr is not None:
-            figs["lr"] = lr
-        reason = run.error or "the loss became NaN or exploded"
-        text = f"{run.variant} diverged: {reason}."
-        if lr is not None:
-            text += f" Learning rate {lr:g}: a smaller one usually stabilises training."
-        out.append(Finding("diverged", "problem", text, figs, where, **base))
-        return out
-    if run.status == "failed":
-        out.append(
-            Finding(
-                "failed", "problem", f"{run.variant} failed: {run.error or 'no reason recorded'}.", {}, where, **base
-            )
-        )
-        return out
-    if run.status == "skipped":
-        out.append(Finding("skipped", "info", f"{run.variant} was skipped: {run.error or 'no reason recorded'}.",
-                           {}, where, **base))  # fmt: skip
-        return out
-
-    epochs = [e for e in run.epochs if e.get("epoch") is not None]
-    explode = _exploding(run.variant, epochs)
-    if explode:
-        out.append(Finding(**{**explode.__dict__, "anchor": anchors.CURVES, **base}))
-    over = _overfitting(run.variant, epochs)
-    if over:
-        out.append(Finding(**{**over.__dict__, **base}))
-    if run.status == "done":
-        under = _underfitting(run, epochs)
-        if under:
-            out.append(Finding(**{**under.__dict__, **base}))
-        worse = _worse_than_mean(run)
-        if worse:
-            out.append(Finding(**{**worse.__dict__, **base}))
-        slow = None if over else _not_converged(run.variant, epochs)
-        if slow:
-            out.append(Finding(**{**slow.__dict__, **base}))
-        if not over and not under and not slow and not worse:
-            fit = _good_fit(run.variant, epochs)
-            if fit:
-                out.append(Finding(**{**fit.__dict__, **base}))
-        data = _data_bound(run)
-        if data:
-            out.append(Finding(**{**data.__dict__, **base}))
-        for rule in (_low_utilisation, _launch_bound, _mfu_unstated):
-            found = rule(run)
-            if found:
-                out.append(Finding(**{**found.__dict__, **base}))
-    return out
+# Each rule reads one run and returns its finding or None; the registry (trainlab.report.registry) says which
+# run statuses a rule reads, which findings supersede it and how several variants' findings merge, and the
+# runner (trainlab.report.findings) fills in the run's variant and id and ends the sentence with its advice.
 
 
-def _exploding(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
-    losses = [e.get("train_loss") for e in epochs]
-    if len(losses) < 2:
+def _tested(run: RunView) -> list[EpochRow]:
+    """The epochs evaluated on the test set, in order."""
+    return [e for e in run.epochs if is_number(e.test_loss)]
+
+
+def diverged(run: RunView) -> Finding | None:
+    """A run whose loss became non-finite or exploded (the loop stopped it)."""
+    figs: dict[str, Any] = {"epochs_completed": len(_tested(run))}
+    if run.epochs:
+        figs.update(last_train_loss=run.epochs[-1].train_loss)  # None when it was NaN/inf (JSON has no NaN)
+    lr = dotted_get(run.config, "train.lr")
+    advice = ""
+    if lr is not None:
+        figs.update(lr=lr)
+        advice = f"Learning rate {lr:g}: a smaller one usually stabilises training."
+    reason = run.error or "the loss became NaN or exploded"
+    return Finding("diverged", "problem", f"{run.variant} diverged: {reason}.", figs, run.anchor, advice=advice)
+
+
+def failed(run: RunView) -> Finding | None:
+    """A run an error ended (its reason is the stored error)."""
+    return Finding("failed", "problem", f"{run.variant} failed: {run.error or 'no reason recorded'}.", {}, run.anchor)
+
+
+def skipped(run: RunView) -> Finding | None:
+    """A run that cannot happen here (e.g. no CUDA)."""
+    return Finding("skipped", "info", f"{run.variant} was skipped: {run.error or 'no reason recorded'}.", {},
+                   run.anchor)  # fmt: skip
+
+
+def exploding(run: RunView) -> Finding | None:
+    """A training loss that is not finite, or grew more than EXPLODING_LOSS_FACTOR-fold, though the run went on."""
+    epochs, variant = run.epochs, run.variant
+    if len(epochs) < 2:
         return None
-    bad = next((e["epoch"] for e, v in zip(epochs, losses) if not is_number(v)), None)
-    first = losses[0]
+    bad = next((e.epoch for e in epochs if not is_number(e.train_loss)), None)
+    first, last = epochs[0].train_loss, epochs[-1].train_loss
     if bad is not None:
         return Finding("diverged", "problem", f"{variant}: the training loss is not finite from epoch {bad} on.",
                        {"epoch": bad}, anchors.CURVES)  # fmt: skip
-    if is_number(first) and first > 0 and losses[-1] > EXPLODING_LOSS_FACTOR * first:
+    if is_number(first) and is_number(last) and first > 0 and last > EXPLODING_LOSS_FACTOR * first:
         return Finding(
             "diverged",
             "problem",
-            f"{variant}: the training loss grew from {first:.3g} (epoch 1) to {losses[-1]:.3g} (epoch "
-            f"{epochs[-1]['epoch']}), more than {EXPLODING_LOSS_FACTOR:g}× — training is exploding.",
-            {"first_train_loss": rounded(first), "last_train_loss": rounded(losses[-1])},
+            f"{variant}: the training loss grew from {first:.3g} (epoch 1) to {last:.3g} (epoch "
+            f"{epochs[-1].epoch}), more than {EXPLODING_LOSS_FACTOR:g}× — training is exploding.",
+            {"first_train_loss": rounded(first), "last_train_loss": rounded(last)},
             anchors.CURVES,
         )
     return None
 
 
-def _overfitting(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
+def overfitting(run: RunView) -> Finding | None:
     """Test loss lowest before the end and up since (while train loss kept falling); the train/test gap after."""
-    rows = [e for e in epochs if is_number(e.get("test_loss"))]
+    rows = _tested(run)
     if len(rows) < MIN_EPOCHS_FOR_TREND:
         return None
-    best_i = min(range(len(rows)), key=lambda i: rows[i]["test_loss"])
+    best_i = min(range(len(rows)), key=lambda i: rows[i].test_loss)
     best, last = rows[best_i], rows[-1]
     after = rows[best_i + 1 :]
-    if len(after) < OVERFIT_EPOCHS_AFTER or best["test_loss"] <= 0:
+    lowest, final = best.test_loss, last.test_loss
+    if len(after) < OVERFIT_EPOCHS_AFTER or lowest is None or final is None or lowest <= 0:
         return None
-    rise_mean = sum(e["test_loss"] for e in after) / len(after) / best["test_loss"] - 1
-    rise = last["test_loss"] / best["test_loss"] - 1
+    rise_mean = sum(e.test_loss or 0.0 for e in after) / len(after) / lowest - 1
+    rise = final / lowest - 1
     if rise_mean < OVERFIT_LOSS_RISE or rise < OVERFIT_LOSS_RISE:
         return None
-    tl_best, tl_last = best.get("train_loss"), last.get("train_loss")
+    tl_best, tl_last = best.train_loss, last.train_loss
     if is_number(tl_best) and is_number(tl_last) and tl_last > tl_best:
         return None  # train loss rose too: instability, not overfitting
-    figs: dict[str, Any] = {
-        "best_epoch": best["epoch"],
-        "min_test_loss": rounded(best["test_loss"]),
-        "last_epoch": last["epoch"],
-        "last_test_loss": rounded(last["test_loss"]),
-        "test_loss_rise": rounded(rise, 3),
-    }
+    figs: dict[str, Any] = {"best_epoch": best.epoch, "min_test_loss": rounded(lowest), "last_epoch": last.epoch,
+                            "last_test_loss": rounded(final), "test_loss_rise": rounded(rise, 3)}  # fmt: skip
     text = (
-        f"{variant} overfits: its test loss is lowest at epoch {best['epoch']} ({best['test_loss']:.3g}) and "
-        f"{rise * 100:.0f}% higher by epoch {last['epoch']} ({last['test_loss']:.3g})"
+        f"{run.variant} overfits: its test loss is lowest at epoch {best.epoch} ({lowest:.3g}) and "
+        f"{rise * 100:.0f}% higher by epoch {last.epoch} ({final:.3g})"
     )
     if is_number(tl_best) and is_number(tl_last):
         text += f", while the train loss kept falling ({tl_best:.3g} → {tl_last:.3g})"
-        figs["last_train_loss"] = rounded(tl_last)
-    gaps = [
-        e["train_acc"] - e["test_acc"]
-        for e in rows[best_i:]
-        if is_number(e.get("train_acc")) and is_number(e.get("test_acc"))
-    ]
+        figs.update(last_train_loss=rounded(tl_last))
+    gaps = [e.train_acc - e.test_acc for e in rows[best_i:] if is_number(e.train_acc) and is_number(e.test_acc)]
     if gaps and (gap := sum(gaps) / len(gaps)) > 0:
-        figs["acc_gap_after_best_pp"] = rounded(gap * 100, 3)
-        text += (
-            f"; from epoch {best['epoch']} on, train accuracy exceeds test accuracy by {gap * 100:.1f} pp on average"
-        )
-    text += f". Stopping near epoch {best['epoch']} or more regularisation would help."
-    detail = f"test loss lowest at epoch {best['epoch']}, {rise * 100:.0f}% higher by epoch {last['epoch']}"
-    return Finding("overfitting", "warning", text, figs, anchors.CURVES, detail=detail)
+        figs.update(acc_gap_after_best_pp=rounded(gap * 100, 3))
+        text += f"; from epoch {best.epoch} on, train accuracy exceeds test accuracy by {gap * 100:.1f} pp on average"
+    detail = f"test loss lowest at epoch {best.epoch}, {rise * 100:.0f}% higher by epoch {last.epoch}"
+    advice = f"Stopping near epoch {best.epoch} or more regularisation would help."
+    return Finding("overfitting", "warning", text + ".", figs, anchors.CURVES, detail=detail, advice=advice)
 
 
-def _good_fit(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
+def good_fit(run: RunView) -> Finding | None:
     """Neither over- nor underfitting: say so, with where the test loss is lowest and the final accuracy gap,
     so a study about regularisation has a verdict for every variant, not only for the problem cases."""
-    rows = [e for e in epochs if is_number(e.get("test_loss"))]
+    rows = _tested(run)
     if len(rows) < MIN_EPOCHS_FOR_TREND:
         return None
-    best_i = min(range(len(rows)), key=lambda i: rows[i]["test_loss"])
-    best, last = rows[best_i], rows[-1]
-    figs: dict[str, Any] = {"best_epoch": best["epoch"], "min_test_loss": rounded(best["test_loss"]),
-                            "last_epoch": last["epoch"], "last_test_loss": rounded(last["test_loss"])}  # fmt: skip
+    best = min(rows, key=lambda e: e.test_loss or 0.0)
+    last = rows[-1]
+    lowest, final = best.test_loss or 0.0, last.test_loss or 0.0
+    figs: dict[str, Any] = {"best_epoch": best.epoch, "min_test_loss": rounded(lowest), "last_epoch": last.epoch,
+                            "last_test_loss": rounded(final)}  # fmt: skip
     if best is last:
-        where = f"its test loss is still lowest at the last epoch ({last['epoch']}, {last['test_loss']:.3g})"
+        where = f"its test loss is still lowest at the last epoch ({last.epoch}, {final:.3g})"
     else:
-        rise = last["test_loss"] / best["test_loss"] - 1 if best["test_loss"] > 0 else 0.0
-        figs["test_loss_rise"] = rounded(rise, 3)
+        rise = final / lowest - 1 if lowest > 0 else 0.0
+        figs.update(test_loss_rise=rounded(rise, 3))
         where = (
-            f"its test loss is lowest at epoch {best['epoch']} ({best['test_loss']:.3g}) and only {rise * 100:.0f}% "
-            f"above that at epoch {last['epoch']}"
+            f"its test loss is lowest at epoch {best.epoch} ({lowest:.3g}) and only {rise * 100:.0f}% "
+            f"above that at epoch {last.epoch}"
         )
-    text = f"{variant} shows no overfitting within {last['epoch']} epochs: {where}"
-    if is_number(last.get("train_acc")) and is_number(last.get("test_acc")):
-        gap = (last["train_acc"] - last["test_acc"]) * 100
-        figs["final_acc_gap_pp"] = rounded(gap, 3)
+    text = f"{run.variant} shows no overfitting within {last.epoch} epochs: {where}"
+    if is_number(last.train_acc) and is_number(last.test_acc):
+        gap = (last.train_acc - last.test_acc) * 100
+        figs.update(final_acc_gap_pp=rounded(gap, 3))
         text += f"; final train − test accuracy {gap:+.2f} pp"
-    detail = "lowest test loss at the last epoch" if best is last else f"lowest test loss at epoch {best['epoch']}"
+    detail = "lowest test loss at the last epoch" if best is last else f"lowest test loss at epoch {best.epoch}"
     return Finding("fit", "info", text + ".", figs, anchors.CURVES, detail=detail)
 
 
@@ -200,7 +164,7 @@ def train_mode_regularisation(run: RunView) -> list[str]:
     return out
 
 
-def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
+def underfitting(run: RunView) -> Finding | None:
     """Low final train accuracy, or a train loss that barely fell.
 
     Every sign here is a training-mode figure. Under dropout or augmentation those figures are what the
@@ -208,12 +172,12 @@ def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
     circular: such a run gets no underfitting finding; its test figures speak for it in the tables."""
     if train_mode_regularisation(run):
         return None
-    acc = run.results.get("train_acc")
-    losses = [e["train_loss"] for e in epochs if is_number(e.get("train_loss"))]
+    acc = run.value("train_acc")
+    losses = [e.train_loss for e in run.epochs if is_number(e.train_loss)]
     figs: dict[str, Any] = {}
     reasons, details = [], []
-    if is_number(acc) and acc < UNDERFIT_TRAIN_ACC:
-        figs["train_acc"] = rounded(acc)
+    if acc is not None and acc < UNDERFIT_TRAIN_ACC:
+        figs.update(train_acc=rounded(acc))
         reasons.append(f"its final train accuracy is {acc * 100:.1f}% (below {UNDERFIT_TRAIN_ACC * 100:.0f}%)")
         details.append(f"train acc {acc * 100:.1f}%")
     if len(losses) >= 2 and losses[0] > 0:
@@ -227,8 +191,8 @@ def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
                 f"{len(losses)} epochs"
             )
             details.append(f"train loss fell {drop * 100:.0f}%")
-    last = epochs[-1] if epochs else {}
-    tr, te = last.get("train_loss"), last.get("test_loss")
+    last = run.epochs[-1] if run.epochs else None
+    tr, te = (last.train_loss, last.test_loss) if last else (None, None)
     if is_number(tr) and is_number(te) and te > 0 and tr > UNDERFIT_TRAIN_OVER_TEST * te:
         # Training-mode loss well above the eval-mode test loss: regularisation (dropout, noise) holds the model
         # back more than unseen data does — the classic sign of too much of it.
@@ -237,15 +201,17 @@ def _underfitting(run: RunView, epochs: list[dict[str, Any]]) -> Finding | None:
         details.append(f"train loss {tr / te:.1f}x test loss")
     if not reasons:
         return None
-    text = f"{run.variant} underfits: " + " and ".join(reasons) + ". " + UNDERFIT_ADVICE
-    return Finding("underfitting", "warning", text, figs, anchors.CURVES, detail=", ".join(details))
+    text = f"{run.variant} underfits: " + " and ".join(reasons) + "."
+    return Finding("underfitting", "warning", text, figs, anchors.CURVES, detail=", ".join(details),
+                   advice=UNDERFIT_ADVICE)  # fmt: skip
 
 
 UNDERFIT_ADVICE = "More capacity, more epochs, less regularisation or a better learning rate would help."
 DATA_BOUND_ADVICE = "A resident dataset or more DataLoader workers would shorten its epochs."
+NOT_CONVERGED_ADVICE = "Training longer would lower it further."
 
 
-def _worse_than_mean(run: RunView) -> Finding | None:
+def worse_than_mean(run: RunView) -> Finding | None:
     """Regression: a test R² below 0 means predicting the mean target would have done better."""
     r2 = run.value("test_r2")
     if r2 is None or r2 >= 0:
@@ -258,17 +224,17 @@ def _worse_than_mean(run: RunView) -> Finding | None:
                    detail=f"R² {r2:.3g}")  # fmt: skip
 
 
-def _not_converged(variant: str, epochs: list[dict[str, Any]]) -> Finding | None:
+def not_converged(run: RunView) -> Finding | None:
     """The test loss (or, with the test loss not rising, the train loss) still falls over the last part of
     training by more than NOT_CONVERGED_FALL of its level: training longer would lower it further."""
-    rows = [e for e in epochs if is_number(e.get("test_loss")) and is_number(e.get("train_loss"))]
+    rows = [e for e in run.epochs if is_number(e.test_loss) and is_number(e.train_loss)]
     if len(rows) < MIN_EPOCHS_FOR_TREND:
         return None
     k = max(MIN_EPOCHS_FOR_TREND, round(len(rows) * NOT_CONVERGED_WINDOW))
     window = rows[-k:]
-    falls = {}
-    for key in ("test_loss", "train_loss"):
-        vals = [e[key] for e in window]
+    falls = []  # (slope, fall, at_low) of the test loss, then of the train loss
+    for which in ("test", "train"):
+        vals = [float((e.test_loss if which == "test" else e.train_loss) or 0.0) for e in window]
         level = sum(vals) / len(vals)
         if level <= 0:
             return None
@@ -276,43 +242,43 @@ def _not_converged(variant: str, epochs: list[dict[str, Any]]) -> Finding | None
         # (within half the threshold) the window's lowest.
         at_low = vals[-1] <= min(vals) * (1 + NOT_CONVERGED_FALL / 2)
         slope = statistics.linear_regression(range(len(vals)), vals).slope  # least squares, loss per epoch
-        falls[key] = (slope, -slope * (len(vals) - 1) / level, at_low)
-    slope, fall, at_low = falls["test_loss"]
+        falls.append((slope, -slope * (len(vals) - 1) / level, at_low))
+    slope, fall, at_low = falls[0]
     if not at_low or fall < NOT_CONVERGED_FALL / 4:
         return None  # the test loss has levelled off or turned: more epochs would not help the test figures
     which = "test"
     if fall < NOT_CONVERGED_FALL:
         # The test loss still creeps down and the train loss falls clearly: training longer still helps.
-        slope, fall, at_low = falls["train_loss"]
+        slope, fall, at_low = falls[1]
         if fall < NOT_CONVERGED_FALL or not at_low:
             return None
         which = "train"
-    first, last = window[0]["epoch"], window[-1]["epoch"]
+    first, last = window[0].epoch, window[-1].epoch
     text = (
-        f"{variant} has not converged: its {which} loss is still falling over epochs {first}–{last} "
-        f"({slope:.3g} per epoch, {fall * 100:.0f}% over those epochs by a straight-line fit). Training longer "
-        "would lower it further."
+        f"{run.variant} has not converged: its {which} loss is still falling over epochs {first}–{last} "
+        f"({slope:.3g} per epoch, {fall * 100:.0f}% over those epochs by a straight-line fit)."
     )
     figs = {"loss": f"{which}_loss", "slope_per_epoch": rounded(slope), "fall": rounded(fall, 3),
             "from_epoch": first, "to_epoch": last}  # fmt: skip
     detail = f"{which} loss {slope:.2g}/epoch over epochs {first}–{last}"
-    return Finding("not_converged", "warning", text, figs, anchors.CURVES, detail=detail)
+    return Finding("not_converged", "warning", text, figs, anchors.CURVES, detail=detail, advice=NOT_CONVERGED_ADVICE)
 
 
-def _data_bound(run: RunView) -> Finding | None:
+def data_bound(run: RunView) -> Finding | None:
     share = run.value("data_share")
     data, total = run.value("data_time_s"), run.value("train_time_s")
     if share is None or share <= DATA_BOUND_SHARE or data is None or total is None:
         return None
     text = (
         f"{run.variant} is data-bound: it waits for batches {share * 100:.0f}% of its training time "
-        f"({data:.3g} s of {total:.3g} s; threshold {DATA_BOUND_SHARE * 100:.0f}%). {DATA_BOUND_ADVICE}"
+        f"({data:.3g} s of {total:.3g} s; threshold {DATA_BOUND_SHARE * 100:.0f}%)."
     )
     figs = {"data_share": rounded(share, 3), "data_time_s": rounded(data), "train_time_s": rounded(total)}
-    return Finding("data_bound", "warning", text, figs, anchors.TIME_SPLIT, detail=f"waits {share * 100:.0f}%")
+    return Finding("data_bound", "warning", text, figs, anchors.TIME_SPLIT, detail=f"waits {share * 100:.0f}%",
+                   advice=DATA_BOUND_ADVICE)  # fmt: skip
 
 
-def _low_utilisation(run: RunView) -> Finding | None:
+def low_utilisation(run: RunView) -> Finding | None:
     mfu = run.value("mfu")
     if mfu is None or mfu >= LOW_MFU:
         return None
@@ -322,14 +288,14 @@ def _low_utilisation(run: RunView) -> Finding | None:
     if achieved is not None and peak is not None:
         figs.update(train_flops_per_s=rounded(achieved), peak_flops=rounded(peak))
         detail = f" ({achieved / 1e9:.3g} of {peak / 1e9:.3g} GFLOP/s)"
-    device = run.results.get("device") or "the device"
+    device = run.record.device or "the device"
     text = (
         f"{run.variant} uses {pct2(mfu)} of {device}'s measured peak FLOP/s{detail}; below "
         f"{LOW_MFU * 100:.0f}% the device mostly waits: the model or batch is too small for it, or overheads dominate."
     )
     spread, low, high = run.value("peak_flops_spread"), run.value("mfu_low"), run.value("mfu_high")
     severity = "warning"
-    if run.results.get("mfu_uncertain") and spread is not None and low is not None and high is not None:
+    if run.record.mfu_uncertain and spread is not None and low is not None and high is not None:
         # The peak was probed on a busy machine: the MFU is a range, and the verdict may not hold.
         figs.update(peak_flops_spread=rounded(spread, 3), mfu_low=rounded(low, 3), mfu_high=rounded(high, 3))
         text += (
@@ -341,13 +307,13 @@ def _low_utilisation(run: RunView) -> Finding | None:
     return Finding("low_utilisation", severity, text, figs, anchors.COMPARISON, detail=detail)
 
 
-def _launch_bound(run: RunView) -> Finding | None:
+def launch_bound(run: RunView) -> Finding | None:
     share = run.value("gpu_busy_share")
     if share is None or share >= LAUNCH_BOUND_SHARE:
         return None
     wall, kernels = run.value("step_wall_ms"), run.value("step_kernel_ms")
     detail = f" ({kernels:.3g} ms of kernels in a {wall:.3g} ms step)" if wall is not None and kernels else ""
-    if run.results.get("compile") == "cuda-graph":
+    if run.record.compile_mode == "cuda-graph":
         remedy = "The step is already one CUDA graph: a larger batch gives the GPU more work per launch."
     else:
         remedy = (
@@ -356,16 +322,56 @@ def _launch_bound(run: RunView) -> Finding | None:
         )
     text = (
         f"{run.variant} is launch-bound: the GPU ran kernels for {share * 100:.0f}% of each training step{detail};"
-        f" the rest of the time it waited for the host to queue work. {remedy}"
+        " the rest of the time it waited for the host to queue work."
     )
     figs = {"gpu_busy_share": rounded(share, 3)}
     if wall is not None and kernels is not None:
         figs.update(step_wall_ms=rounded(wall), step_kernel_ms=rounded(kernels))
-    return Finding("launch_bound", "warning", text, figs, anchors.COMPARISON, detail=f"GPU busy {share * 100:.0f}%")
+    return Finding("launch_bound", "warning", text, figs, anchors.COMPARISON, detail=f"GPU busy {share * 100:.0f}%",
+                   advice=remedy)  # fmt: skip
 
 
-def _mfu_unstated(run: RunView) -> Finding | None:
-    note = run.results.get("mfu_note")
+def mfu_unstated(run: RunView) -> Finding | None:
+    note = run.record.mfu_note
     if not note:
         return None
     return Finding("low_utilisation", "info", f"{run.variant}: no MFU is stated: {note}.", {}, anchors.COMPARISON)
+
+
+NO_WORKERS_CURE = (
+    "More DataLoader workers are no cure here: this study measured more workers waiting no less for batches."
+)
+
+
+def data_bound_advice(f: Finding, study: StudyView) -> str | None:
+    """Never advise what the study itself measured to be worse: when the study sweeps DataLoader workers and a
+    variant with more workers waited no less for its batches than a data-bound one, the measurement replaces
+    "more DataLoader workers" (for several variants merged, when it holds for any of them)."""
+    names = f.about or ((f.variant,) if f.variant else ())
+    refuted = [text for name in names if (text := _more_workers_refuted(study, name))]
+    if not refuted:
+        return None
+    return refuted[0] if len(names) == 1 else NO_WORKERS_CURE
+
+
+def _more_workers_refuted(study: StudyView, variant: str) -> str | None:
+    """The sentence saying what more workers measured, when a variant with more of them waited no less."""
+    if "data.num_workers" not in study.swept_keys:
+        return None
+    me = next((v for v in study.variants if v.name == variant), None)
+    if me is None:
+        return None
+    key = "data_steady_s" if me.mean("data_steady_s") is not None else "data_time_s"
+    mine, workers = me.mean(key), me.factors.get("data.num_workers")
+    if mine is None or not isinstance(workers, int):
+        return None
+    more = [(v.factors.get("data.num_workers"), v.mean(key)) for v in study.variants if v is not me]
+    worse = [(w, t) for w, t in more if isinstance(w, int) and w > workers and t is not None and t >= mine]
+    if not worse:
+        return None
+    w, t = min(worse)
+    label = metric_label(key)
+    return (
+        f"More DataLoader workers are no cure here: this study measured num_workers={w} waiting {t:.3g} s for "
+        f"batches ({label}) against {mine:.3g} s at num_workers={workers}."
+    )

@@ -12,13 +12,15 @@ from trainlab.measure.stats import ALPHA, PAIRED_TEST_NAME, TEST_NAME
 from trainlab.report import anchors
 from trainlab.report.comparison import Comparison, family_of
 from trainlab.report.finding import Finding, figure_text, metric_label, rounded
+from trainlab.report.nondeterminism import performance_only_study
 from trainlab.report.study import StudyView, VariantView
 
 
-def significance(study: StudyView, perf_only: bool) -> list[Finding]:
+def significance(study: StudyView) -> list[Finding]:
     """With repeats: each variant against the baseline on the quality metric and training time (training time
     only when every factor is performance-only: accuracy differences there are nondeterminism)."""
     out: list[Finding] = []
+    perf_only = performance_only_study(study)
     base = study.baseline
     if base is None or study.repeats < 2:
         return out
@@ -79,6 +81,11 @@ def fmt_range(m: Metric, lo: float, hi: float) -> str:
     return f"{fmt_value(m, lo)}–{fmt_value(m, hi)}{unit}"
 
 
+def noise(study: StudyView) -> list[Finding]:
+    """The noise finding, for a study with runs."""
+    return [noise_finding(study)] if study.runs else []
+
+
 def noise_finding(study: StudyView) -> Finding:
     """What the noise allows: the test used with repeats, or the within-run timing variation with one seed."""
     noise = study.timing_noise
@@ -119,4 +126,4 @@ def noise_finding(study: StudyView) -> Finding:
     return Finding("noise", "info", text, figs, anchors.STATISTICS)
 
 
-__all__ = ["fmt_range", "noise_finding", "significance"]
+__all__ = ["fmt_range", "noise", "noise_finding", "significance"]

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
+from trainlab.measure.format import is_number  # re-exported: the report's modules import it from here
+from trainlab.measure.hardware import HostEnv
 from trainlab.measure.load import BUSY_EXCESS_SHARE, busy_excess, busy_rows, describe_busy
 from trainlab.measure.metrics import BY_KEY, EPOCH_AGGREGATES, INFER, METRICS, Metric, derived
 from trainlab.measure.stats import MeanCI, TimingNoise, bootstrap_ci, mean_ci, relative_gap, timing_noise
-from trainlab.records import OUTCOMES, STATUSES, RunRecord, RunStatus
+from trainlab.records import OUTCOMES, STATUSES, EpochRow, RunRecord, RunStatus
 from trainlab.report import anchors
 from trainlab.report.comparison import Comparison, compare_with_baseline
 from trainlab.store import Store
@@ -33,17 +35,15 @@ def dotted_get(d: dict[str, Any] | None, key: str) -> Any:
     return node
 
 
-def is_number(v: Any) -> bool:
-    """A finite int or float (booleans are not numbers here)."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
 @dataclass
 class RunView:
     """One run record from the store (a :class:`~trainlab.records.RunRecord`) with its epochs."""
 
     record: RunRecord
-    epochs: list[dict[str, Any]]
+    epochs: list[EpochRow]  # in epoch order; rows given as stored dicts are read into EpochRow
+
+    def __post_init__(self) -> None:
+        self.epochs = [e if isinstance(e, EpochRow) else EpochRow.from_record(e) for e in self.epochs]
 
     @property
     def run_id(self) -> str:
@@ -75,7 +75,13 @@ class RunView:
 
     @property
     def env(self) -> dict[str, Any]:
+        """The environment as stored (every key, for the raw listing); :attr:`host` reads it typed."""
         return self.record.env or {}
+
+    @property
+    def host(self) -> HostEnv:
+        """The environment it ran in (every field None before the run started)."""
+        return HostEnv.from_dict(self.record.env)
 
     @property
     def profile(self) -> dict[str, Any] | None:
@@ -102,9 +108,9 @@ class RunView:
         return float(v) if is_number(v) else None
 
     @cached_property
-    def busy_epochs(self) -> list[dict[str, Any]]:
+    def busy_epochs(self) -> list[EpochRow]:
         """The epochs timed while other work competed for the run's CPUs (``trainlab.measure.load``)."""
-        return busy_rows(self.epochs)  # type: ignore[return-value]
+        return busy_rows(self.epochs)
 
     @cached_property
     def train_busy(self) -> bool:
@@ -112,21 +118,26 @@ class RunView:
         return bool(self.busy_epochs) and busy_excess(self.epochs) > BUSY_EXCESS_SHARE
 
     @property
+    def infer_busy(self) -> bool:
+        """Other work competed for the CPUs while its inference figures were timed (the figure ``infer_busy``)."""
+        return self.value("infer_busy") == 1
+
+    @property
     def machine_busy(self) -> bool:
         """Some of this run's timing is machine-affected: its training times, or its inference figures."""
-        return self.train_busy or self.results.get("infer_busy") == 1
+        return self.train_busy or self.infer_busy
 
     def busy_for(self, m: Metric) -> bool:
         """Whether figure ``m`` was timed on a busy machine (inference figures by their own accounting)."""
         if not m.timing:
             return False
-        return self.results.get("infer_busy") == 1 if m.group == INFER else self.train_busy
+        return self.infer_busy if m.group == INFER else self.train_busy
 
     @property
     def busy_text(self) -> str:
         """What competed with the run: its busy epochs, and its inference measurement."""
         parts = [describe_busy(self.epochs)] if self.busy_epochs else []
-        if self.results.get("infer_busy") == 1:
+        if self.infer_busy:
             parts.append("other work competed for the CPUs while its inference figures were timed")
         return "; ".join(parts)
 
@@ -293,14 +304,14 @@ class StudyView:
     def task(self) -> str:
         """'regression' when finished runs report R² but no accuracy, else 'classification'."""
         for r in self.runs:
-            res = r.results
-            if res.get("test_acc") is None and res.get("test_r2") is not None:
+            acc, r2 = r.value("test_acc"), r.value("test_r2")
+            if acc is None and r2 is not None:
                 return "regression"
-            if res.get("test_acc") is not None:
+            if acc is not None:
                 return "classification"
         for r in self.runs:
             for e in r.epochs:
-                if e.get("test_r2") is not None:
+                if e.test_r2 is not None:
                     return "regression"
         return "classification"
 
@@ -335,7 +346,7 @@ class StudyView:
         """Within-run variation of epoch times (epoch 1 excluded) over the runs with epochs."""
         return timing_noise(
             # busy epochs left out (None keeps epoch 1 first, which timing_noise skips as warm-up)
-            [[None if e in r.busy_epochs else e.get("epoch_time_s") for e in r.epochs] for r in self.runs if r.epochs]
+            [[None if e in r.busy_epochs else e.epoch_time_s for e in r.epochs] for r in self.runs if r.epochs]
         )
 
     def timing_noise_of(self, key: str) -> float | None:
@@ -355,16 +366,15 @@ class StudyView:
         return gap <= 2 * noise
 
     @property
-    def environment(self) -> dict[str, Any]:
-        """The environment of the first run that recorded one (all runs of a study usually share it)."""
-        for r in self.runs:
-            if r.env:
-                return r.env
-        return {}
+    def environment(self) -> HostEnv | None:
+        """The environment of the first run that recorded one (all runs of a study usually share it); None
+        before any run started."""
+        return next((r.host for r in self.runs if r.env), None)
 
     @property
     def hosts(self) -> list[str]:
-        return sorted({r.env.get("hostname") for r in self.runs if r.env.get("hostname")})
+        """The machines the runs executed on, by host name."""
+        return sorted({name for r in self.runs if (name := r.host.hostname)})
 
     def first_value(self, key: str) -> Any:
         """The first run's stored value of ``key`` (e.g. peak_flops, a per-machine figure)."""

@@ -293,6 +293,7 @@ def verdict(study: StudyView) -> list[Finding]:
     for key in keys:
         sentences: list[str] = []
         figs: dict[str, Any] = {"factor": key, "performance_only": _perf_only(study, key)}
+        ranks: dict[str, tuple[str, ...]] = {}  # metric -> the variant this sentence names best (see Finding)
         for m in _columns(study, key):
             levels = _levels(study, key, m.key)
             if len(levels) < 2:
@@ -326,13 +327,16 @@ def verdict(study: StudyView) -> list[Finding]:
                 text += f"; {clause}"
                 figs.update({f"{m.key}_{k}": v for k, v in nfigs.items()})
                 figs[f"{m.key}_exceeds_noise"] = exceeds
+            if not busy and shape != "within noise" and len(best.variants) == 1:
+                ranks[m.key] = (best.variants[0].name,)
             figs[f"{m.key}_shape"] = shape
             figs[f"{m.key}_best"] = best.value if not isinstance(best.value, list | dict) else fmt_factor(best.value)
             sentences.append(text + ".")
             if m.key == "data_steady_s":
                 sentences.append(_startup_sentence(study, key))
         if sentences:
-            out.append(Finding("verdict", "info", " ".join(s for s in sentences if s), figs, anchors.COMPARISON))
+            text = " ".join(s for s in sentences if s)
+            out.append(Finding("verdict", "info", text, figs, anchors.COMPARISON, ranks=ranks))
     return out
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
 from trainlab.engine.events import EpochEnded, RunDispatched, RunEnded, RunStarted
 from trainlab.errors import ConfigError, did_you_mean
 from trainlab.layout import StudyDir
 from trainlab.names import TRACKERS
-from trainlab.records import EpochRow, RunOutcome, RunRecord
+from trainlab.records import EpochRow, RunOutcome
 from trainlab.store import Store
 from trainlab.track.base import Tracker, TrackingError
 from trainlab.track.mlflow_tracker import MlflowTracker
@@ -35,19 +34,6 @@ def make_trackers(kinds: Sequence[str], layout: StudyDir, tracking_uri: str | No
             raise ConfigError(f"unknown tracker '{kind}'{did_you_mean(kind, TRACKERS)}; allowed: {', '.join(TRACKERS)}")
         out.append(MlflowTracker(layout, tracking_uri) if kind == "mlflow" else TensorBoardTracker(layout))
     return out
-
-
-def _spec(record: RunRecord) -> SimpleNamespace:
-    """What a tracker reads of a run (``RunSpec``'s attributes: ``config`` is the stored JSON), from its record."""
-    return SimpleNamespace(
-        run_id=record.run_id,
-        study=record.study,
-        variant=record.variant,
-        repeat=record.repeat,
-        seed=record.seed,
-        overrides=record.overrides,
-        config=record.config,
-    )
 
 
 def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = None) -> dict[str, int]:
@@ -68,7 +54,7 @@ def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = No
         tracker.study_started(store.meta("study") or {}, store.meta("swept_keys") or [])
         sent = 0
         for index, record in enumerate(records, start=1):
-            spec = _spec(record)
+            spec = record  # a stored run has every attribute a tracker reads of a live RunSpec (RunIdentity)
             rows = [EpochRow.from_record(e) for e in store.epochs(record.run_id)]
             tracker.event(spec, RunDispatched(index, total, False))
             if record.status == "pending":

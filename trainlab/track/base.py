@@ -14,6 +14,7 @@ from trainlab.data.registry import DATASETS
 from trainlab.engine.events import Event
 from trainlab.errors import TrackingError, TrainlabError
 from trainlab.measure.metrics import EPOCH_KEYS
+from trainlab.records import RunIdentity
 
 F = TypeVar("F", bound=Callable[..., Any])
 MESSAGE_MAX = 300  # characters of a destination's error kept in the one-line message (MLflow's run to pages)
@@ -25,7 +26,7 @@ class Tracker(Protocol):
     name: str
 
     def study_started(self, study_config: dict[str, Any], swept_keys: list[str]) -> None: ...
-    def event(self, spec: Any, event: Event) -> None: ...
+    def event(self, spec: RunIdentity, event: Event) -> None: ...
     def study_finished(self, report_files: list[Path]) -> None: ...
 
 
@@ -77,7 +78,7 @@ def guarded(method: F) -> F:
     return call  # type: ignore[return-value]
 
 
-def config_of(spec: Any) -> dict[str, Any]:
+def config_of(spec: RunIdentity) -> dict[str, Any]:
     """A run's resolved config as plain data (a live RunSpec's pydantic config, or a stored record's dict),
     without the options of dataset sources the run does not use (``data.delimiter`` of a digits study)."""
     cfg = spec.config
@@ -119,6 +120,6 @@ def epoch_figures(row: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def run_label(spec: Any) -> str:
+def run_label(spec: RunIdentity) -> str:
     """How a run is named in a tracker: ``variant (seed N)``."""
     return f"{spec.variant} (seed {spec.seed})"

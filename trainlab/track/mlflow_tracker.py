@@ -40,6 +40,7 @@ from trainlab.engine.events import EpochEnded, Event, RunEnded, RunStarted
 from trainlab.errors import ConfigError
 from trainlab.layout import StudyDir
 from trainlab.measure.metrics import EPOCH_KEYS
+from trainlab.records import RunIdentity
 from trainlab.track.base import (
     Guarded,
     TrackingError,
@@ -268,7 +269,7 @@ class MlflowTracker(Guarded):
         found = self.client.search_runs([self.experiment_id], filter_string=where)
         return [r for r in found if r.data.tags.get(tag) == value]  # exact, and the filter for an unquotable one
 
-    def _run_id(self, spec: Any) -> str:
+    def _run_id(self, spec: RunIdentity) -> str:
         if spec.run_id in self.runs:
             return self.runs[spec.run_id]
         assert self.experiment_id is not None and self.parent_id is not None, "study_started comes first"
@@ -291,7 +292,7 @@ class MlflowTracker(Guarded):
         self.runs[spec.run_id] = mid
         return mid
 
-    def _log_params(self, mid: str, spec: Any) -> None:
+    def _log_params(self, mid: str, spec: RunIdentity) -> None:
         from mlflow.entities import Param  # deferred with mlflow itself
 
         params = [Param(k, _text(v)[:PARAM_MAX]) for k, v in sorted(dotted(config_of(spec)).items())]
@@ -299,7 +300,7 @@ class MlflowTracker(Guarded):
             self.client.log_batch(mid, params=params[i : i + 100])
 
     @guarded
-    def event(self, spec: Any, event: Event) -> None:
+    def event(self, spec: RunIdentity, event: Event) -> None:
         if isinstance(event, RunStarted):
             mid = self._run_id(spec)
             env = event.env or {}

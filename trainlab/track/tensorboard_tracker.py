@@ -20,6 +20,7 @@ from typing import Any
 from trainlab.engine.events import EpochEnded, Event, RunEnded, RunStarted
 from trainlab.errors import ConfigError
 from trainlab.layout import StudyDir
+from trainlab.records import RunIdentity
 from trainlab.track.base import Guarded, config_of, dotted, final_figures, guarded
 
 TAGS = {
@@ -71,12 +72,12 @@ class TensorBoardTracker(Guarded):
             writer.close()
         self.writers.clear()
 
-    def folder(self, spec: Any) -> str:
+    def folder(self, spec: RunIdentity) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec.variant)
         return str(self.root / f"{safe}_seed{spec.seed}_{spec.run_id}")
 
     @guarded
-    def event(self, spec: Any, event: Event) -> None:
+    def event(self, spec: RunIdentity, event: Event) -> None:
         if isinstance(event, RunStarted):
             old = self.writers.pop(spec.run_id, None)
             if old is not None:
@@ -107,7 +108,7 @@ class TensorBoardTracker(Guarded):
                 writer.add_scalar(tag, float(value), step)
         writer.flush()
 
-    def _hparams(self, spec: Any) -> dict[str, Any]:
+    def _hparams(self, spec: RunIdentity) -> dict[str, Any]:
         """The swept keys' values (numbers, strings or booleans, as TensorBoard takes them) and the seed."""
         config = dotted(config_of(spec))
         out: dict[str, Any] = {}
