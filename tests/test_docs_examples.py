@@ -1,4 +1,4 @@
-"""The study files shown in the README pass ``trainlab check``: users copy these first."""
+"""Every study file shown in the README and docs/*.md passes ``trainlab check``: users copy these first."""
 
 from __future__ import annotations
 
@@ -9,16 +9,64 @@ import pytest
 
 from trainlab.cli import main
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-STUDIES = [block for block in re.findall(r"```toml\n(.*?)```", README.read_text(), re.S) if "[study]" in block]
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# (page, n-th study on it, the TOML): every ```toml block holding a [study] table is a whole study file.
+STUDIES = [
+    (page.relative_to(ROOT).as_posix(), i, block)
+    for page in PAGES
+    for i, block in enumerate(b for b in re.findall(r"```toml\n(.*?)```", page.read_text(), re.S) if "[study]" in b)
+]
 
 
 def test_the_readme_shows_a_study() -> None:
-    assert STUDIES
+    assert any(page == "README.md" for page, _i, _b in STUDIES)
 
 
-@pytest.mark.parametrize("index", range(len(STUDIES)))
-def test_each_readme_study_passes_check(tmp_path, capsys, index) -> None:
+@pytest.mark.parametrize(("page", "index", "toml"), STUDIES, ids=[f"{p}#{i}" for p, i, _t in STUDIES])
+def test_each_documented_study_passes_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], page: str,
+                                            index: int, toml: str) -> None:  # fmt: skip
     path = tmp_path / "study.toml"
-    path.write_text(STUDIES[index])
-    assert main(["check", str(path)]) == 0, capsys.readouterr().err
+    path.write_text(toml)
+    assert main(["check", str(path)]) == 0, f"{page}, study {index + 1}: {capsys.readouterr().err}"
+
+
+# Fragments (one or more tables, no [study]) are shown as parts of a study: on a minimal study they pass too.
+FRAGMENTS = [
+    (page.relative_to(ROOT).as_posix(), i, block)
+    for page in PAGES
+    for i, block in enumerate(
+        b for b in re.findall(r"```toml\n(.*?)```", page.read_text(), re.S) if "[study]" not in b and b.startswith("[")
+    )
+]
+# The user model the docs name (docs/models.md), as a user would write it beside the study.
+TINY_NET = """
+import torch.nn as nn
+
+
+class TinyNet(nn.Module):
+    def __init__(self, width: int = 32, input_shape=(1, 8, 8), num_classes: int = 10):
+        super().__init__()
+        n = 1
+        for d in input_shape:
+            n *= d
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(n, width), nn.ReLU(), nn.Linear(width, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+
+def test_the_docs_show_fragments() -> None:
+    assert len(FRAGMENTS) >= 4
+
+
+@pytest.mark.parametrize(("page", "index", "toml"), FRAGMENTS, ids=[f"{p}#{i}" for p, i, _t in FRAGMENTS])
+def test_each_documented_fragment_passes_check_on_a_minimal_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], page: str, index: int, toml: str
+) -> None:
+    if "mymodels:" in toml:
+        (tmp_path / "mymodels.py").write_text(TINY_NET)
+    path = tmp_path / "study.toml"
+    path.write_text('[study]\nname = "doc"\n\n' + toml)
+    assert main(["check", str(path)]) == 0, f"{page}, fragment {index + 1}: {capsys.readouterr().err}"

@@ -18,6 +18,15 @@ PERFORMANCE_ONLY = "performance_only"
 SMOKE = "smoke"
 # The most a --smoke run lets the key be: the study's own value when it is an integer at most this, else this.
 SMOKE_AT_MOST = "smoke_at_most"
+# A path whose relative value is read from the study file's folder (not the current one): data.root,
+# model.pretrained. One rule for every relative path a study names, wherever the study is run from.
+STUDY_RELATIVE = "study_relative"
+
+
+def study_relative() -> dict[str, Any]:
+    """The mark of a path field read relative to the study file's folder
+    (``Field(..., json_schema_extra=study_relative())``)."""
+    return {STUDY_RELATIVE: True}
 
 
 def perf_only(why: str) -> dict[str, Any]:

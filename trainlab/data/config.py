@@ -31,7 +31,7 @@ from pydantic_core import InitErrorDetails
 from trainlab.data.options import SourceOptions, square_size
 from trainlab.data.registry import DATASETS, option_models
 from trainlab.errors import did_you_mean
-from trainlab.schema import SMOKE, SMOKE_AT_MOST, Strict, perf_only
+from trainlab.schema import SMOKE, SMOKE_AT_MOST, Strict, perf_only, study_relative
 
 # Each DataLoader worker is a process: 100000 of them exhaust the machine's process table and memory before
 # the first batch. 1024 is more workers than a machine has cores to feed them.
@@ -114,7 +114,12 @@ class DataConfig(Strict):
     model_config = ConfigDict(extra="allow", json_schema_extra=_schema_with_options)
 
     name: str = Field("digits", description="Dataset name (see `trainlab data list`).")
-    root: str | None = Field(None, description="Folder holding the dataset files (default: per dataset).")
+    root: str | None = Field(
+        None,
+        description="Folder (or file) holding the dataset files (default: per dataset); a relative path is read"
+        " from the study file's folder.",
+        json_schema_extra=study_relative(),
+    )
     download: bool = Field(True, description="Fetch the dataset on first use when it is missing.")
     batch_size: PositiveInt = Field(64, description="Training batch size (samples).", json_schema_extra={SMOKE: 16})
     test_batch_size: PositiveInt = Field(

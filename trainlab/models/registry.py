@@ -56,6 +56,8 @@ def registry() -> dict[str, ModelEntry]:
 # besides the installed packages. Only the module the study names is loaded from it, by file path: the folder is
 # never put on ``sys.path``, so a ``numpy.py`` or ``torch.py`` planted beside a study is never imported.
 _study_folder: Path | None = None
+# Top-level module name -> the file beside a study it was loaded from in this process.
+_loaded_beside: dict[str, Path] = {}
 
 
 def set_study_folder(folder: Path | None) -> None:
@@ -87,7 +89,15 @@ def _installed_origin(top: str) -> str | None:
 
 def _load_beside_study(top: str, file: Path, name: str) -> None:
     """Load the study folder's module ``top`` from ``file`` (once per process), refusing a name that an
-    installed module already has: a file beside a study never stands in for a library."""
+    installed module already has: a file beside a study never stands in for a library. A module of that name
+    which an earlier study of this process loaded from its own folder is not a library: it gives way."""
+    earlier = _loaded_beside.get(top)
+    if earlier is not None:
+        if earlier == file.resolve():
+            return
+        for loaded in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
+            del sys.modules[loaded]  # e.g. a notebook that runs two studies, each with its own mymodels.py
+        del _loaded_beside[top]
     origin = _installed_origin(top)
     if origin is not None and origin != "built in" and Path(origin).resolve() == file.resolve():
         return  # this very file is on the import path already (run from the study's folder): imported as usual
@@ -107,6 +117,7 @@ def _load_beside_study(top: str, file: Path, name: str) -> None:
     except (Exception, SystemExit) as exc:  # the user's module failed: a message, not a traceback (or an exit)
         del sys.modules[top]
         raise ConfigError(f"model.name '{name}': {file} failed to import: {type(exc).__name__}: {exc}") from None
+    _loaded_beside[top] = file.resolve()
 
 
 def _import_user_class(name: str) -> type[nn.Module]:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from trainlab.errors import ConfigError, did_you_mean
+from trainlab.schema import study_relative
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,9 @@ class PretrainedOptions(BaseModel):
     pretrained: str | None = Field(
         None,
         description="Path of a state_dict file (e.g. torchvision's alexnet-owt-*.pth) loaded by parameter name with"
-        " weights_only=True; a head of another class count is replaced by a new one.",
+        " weights_only=True; a head of another class count is replaced by a new one. A relative path is read from"
+        " the study file's folder.",
+        json_schema_extra=study_relative(),
     )
     pretrained_strict: bool = Field(
         True,

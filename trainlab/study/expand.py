@@ -6,6 +6,7 @@ import copy
 import hashlib
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,6 +14,8 @@ from pydantic import ValidationError
 from trainlab.config import MAX_SEED, RUN_SECTIONS, RunConfig, StudyConfig
 from trainlab.errors import ConfigError
 from trainlab.measure.format import fmt_factor
+from trainlab.models import registry
+from trainlab.schema import STUDY_RELATIVE, marked_fields
 from trainlab.study.messages import format_validation_error
 from trainlab.study.overrides import set_dotted
 from trainlab.study.spec import RunSpec
@@ -54,12 +57,43 @@ def _first_seed(value: Any, name: str, where: str) -> int:
     return value
 
 
-def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where: str = "") -> list[RunSpec]:
+def relative_path_keys(resolved: dict[str, Any]) -> list[str]:
+    """The dotted keys of a run's raw config that hold paths read from the study file's folder: the fields
+    marked :func:`~trainlab.schema.study_relative` (``data.root``), and the run's model's own (``model.pretrained``)."""
+    keys = list(marked_fields(RunConfig, STUDY_RELATIVE))
+    entry = registry().get(str((resolved.get("model") or {}).get("name", "logreg")))
+    if entry is not None:
+        keys += list(marked_fields(entry.params, STUDY_RELATIVE, "model."))
+    return keys
+
+
+def _anchor_paths(resolved: dict[str, Any], over: dict[str, Any], folder: Path | None, cli: frozenset[str]) -> None:
+    """Make the run's relative paths absolute, in place: a path the study file names (its tables, a variant, a
+    sweep) from the study file's folder; one given with ``--set`` (and a dict study's) from the current folder,
+    as any path typed in a shell is. ``~`` is the user's home; an absolute path stays as it is."""
+    for key in relative_path_keys(resolved):
+        section, _, name = key.partition(".")
+        value = (resolved.get(section) or {}).get(name)
+        if not isinstance(value, str) or not value or value.startswith("~") or Path(value).is_absolute():
+            continue
+        base = folder if folder is not None and (key in over or key not in cli) else Path.cwd()
+        resolved[section][name] = str(base / value)
+
+
+def expand(
+    cfg: StudyConfig,
+    raw: dict[str, Any],
+    text: str | None = None,
+    where: str = "",
+    folder: Path | None = None,
+    cli_keys: frozenset[str] = frozenset(),
+) -> list[RunSpec]:
     """Expand a study into runs: (explicit variants or one base) x sweep grid x repeats.
 
     A sweep point is named after its values (``model.dropout=0.5``); combined with an explicit variant the
-    name is ``variant/model.dropout=0.5``. Seeds are ``train.seed + repeat``. A study of more than
-    ``study.max_runs`` runs, or with two sweep points of one name, is a :class:`ConfigError`.
+    name is ``variant/model.dropout=0.5``. Seeds are ``train.seed + repeat``. Relative paths are made absolute
+    from ``folder``, the study file's (:func:`_anchor_paths`; ``cli_keys``: the keys given with ``--set``).
+    A study of more than ``study.max_runs`` runs, or with two sweep points of one name, is a :class:`ConfigError`.
     """
     _check_size(cfg)
     base = {k: copy.deepcopy(raw.get(k, {})) for k in RUN_SECTIONS}
@@ -101,6 +135,7 @@ def expand(cfg: StudyConfig, raw: dict[str, Any], text: str | None = None, where
                     set_dotted(resolved, key, value)
                 # Repeats differ only by seed: seed + repeat, counted from the variant's own seed if it sets one.
                 resolved.setdefault("train", {})["seed"] = first_seed + rep
+                _anchor_paths(resolved, over, folder, cli_keys)
                 try:
                     rc = RunConfig.model_validate(resolved)
                 except ValidationError as err:

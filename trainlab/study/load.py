@@ -50,7 +50,8 @@ def load_study(source: str | Path | dict[str, Any], overrides: list[str] | dict[
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, text, where, from_cli)) from None
 
-    runs = expand(cfg, raw, text, where)
+    folder = path.parent.resolve() if path is not None else None
+    runs = expand(cfg, raw, text, where, folder=folder, cli_keys=from_cli)
     if cfg.study.baseline is not None and cfg.study.baseline not in {r.variant for r in runs}:
         names = sorted({r.variant for r in runs})
         raise ConfigError(
