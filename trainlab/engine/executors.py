@@ -14,10 +14,12 @@ died without sending one).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue as queue_mod
 import signal
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -108,7 +110,8 @@ class SubprocessExecutor:
         ctx = mp.get_context("spawn")
         events = ctx.Queue()
         proc = ctx.Process(target=_child_main, args=(job, events), name=f"trainlab-run-{job.spec.run_id}")
-        proc.start()
+        with _main_not_reimported():
+            proc.start()
         ended = False
         try:
             while proc.is_alive() or not events.empty():
@@ -127,6 +130,30 @@ class SubprocessExecutor:
             events.close()
         if not ended:
             sink.event(job.spec, RunEnded(RunOutcome("failed", error=_death_reason(proc.exitcode))))
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """While a run's child is spawned, the parent's ``__main__`` looks like it has no file or module name, so
+    the child does not import it again.
+
+    A spawned child normally re-imports the parent's main script (as ``__mp_main__``) to find what its job
+    pickles by reference to it. A job is trainlab's own types only, so nothing is lost — and a user's script
+    without an ``if __name__ == "__main__":`` guard would otherwise call ``trainlab.run`` again in every child
+    (which then waits forever on the study's lock), and code read from standard input (``python - < x.py``,
+    a notebook's kernel) names a ``<stdin>`` file the child cannot open."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def _death_reason(code: int | None) -> str:
