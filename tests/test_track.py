@@ -97,7 +97,9 @@ def test_export_after_the_fact_twice_without_duplicates(tmp_path: Path, capsys) 
     assert "mlflow: 2 runs exported" in capsys.readouterr().out
     _check_mlflow(out)
     _check_tensorboard(out)
-    export(out, ["mlflow", "tensorboard"])  # again: nothing added
+    assert main(["export", str(out), "--to", "mlflow"]) == 0  # again: nothing added, and it says so
+    assert "mlflow: nothing new: it holds all 2 runs already" in capsys.readouterr().out
+    export(out, ["mlflow", "tensorboard"])
     _check_mlflow(out)
     _check_tensorboard(out)
 

@@ -27,7 +27,7 @@ from trainlab.cli import main
 from trainlab.engine.events import EpochEnded, Event
 from trainlab.store import Store
 from trainlab.study import load_study
-from trainlab.track import export
+from trainlab.track import Exported, export
 
 # A dead server must cost seconds, where MLflow's own retries took 4 minutes per call.
 FAST_S = 12.0
@@ -265,5 +265,5 @@ def test_export_to_a_real_server_twice_adds_nothing(mlflow_server, finished, tmp
     export(out, ["mlflow"], uri)
     once = _mlflow_counts(client, out)
     assert len(once) == 2 and all(once.values())
-    assert export(out, ["mlflow"], uri) == {"mlflow": 2}
+    assert export(out, ["mlflow"], uri) == {"mlflow": Exported(sent=2, updated=0)}  # sent again, nothing new
     assert _mlflow_counts(client, out) == once

@@ -252,12 +252,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     from trainlab.track import export  # deferred: see the note at the top
 
     counts = export(Path(args.out), args.to, args.tracking_uri)  # a tracker it cannot reach: TrackingError
-    for tracker, n in counts.items():
+    for tracker, done in counts.items():
         where = (
             Path(args.out) / "tensorboard" if tracker == "tensorboard" else (args.tracking_uri or "the MLflow store")
         )
-        none = " (none of its runs has started yet)" if n == 0 else ""
-        print(f"{tracker}: {n} run{'' if n == 1 else 's'} exported{none} -> {where}")
+        n, new = done.sent, done.updated
+        if n == 0:
+            what = "no run exported (none of its runs has started yet)"
+        elif new == 0:
+            what = f"nothing new: it holds all {n} run{'' if n == 1 else 's'} already"
+        elif new < n:
+            what = f"{new} of {n} runs exported (the others it held already)"
+        else:
+            what = f"{n} run{'' if n == 1 else 's'} exported"
+        print(f"{tracker}: {what} -> {where}")
     return EXIT_OK
 
 

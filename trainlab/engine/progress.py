@@ -27,7 +27,9 @@ def _pct(v: Any) -> str:
 
 
 # Summary columns when a study does not name its own ([study] columns).
-DEFAULT_COLUMNS = ("train_acc", "test_acc", "test_loss", "train_time_s", "infer_ms_per_image", "params", "macs")
+# A regression has R² and MAE where a classification has accuracies: the columns no run measured are left out.
+DEFAULT_COLUMNS = ("train_acc", "test_acc", "test_r2", "test_mae", "test_loss", "train_time_s", "infer_ms_per_image",
+                   "params", "macs")  # fmt: skip
 
 
 class RichReporter:
@@ -83,12 +85,14 @@ class RichReporter:
             )
         elif isinstance(ev, EpochEnded):
             r = ev.row
-            info = f"loss {r.train_loss:.4f} acc {_pct(r.train_acc)} test {_pct(r.test_acc)}"
+            # A regression has no accuracy: its R² instead (the test split's; training has none).
+            train_acc = f" acc {_pct(r.train_acc)}" if r.train_acc is not None else ""
+            test_q = f" acc {_pct(r.test_acc)}" if r.test_r2 is None else f" R² {fmt_spec(r.test_r2, '.3f')}"
+            info = f"loss {fmt_spec(r.train_loss, '.4f')}{train_acc} test{test_q}"
             self.progress.update(self.batch_task, completed=r.steps, info=info)
             self.progress.console.print(
-                f"  {spec.variant} epoch {r.epoch}/{self.epochs}: train loss {r.train_loss:.4f}"
-                f" acc {_pct(r.train_acc)} | test loss {fmt_spec(r.test_loss, '.4f')}"
-                f" acc {_pct(r.test_acc)} | {r.epoch_time_s:.2f}s"
+                f"  {spec.variant} epoch {r.epoch}/{self.epochs}: train loss {fmt_spec(r.train_loss, '.4f')}"
+                f"{train_acc} | test loss {fmt_spec(r.test_loss, '.4f')}{test_q} | {r.epoch_time_s:.2f}s"
                 f" (data {r.data_time_s:.2f}s, compute {r.compute_time_s:.2f}s)"
             )
         elif isinstance(ev, RunEnded):
@@ -104,8 +108,11 @@ class RichReporter:
             self.progress.remove_task(self.batch_task)
         self.progress.stop()
         # The study's own columns when it names them (the table its question asks for), else a standard set.
-
-        keys = result.study.config.study.columns or DEFAULT_COLUMNS
+        keys = (
+            result.study.config.study.columns
+            or [k for k in DEFAULT_COLUMNS if any(r.results.get(k) is not None for r in result.records)]
+            or list(DEFAULT_COLUMNS)
+        )
         table = Table(title=f"{result.study.name}: results", title_justify="left")
         for col in ("variant", "seed", "status"):
             table.add_column(col, justify="left")

@@ -48,6 +48,13 @@ def format_validation_error(
         # pydantic reports union members as extra loc parts ("bool", "NormalizeStats"): drop them.
         loc = tuple(p for p in loc if p not in ("bool", "NormalizeStats", "int", "float", "str", "list[float]"))
         key = ".".join(str(p) for p in loc) or "(top level)"
+        # A section's own validator (the model's keyword arguments) names the key it refuses: place the
+        # message where that key was given (--set or its line), not where its table starts.
+        named = re.findall(r"\b(" + re.escape(key) + r"\.[A-Za-z_]\w*)", str(e["msg"])) if loc else []
+        if named and named[0] in from_cli:
+            key = named[0]
+        elif named and text is not None and _locate(text, tuple(named[0].split("."))):
+            loc = tuple(named[0].split("."))
         if key in from_cli:
             place = " (from --set)"
         else:

@@ -12,6 +12,7 @@ Both trackers are optional extras, imported only when asked for.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from trainlab.engine.events import EpochEnded, RunDispatched, RunEnded, RunStarted
@@ -36,20 +37,29 @@ def make_trackers(kinds: Sequence[str], layout: StudyDir, tracking_uri: str | No
     return out
 
 
-def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = None) -> dict[str, int]:
+@dataclass(frozen=True)
+class Exported:
+    """What an export did for one tracker: the runs it was sent (started ones) and those it wrote or changed
+    anything of (0 when it held them all already)."""
+
+    sent: int
+    updated: int
+
+
+def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = None) -> dict[str, Exported]:
     """Send the study in ``out_dir`` (finished or still running) to the trackers ``to``, from its store.
 
     Each run is replayed as the events a live study sends; a tracker skips what it already holds, so exporting
-    twice leaves each tracker as exporting once does. Returns the number of runs sent to each tracker (a run
-    not started yet has nothing to send). A tracker that cannot reach or write its destination raises a
-    :class:`~trainlab.track.base.TrackingError` within seconds.
+    twice leaves each tracker as exporting once does. Returns, per tracker, the runs sent (a run not started yet
+    has nothing to send) and the runs it wrote or changed anything of. A tracker that cannot reach or write its
+    destination raises a :class:`~trainlab.track.base.TrackingError` within seconds.
     """
     layout = StudyDir(out_dir)
     store = Store(layout.require_db(), readonly=True)  # export only reads: read-only media will do
     trackers = make_trackers(to, layout, tracking_uri)
     records = store.runs()
     total = len(records)
-    exported: dict[str, int] = {}
+    exported: dict[str, Exported] = {}
     for tracker in trackers:
         tracker.study_started(store.meta("study") or {}, store.meta("swept_keys") or [])
         sent = 0
@@ -68,7 +78,7 @@ def export(out_dir: str | Path, to: Sequence[str], tracking_uri: str | None = No
                 tracker.event(spec, RunEnded(outcome))
             sent += 1
         tracker.study_finished(report_files(layout))
-        exported[tracker.name] = sent
+        exported[tracker.name] = Exported(sent, len(tracker.updated))
     return exported
 
 
@@ -81,6 +91,7 @@ def report_files(layout: StudyDir) -> list[Path]:
 
 __all__ = [
     "TRACKERS",
+    "Exported",
     "MlflowTracker",
     "TensorBoardTracker",
     "Tracker",

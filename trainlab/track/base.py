@@ -24,6 +24,9 @@ class Tracker(Protocol):
     """A best-effort sink that also hears when the study starts and when its report is written."""
 
     name: str
+    # The trainlab run ids whose figures this tracker wrote or changed (an export of runs it held already,
+    # unchanged, adds none): what `trainlab export` reports as exported.
+    updated: set[str]
 
     def study_started(self, study_config: dict[str, Any], swept_keys: list[str]) -> None: ...
     def event(self, spec: RunIdentity, event: Event) -> None: ...

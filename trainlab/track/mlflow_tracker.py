@@ -204,6 +204,8 @@ class MlflowTracker(Guarded):
 
     def __init__(self, layout: StudyDir, tracking_uri: str | None = None) -> None:
         self.mlflow, client_cls = _mlflow()
+        self.updated: set[str] = set()
+        self._trainlab_id: dict[str, str] = {}  # MLflow run id -> trainlab run id
         self.failures = _failures()
         self.layout = layout
         env = os.environ.get("MLFLOW_TRACKING_URI")
@@ -287,9 +289,11 @@ class MlflowTracker(Guarded):
             tags = {"mlflow.parentRunId": self.parent_id, "trainlab.run_id": spec.run_id, "trainlab.kind": "run",
                     "trainlab.study": spec.study, "variant": spec.variant, "seed": str(spec.seed)}  # fmt: skip
             mid = self.client.create_run(self.experiment_id, run_name=run_label(spec), tags=tags).info.run_id
+            self.updated.add(spec.run_id)
             self._log_params(mid, spec)
             self.logged[mid], self.latest[mid] = set(), {}
         self.runs[spec.run_id] = mid
+        self._trainlab_id[mid] = spec.run_id
         return mid
 
     def _log_params(self, mid: str, spec: RunIdentity) -> None:
@@ -332,6 +336,8 @@ class MlflowTracker(Guarded):
     def _log_metrics(self, mid: str, figures: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric  # deferred with mlflow itself
 
+        if figures and mid in self._trainlab_id:
+            self.updated.add(self._trainlab_id[mid])
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, step) for k, v in figures.items()]
         for i in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics per batch

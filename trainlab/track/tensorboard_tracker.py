@@ -57,6 +57,7 @@ class TensorBoardTracker(Guarded):
 
     def __init__(self, layout: StudyDir) -> None:
         self.writer_cls = _writer_class()
+        self.updated: set[str] = set()  # a run's event files are rewritten whole each time it is sent
         self.root = layout.root / "tensorboard"
         self.where = str(self.root)
         self.writers: dict[str, Any] = {}
@@ -84,6 +85,7 @@ class TensorBoardTracker(Guarded):
                 old.close()
             shutil.rmtree(self.folder(spec), ignore_errors=True)
             writer = self.writers[spec.run_id] = self.writer_cls(log_dir=self.folder(spec))
+            self.updated.add(spec.run_id)
             for row in event.history:
                 self._epoch(writer, row.to_record())
         elif isinstance(event, EpochEnded):
