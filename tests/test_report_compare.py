@@ -9,7 +9,7 @@ from sample_study import sample_config, write_sample_store
 
 from trainlab.cli import main
 from trainlab.errors import TrainlabError
-from trainlab.report.compare import compare_command, compare_rows
+from trainlab.report.compare import compare_command, compare_rows, config_differences
 from trainlab.report.study import StudyView
 
 
@@ -80,3 +80,18 @@ def test_a_side_timed_on_a_busy_machine_is_marked_not_tested(two_studies: tuple[
     assert train_time.mark == BUSY_MARK
     acc = next(r for r in rows if r.metric.key == "test_acc")
     assert acc.mark != BUSY_MARK  # accuracy is not a timing
+
+
+def test_two_studies_of_one_name_show_the_config_key_they_differ_in(tmp_path: Path, capsys) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_sample_store(a, sample_config())
+    limited = sample_config()
+    limited["data"]["limit_train"] = 64
+    write_sample_store(b, limited)
+    [diff] = config_differences(StudyView.load(a), StudyView.load(b))
+    assert (diff.key, diff.a, diff.b) == ("data.limit_train", None, 64) and len(diff.variants) == 3
+    assert compare_command(a, b, tmp_path / "c.md") == 0
+    assert "config differs: data.limit_train: None (A) → 64 (B), in every variant" in capsys.readouterr().out
+    assert "data.limit\\_train: None (A) → 64 (B), in every variant" in (tmp_path / "c.md").read_text()
+    write_sample_store(tmp_path / "a2", sample_config())
+    assert config_differences(StudyView.load(a), StudyView.load(tmp_path / "a2")) == []

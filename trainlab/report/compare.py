@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -53,6 +54,48 @@ def _cell(v: VariantView, m: Metric) -> str:
         return f"{text} ({few})" if few else text
     ci = fmt_ci(m, s.half_width)
     return f"{text} ± {ci}" if ci else text
+
+
+@dataclass(frozen=True)
+class ConfigDifference:
+    """A resolved config key whose value differs between the two studies, and the matched variants it differs in."""
+
+    key: str  # dotted, e.g. data.limit_train
+    a: Any
+    b: Any
+    variants: tuple[str, ...]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(a: StudyView, b: StudyView) -> list[ConfigDifference]:
+    """The keys of the matched variants' resolved configs (each variant's first run) that differ: what the two
+    studies changed besides the machine, e.g. ``data.limit_train`` in two studies of one name."""
+    names_b = {v.name: v for v in b.variants}
+    found: dict[tuple[str, str, str], tuple[Any, Any, list[str]]] = {}
+    for va in a.variants:
+        vb = names_b.get(va.name)
+        if vb is None or not va.runs or not vb.runs:
+            continue
+        fa, fb = _flat(va.runs[0].config), _flat(vb.runs[0].config)
+        for key in sorted(set(fa) | set(fb)):
+            if key != "train.seed" and fa.get(key) != fb.get(key):  # seeds: the table's seed counts say it
+                slot = found.setdefault((key, repr(fa.get(key)), repr(fb.get(key))), (fa.get(key), fb.get(key), []))
+                slot[2].append(va.name)
+    return [ConfigDifference(key, va, vb, tuple(names)) for (key, _ra, _rb), (va, vb, names) in found.items()]
+
+
+def _difference_text(d: ConfigDifference, matched: int) -> str:
+    where = "every variant" if len(d.variants) == matched else ", ".join(d.variants)
+    return f"{d.key}: {d.a!r} (A) → {d.b!r} (B), in {where}"
 
 
 def compare_rows(a: StudyView, b: StudyView) -> list[CompareRow]:
@@ -103,6 +146,15 @@ def compare_markdown(a: StudyView, b: StudyView, rows: list[CompareRow]) -> str:
     for tag, s in (("A", a), ("B", b)):
         machine = "; ".join(f"{label}: {text}" for label, text in machine_info(s)[:3])
         out.append(f"- **{tag}:** `{md_escape(str(s.out_dir))}` — {md_escape(machine)}")
+    diffs, matched = config_differences(a, b), len({r.variant for r in rows})
+    if diffs:
+        out.append("\n**Config differences** (besides the machine):\n")
+        out += [f"- {md_escape(_difference_text(d, matched))}" for d in diffs]
+    else:
+        out.append(
+            "\nThe matched variants' configs are the same (seeds aside): any difference is the machine's or the "
+            "noise's."
+        )
     out.append("")
     out.append("| Variant | Metric | A | B | Δ (B vs A) | p (Holm) |")
     out.append("|---|---|---|---|---|---|")
@@ -128,6 +180,11 @@ def compare_command(a: Path, b: Path, out: Path | None) -> int:
     sa, sb = StudyView.load(a), StudyView.load(b)
     rows = compare_rows(sa, sb)
     console = Console()
+    diffs, matched = config_differences(sa, sb), len({r.variant for r in rows})
+    for d in diffs:
+        console.print(f"config differs: {_difference_text(d, matched)}", markup=False, highlight=False)
+    if not diffs:
+        console.print("The matched variants' configs are the same (seeds aside).", markup=False)
     table = Table(title=Text(f"{sa.name} (A: {a}) vs {sb.name} (B: {b})"), title_justify="left")
     for col, justify in (("Variant", "left"), ("Metric", "left"), ("A", "right"), ("B", "right"),
                          ("Δ B vs A", "right"), ("p (Holm)", "right")):  # fmt: skip
@@ -153,4 +210,11 @@ def compare_command(a: Path, b: Path, out: Path | None) -> int:
     return 0
 
 
-__all__ = ["CompareRow", "compare_command", "compare_markdown", "compare_rows"]
+__all__ = [
+    "CompareRow",
+    "ConfigDifference",
+    "compare_command",
+    "compare_markdown",
+    "compare_rows",
+    "config_differences",
+]
