@@ -21,6 +21,7 @@ from trainlab.errors import ConfigError
 from trainlab.layout import StudyDir
 from trainlab.store import Store
 from trainlab.track import export, make_trackers
+from trainlab.track.base import tracker_name
 from trainlab.track.mlflow_tracker import MlflowTracker
 
 EPOCHS = 3
@@ -55,11 +56,21 @@ def _check_mlflow(out: Path) -> None:
         assert params["train.lr"] == str(records[rid].config["train"]["lr"]) and params["model.name"] == "mlp"
         assert params["model.hidden"] == "[16]" and params["train.deterministic"] == "false"
         epochs = store.epochs(rid)
-        for key in ("train_loss", "test_acc", "epoch_time_s", "lr"):
-            history = sorted(client.get_metric_history(nested_run.info.run_id, key), key=lambda m: m.step)
+        # Names grouped by split, accuracy in percent as the report shows it.
+        for key, name, scale in (("train_loss", "train/loss", 1), ("test_acc", "test/acc_pct", 100),
+                                 ("epoch_time_s", "time/epoch_time_s", 1), ("lr", "train/lr", 1)):  # fmt: skip
+            assert tracker_name(key) == (name, scale)
+            history = sorted(client.get_metric_history(nested_run.info.run_id, name), key=lambda m: m.step)
             assert [m.step for m in history] == [1, 2, 3]
-            assert [m.value for m in history] == pytest.approx([e[key] for e in epochs])
-        assert nested_run.data.metrics["train_time_s"] == pytest.approx(records[rid].results["train_time_s"])
+            assert [m.value for m in history] == pytest.approx([e[key] * scale for e in epochs])
+        metrics = nested_run.data.metrics
+        assert metrics["time/train_time_s"] == pytest.approx(records[rid].results["train_time_s"])
+    # The parent run carries the study at a glance: per variant, the mean of each summary figure.
+    summary = parent.data.metrics
+    for r in records.values():
+        variant = r.variant.replace("=", ":")
+        assert summary[f"test/acc_pct/{variant}"] == pytest.approx(100 * r.results["test_acc"])
+        assert summary[f"time/train_time_s/{variant}"] == pytest.approx(r.results["train_time_s"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"report.html", "results.csv", "plots"} <= artifacts
     assert client.list_artifacts(parent.info.run_id, "plots")
@@ -75,11 +86,17 @@ def _check_tensorboard(out: Path) -> None:
         ea = EventAccumulator(str(folder))
         ea.Reload()
         epochs = store.epochs(record.run_id)
-        for tag, key in (("loss/train", "train_loss"), ("accuracy/test", "test_acc"), ("time/epoch_s", "epoch_time_s")):
+        for key in ("train_loss", "test_acc", "epoch_time_s"):
+            tag, scale = tracker_name(key)  # the names MLflow shows too
             scalars = ea.Scalars(tag)
             assert [s.step for s in scalars] == [1, 2, 3]
-            assert [s.value for s in scalars] == pytest.approx([e[key] for e in epochs], rel=1e-6)  # float32
+            assert [s.value for s in scalars] == pytest.approx([e[key] * scale for e in epochs], rel=1e-6)  # float32
         assert "_hparams_/experiment" in ea.PluginTagToContent("hparams")
+        # The HParams table has the final figures of every split, not only the costs.
+        for key in ("test_acc", "test_loss", "train_acc", "train_loss", "train_time_s"):
+            tag, scale = tracker_name(key)
+            [final] = ea.Scalars(f"hparams/{tag}")
+            assert final.value == pytest.approx(record.results[key] * scale, rel=1e-6)
 
 
 def test_live_tracking_in_mlflow_and_tensorboard(tmp_path: Path) -> None:

@@ -248,11 +248,11 @@ def test_exporting_twice_is_idempotent_and_the_count_true(finished: Path, tmp_pa
     mlflow_once, tb_once = _mlflow_counts(client, out), _tensorboard_counts(out)
     records = {r.run_id: r for r in Store(out / "trainlab.db").runs()}
     diverged = next(rid for rid, r in records.items() if r.status == "diverged")
-    assert mlflow_once[diverged]["lr"] == 1 and "train_loss" not in mlflow_once[diverged]  # NaN: not logged
+    assert mlflow_once[diverged]["train/lr"] == 1 and "train/loss" not in mlflow_once[diverged]  # NaN: not logged
     done = next(rid for rid, r in records.items() if r.status == "done")
-    assert mlflow_once[done]["train_loss"] == 2 and mlflow_once[done]["train_time_s"] == 1
+    assert mlflow_once[done]["train/loss"] == 2 and mlflow_once[done]["time/train_time_s"] == 1
     tb_done = tb_once[next(f for f in tb_once if f.endswith(done))]
-    assert len(tb_once) == 2 and tb_done["loss/train"] == 2 and tb_done["final/train_time_s"] == 1, tb_once
+    assert len(tb_once) == 2 and tb_done["train/loss"] == 2 and tb_done["hparams/time/train_time_s"] == 1, tb_once
     export(out, ["mlflow", "tensorboard"])
     assert _mlflow_counts(client, out) == mlflow_once
     assert _tensorboard_counts(out) == tb_once

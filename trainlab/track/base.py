@@ -13,7 +13,7 @@ from trainlab.data.config import OPTION_FIELDS
 from trainlab.data.registry import DATASETS
 from trainlab.engine.events import Event
 from trainlab.errors import TrackingError, TrainlabError
-from trainlab.measure.metrics import EPOCH_KEYS
+from trainlab.measure.metrics import BY_KEY, EPOCH_KEYS, EPOCH_METRICS
 from trainlab.records import RunIdentity
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -105,22 +105,62 @@ def dotted(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+_CATALOGUE = {**BY_KEY, **{m.key: m for m in EPOCH_METRICS}}
+_SPLITS = ("train", "test", "val")
+_MACHINE = frozenset({"cpu_cores", "other_cores", "cores"})
+_TRAINING = frozenset({"lr", "steps", "samples"})
+
+
+def tracker_name(key: str) -> tuple[str, float]:
+    """The name a tracker shows figure ``key`` under, and the factor its value is multiplied by.
+
+    Names are grouped by what they are about, so that a tracker's chart view has one section per group:
+    ``time/…`` (every time, in its unit: ``time/epoch_time_s``, ``time/latency_p50_ms``), ``train/…``, ``test/…``,
+    ``val/…`` (a split's figures: ``test/loss``, ``test/best_acc_pct``), ``machine/…`` (the load accounting) and
+    ``run/…`` (the rest: params, MACs, memory). A fraction of the catalogue is shown in percent, as the report
+    shows it, and its name says so (``test/acc_pct`` = 95.2 for 0.952)."""
+    m = _CATALOGUE.get(key)
+    scale, suffix = (100.0, "_pct") if m is not None and m.kind == "fraction" else (1.0, "")
+    if key.endswith(("_s", "_ms")):
+        return f"time/{key}", scale
+    for split in _SPLITS:
+        for prefix, best in ((f"{split}_", ""), (f"best_{split}_", "best_")):
+            if key.startswith(prefix):
+                return f"{split}/{best}{key[len(prefix) :]}{suffix}", scale
+    if key in _MACHINE:
+        return f"machine/{key}", scale
+    if key in _TRAINING:
+        return f"train/{key}", scale
+    return f"run/{key}{suffix}", scale
+
+
+# The tracker names of the per-epoch figures (an MLflow run's history is read back by these).
+EPOCH_NAMES = frozenset(tracker_name(k)[0] for k in EPOCH_KEYS)
+
+
+def _named(figures: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in figures.items():
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            name, scale = tracker_name(k)
+            out[name] = float(v) * scale
+    return out
+
+
+def named_figures(figures: dict[str, Any]) -> dict[str, float]:
+    """Every finite number of ``figures`` (catalogue keys) by tracker name, scaled as the name says."""
+    return _named(figures)
+
+
 def final_figures(results: dict[str, Any]) -> dict[str, float]:
-    """A run's numeric per-run figures, without those an epoch already carries (their last value is the same)."""
-    return {
-        k: float(v)
-        for k, v in results.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and k not in EPOCH_KEYS
-    }
+    """A run's numeric per-run figures by tracker name (:func:`tracker_name`), without those an epoch already
+    carries (their last value is the same)."""
+    return _named({k: v for k, v in results.items() if k not in EPOCH_KEYS})
 
 
 def epoch_figures(row: dict[str, Any]) -> dict[str, float]:
-    """An epoch row's numeric figures (the epoch number itself is the step, not a figure)."""
-    return {
-        k: float(v)
-        for k, v in row.items()
-        if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    }
+    """An epoch row's numeric figures by tracker name (the epoch number itself is the step, not a figure)."""
+    return _named({k: v for k, v in row.items() if k != "epoch"})
 
 
 def run_label(spec: RunIdentity) -> str:

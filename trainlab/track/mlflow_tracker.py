@@ -2,7 +2,9 @@
 
 - experiment: the study's name; its artifacts under ``<out>/mlartifacts`` unless the experiment exists already;
 - parent run: the study (tags ``trainlab.study``, ``trainlab.out``; artifacts: report.html, report.md,
-  results.csv, epochs.csv and the plots);
+  results.csv, epochs.csv and the plots; metrics: per variant, the mean of each summary figure as
+  ``<figure>/<variant>``, so the experiment's charts compare the variants without expanding the parent);
+- figure names: ``track.base.tracker_name`` (``test/acc_pct``, ``time/epoch_time_s``): grouped, fractions in %;
 - nested run per trainlab run (``mlflow.parentRunId``): params = the resolved config as dotted keys; metrics per
   epoch with ``step = epoch`` (train/test loss and accuracy, epoch/data/compute time, learning rate, ...); the
   final per-run figures as metrics; tags variant, seed, run id, device, git commit, status;
@@ -27,6 +29,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import ssl
 import time
 import urllib.error
@@ -39,9 +42,9 @@ from urllib.parse import urlsplit, urlunsplit
 from trainlab.engine.events import EpochEnded, Event, RunEnded, RunStarted
 from trainlab.errors import ConfigError
 from trainlab.layout import StudyDir
-from trainlab.measure.metrics import EPOCH_KEYS
 from trainlab.records import RunIdentity
 from trainlab.track.base import (
+    EPOCH_NAMES,
     Guarded,
     TrackingError,
     config_of,
@@ -49,9 +52,19 @@ from trainlab.track.base import (
     epoch_figures,
     final_figures,
     guarded,
+    named_figures,
     run_label,
 )
 
+
+def _metric_safe(text: str) -> str:
+    """``text`` in the characters MLflow allows in a metric name: ``=`` reads as ``:`` (``lr:0.05``), any other
+    character MLflow refuses as ``_``."""
+    return re.sub(r"[^\w\-. :/]", "_", text.replace("=", ":"))
+
+
+# The parent run's summary figures when the study names no [study] columns.
+SUMMARY_COLUMNS = ("test_acc", "test_r2", "test_loss", "train_time_s", "latency_p50_ms", "params")
 PARAM_MAX = 6000  # MLflow's limit on a param value's length (characters)
 STATUS = {"done": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "skipped": "KILLED"}
 PROBE_S = 3.0  # how long the probe of an http(s) tracking server waits to connect, then for its answer (s)
@@ -205,6 +218,8 @@ class MlflowTracker(Guarded):
     def __init__(self, layout: StudyDir, tracking_uri: str | None = None) -> None:
         self.mlflow, client_cls = _mlflow()
         self.updated: set[str] = set()
+        self.finished: dict[str, dict[str, dict[str, Any]]] = {}  # variant -> run id -> a done run's results
+        self.columns: list[str] = list(SUMMARY_COLUMNS)
         self._trainlab_id: dict[str, str] = {}  # MLflow run id -> trainlab run id
         self.failures = _failures()
         self.layout = layout
@@ -248,6 +263,8 @@ class MlflowTracker(Guarded):
             tags = {"trainlab.kind": "study", "trainlab.study": name, "trainlab.out": out,
                     "trainlab.swept_keys": ", ".join(swept_keys)}  # fmt: skip
             self.parent_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        # The figures of the parent's summary: the study's own columns, else the report's headline ones.
+        self.columns = list((study_config.get("study") or {}).get("columns") or SUMMARY_COLUMNS)
         desc = (study_config.get("study") or {}).get("description")
         if desc:
             self.client.set_tag(self.parent_id, "mlflow.note.content", desc)
@@ -256,12 +273,30 @@ class MlflowTracker(Guarded):
     def study_finished(self, report_files: list[Path]) -> None:
         if self.parent_id is None:
             return
+        self._log_summary()
         for path in report_files:
             if path.is_dir():
                 self.client.log_artifacts(self.parent_id, str(path), artifact_path=path.name)
             else:
                 self.client.log_artifact(self.parent_id, str(path))
         self.client.set_terminated(self.parent_id, "FINISHED")
+
+    def _log_summary(self) -> None:
+        """The study at a glance on the parent run, whose charts MLflow shows without expanding anything: per
+        variant, the mean over its finished seeds of each summary figure, as ``<figure>/<variant>`` (e.g.
+        ``test/acc_pct/mlp``), so each figure is one chart section comparing the variants."""
+        if self.parent_id is None:
+            return
+        figures: dict[str, float] = {}
+        for variant, seeds in self.finished.items():
+            for key in self.columns:
+                named = [named_figures({key: res.get(key)}) for res in seeds.values()]
+                for name in {n for one in named for n in one}:
+                    values = [one[name] for one in named if name in one]
+                    figures[f"{name}/{_metric_safe(variant)}"] = sum(values) / len(values)
+        held = dict(self.client.get_run(self.parent_id).data.metrics)
+        new = {k: v for k, v in figures.items() if held.get(k) != v}  # a second export adds nothing
+        self._log_metrics(self.parent_id, new, step=0)
 
     # ---- runs ------------------------------------------------------------------------------------------------
     def _search(self, kind: str, tag: str, value: str) -> list[Any]:
@@ -282,7 +317,7 @@ class MlflowTracker(Guarded):
             self.latest[mid] = dict(run.data.metrics)
             # Every epoch figure's logged epochs (each key: a diverged run's NaN loss is not logged at all).
             self.logged[mid] = {
-                (key, m.step) for key in run.data.metrics if key in EPOCH_KEYS
+                (key, m.step) for key in run.data.metrics if key in EPOCH_NAMES
                 for m in self.client.get_metric_history(mid, key)
             }  # fmt: skip
         else:
@@ -322,6 +357,8 @@ class MlflowTracker(Guarded):
             self._log_metrics(mid, figures, step=0)  # only new or changed figures: a second export adds none
             latest.update(figures)
             self.client.set_tag(mid, "status", event.outcome.status)
+            if event.outcome.status == "done":
+                self.finished.setdefault(spec.variant, {})[spec.run_id] = event.outcome.results
             if event.outcome.error:
                 self.client.set_tag(mid, "error", event.outcome.error[:PARAM_MAX])
             self.client.set_terminated(mid, STATUS.get(event.outcome.status, "FINISHED"))

@@ -1,9 +1,10 @@
 """TensorBoard: one log folder per run under ``<out>/tensorboard``, scalars per epoch, hparams per run.
 
-Folder ``<out>/tensorboard/<variant>_seed<seed>_<run id>``; scalar tags ``loss/train``, ``loss/test``,
-``accuracy/train``, ``accuracy/test``, ``mae/test``, ``r2/test``, ``time/epoch_s``, ``time/data_s``,
-``time/compute_s``, ``lr`` with the epoch as the step. When the run ends, its hparams (the keys the study
-sweeps, and the run's seed) with its final figures (``final/<figure>``) go into the *same* folder, so
+Folder ``<out>/tensorboard/<variant>_seed<seed>_<run id>``; scalars per epoch (the epoch is the step) named as
+every tracker names figures (``track.base.tracker_name``): ``train/loss``, ``test/loss``, ``train/acc_pct``,
+``test/acc_pct`` (accuracy in percent, as the report), ``test/mae``, ``test/r2``, ``time/epoch_time_s``, ... When
+the run ends, its hparams (the keys the study sweeps, and the run's seed) with its final figures of every split
+and its costs (``hparams/<name>``) go into the *same* folder, so
 TensorBoard's HParams tab shows one row per run and no extra empty runs.
 
 When a run starts (live, on resume, or replayed by ``trainlab export``) its folder is written afresh from the
@@ -21,23 +22,16 @@ from trainlab.engine.events import EpochEnded, Event, RunEnded, RunStarted
 from trainlab.errors import ConfigError
 from trainlab.layout import StudyDir
 from trainlab.records import RunIdentity
-from trainlab.track.base import Guarded, config_of, dotted, final_figures, guarded
+from trainlab.track.base import Guarded, config_of, dotted, guarded, named_figures
 
-TAGS = {
-    "train_loss": "loss/train",
-    "test_loss": "loss/test",
-    "train_acc": "accuracy/train",
-    "test_acc": "accuracy/test",
-    "test_mae": "mae/test",
-    "test_r2": "r2/test",
-    "epoch_time_s": "time/epoch_s",
-    "data_time_s": "time/data_s",
-    "compute_time_s": "time/compute_s",
-    "data_gpu_time_s": "time/data_gpu_s",
-    "lr": "lr",
-}
-HPARAM_METRICS = ("test_acc", "best_test_acc", "test_loss", "test_r2", "train_time_s", "epoch_time_mean_s",
-                  "latency_p50_ms", "params", "peak_mem_mb", "peak_mem_net_mb")  # fmt: skip
+# The per-epoch figures drawn as scalars, under the trackers' one naming (track.base.tracker_name).
+EPOCH_SCALARS = ("train_loss", "test_loss", "train_acc", "test_acc", "test_mae", "test_r2", "epoch_time_s",
+                 "data_time_s", "compute_time_s", "data_gpu_time_s", "lr")  # fmt: skip
+# The HParams table's metrics: the final figures of every split, the best, the costs. Each is also written as
+# one scalar (how TensorBoard's HParams plugin finds it), under hparams/ so those single points sit apart.
+HPARAM_METRICS = ("train_acc", "train_loss", "test_acc", "best_test_acc", "test_loss", "test_r2", "test_mae",
+                  "train_time_s", "epoch_time_mean_s", "time_to_target_s", "latency_p50_ms", "params", "macs",
+                  "peak_mem_mb", "peak_mem_net_mb")  # fmt: skip
 
 
 def _writer_class() -> Any:
@@ -97,17 +91,16 @@ class TensorBoardTracker(Guarded):
             if writer is None:
                 return
             if event.outcome.status == "done":
-                figures = final_figures(event.outcome.results)
-                metrics = {f"final/{k}": figures[k] for k in HPARAM_METRICS if k in figures}
+                res = event.outcome.results
+                figures = named_figures({k: res[k] for k in HPARAM_METRICS if k in res})
+                metrics = {f"hparams/{name}": v for name, v in figures.items()}
                 writer.add_hparams(self._hparams(spec), metrics, run_name=".")  # ".": this run's own folder
             writer.close()
 
     def _epoch(self, writer: Any, row: dict[str, Any]) -> None:
         step = int(row["epoch"])
-        for key, tag in TAGS.items():
-            value = row.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                writer.add_scalar(tag, float(value), step)
+        for tag, value in named_figures({k: row[k] for k in EPOCH_SCALARS if k in row}).items():
+            writer.add_scalar(tag, value, step)
         writer.flush()
 
     def _hparams(self, spec: RunIdentity) -> dict[str, Any]:
