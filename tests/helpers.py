@@ -123,3 +123,23 @@ def assert_user_error(code: int, stderr: str, names: str | None = None, expected
     assert len(errors) == 1, f"expected one 'error:' line, got: {lines}"
     if names is not None:
         assert names in errors[0], f"{names!r} not named in: {errors[0]}"
+
+
+def user_net_source(name: str = "TinyNet") -> str:
+    """The source of a user model module (``module:name``), as a user would write it: an MLP that takes the
+    dataset's ``input_shape`` and ``num_classes`` and a ``width``."""
+    return f"""
+import torch.nn as nn
+
+
+class {name}(nn.Module):
+    def __init__(self, input_shape, num_classes, width: int = 8):
+        super().__init__()
+        n = 1
+        for d in input_shape:
+            n *= d
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(n, width), nn.ReLU(), nn.Linear(width, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+"""

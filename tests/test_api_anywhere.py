@@ -4,12 +4,13 @@ script without an ``if __name__ == "__main__":`` guard, code read from standard 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import tiny_study
+from helpers import tiny_study, user_net_source
 
 # The same few lines a user would write, with no main guard: the study's runs each go to a spawned child.
 SCRIPT = """
@@ -54,3 +55,46 @@ def test_a_jupyter_kernel(tmp_path: Path) -> None:
     ).execute()
     outputs = "".join(o.get("text", "") for o in notebook.cells[0].outputs if o.get("output_type") == "stream")
     assert _statuses(outputs) == "STATUSES ['done', 'done']", outputs[-2000:]
+
+
+def test_results_as_a_plain_table_and_a_dataframe(tmp_path: Path) -> None:
+    from trainlab.api import run
+
+    study = tiny_study()
+    study["sweep"] = {"train.lr": [0.05, 0.1]}
+    result = run(study, out=tmp_path / "out", executor="inline")
+    rows = result.table()
+    assert [(r["variant"], r["status"]) for r in rows] == [("lr=0.05", "done"), ("lr=0.1", "done")]
+    assert [r["train.lr"] for r in rows] == [0.05, 0.1]  # the settings, then the catalogue's figures
+    assert all(0 <= r["test_acc"] <= 1 and r["train_time_s"] > 0 for r in rows)
+    keys = list(rows[0])
+    assert keys[:6] == ["variant", "seed", "repeat", "status", "error", "train.lr"]
+    assert keys.index("test_acc") < keys.index("train_time_s")  # catalogue order, as results.csv
+    pd = pytest.importorskip("pandas")
+    frame = result.to_pandas()
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == keys and len(frame) == 2
+
+
+def test_a_model_class_passed_as_an_object(tmp_path: Path) -> None:
+    # One class from an importable module (each run in its own process imports it), one defined in the script
+    # itself (only this process can: the runs go inline, and the user is told why).
+    (tmp_path / "mynets.py").write_text(user_net_source("Net"))
+    study = tiny_study(train={"epochs": 1, "lr": 0.05, "seed": 1, "device": "cpu", "threads": 1})
+    code = (
+        user_net_source("LocalNet")
+        + "\nimport trainlab, mynets\n"
+        + f"study = {json.loads(json.dumps(study))!r}\n"
+        + "study['variant'] = [{'name': 'imported', 'model.name': mynets.Net, 'model.width': 4}]\n"
+        + f"r = trainlab.run(study, out={str(tmp_path / 'a')!r})\n"
+        + "print('STATUSES', sorted(x.status for x in r.records), r.records[0].config['model']['name'])\n"
+        + "study['variant'] = [{'name': 'local', 'model.name': LocalNet}]\n"
+        + f"r = trainlab.run(study, out={str(tmp_path / 'b')!r})\n"
+        + "print('STATUSES', sorted(x.status for x in r.records), r.records[0].config['model']['name'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-"], input=code, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("STATUSES")]
+    assert lines == ["STATUSES ['done'] mynets:Net", "STATUSES ['done'] __main__:LocalNet"], done.stdout
+    assert "LocalNet is defined in your script or notebook" in done.stderr and "the runs go inline" in done.stderr

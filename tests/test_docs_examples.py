@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import user_net_source
 
 from trainlab.cli import main
 
@@ -39,22 +40,6 @@ FRAGMENTS = [
         b for b in re.findall(r"```toml\n(.*?)```", page.read_text(), re.S) if "[study]" not in b and b.startswith("[")
     )
 ]
-# The user model the docs name (docs/models.md), as a user would write it beside the study.
-TINY_NET = """
-import torch.nn as nn
-
-
-class TinyNet(nn.Module):
-    def __init__(self, width: int = 32, input_shape=(1, 8, 8), num_classes: int = 10):
-        super().__init__()
-        n = 1
-        for d in input_shape:
-            n *= d
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(n, width), nn.ReLU(), nn.Linear(width, num_classes))
-
-    def forward(self, x):
-        return self.net(x)
-"""
 
 
 def test_the_docs_show_fragments() -> None:
@@ -66,7 +51,7 @@ def test_each_documented_fragment_passes_check_on_a_minimal_study(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], page: str, index: int, toml: str
 ) -> None:
     if "mymodels:" in toml:
-        (tmp_path / "mymodels.py").write_text(TINY_NET)
+        (tmp_path / "mymodels.py").write_text(user_net_source())  # the model docs/models.md names
     path = tmp_path / "study.toml"
     path.write_text('[study]\nname = "doc"\n\n' + toml)
     assert main(["check", str(path)]) == 0, f"{page}, fragment {index + 1}: {capsys.readouterr().err}"

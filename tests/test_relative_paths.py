@@ -10,22 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import to_toml
+from helpers import to_toml, user_net_source
 
 from trainlab.study import load_study
 
-TINY_NET = """
-import torch.nn as nn
-
-
-class TinyNet(nn.Module):
-    def __init__(self, input_shape, num_classes, width: int = 8):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(input_shape[-1], width), nn.ReLU(), nn.Linear(width, num_classes))
-
-    def forward(self, x):
-        return self.net(x)
-"""
+TINY_NET = user_net_source()
 
 
 def _table(path: Path, rows: int = 60) -> None:

@@ -6,6 +6,7 @@ executor, the store), deployment (``[deploy]``) and the report — which is why 
 
 from __future__ import annotations
 
+import copy
 import shutil
 import sys
 from pathlib import Path
@@ -68,6 +69,16 @@ def run(
     :class:`trainlab.records.RunRecord` with attributes (``r.status``, ``r.results``, ``r.figure("test_acc")``)
     (they were dicts, ``r["status"]``, before this change).
     """
+    in_process: list[str] = []
+    if isinstance(study, dict):
+        study, in_process = models_by_name(study)
+        if in_process and (executor or ("subprocess" if isolate else "inline")) == "subprocess":
+            _warn(
+                f"model {', '.join(in_process)} is defined in your script or notebook (__main__), which a run's own "
+                "process cannot import: the runs go inline, in this process. Put the class in a module file (beside "
+                "the study, or importable) for one process per run."
+            )
+            executor = "inline"
     if not isinstance(study, Study):
         study = load_study(study, overrides)
     elif overrides:
@@ -104,6 +115,32 @@ def run(
             raise DiskFull(disk_full_message(layout, result.records, full)) from None
     reporter.study_end(result)
     return result
+
+
+def models_by_name(study: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A dict study whose ``model.name`` (in ``[model]``, a variant or a sweep) is an ``nn.Module`` class, with
+    each class replaced by its ``module:QualName``, which every run's process imports as it imports a user
+    model; and the names of classes defined in ``__main__`` (a script or notebook), which only this process
+    can import."""
+    in_process: list[str] = []
+
+    def name_of(value: Any) -> Any:
+        if not isinstance(value, type):
+            return value
+        if value.__module__ == "__main__":
+            in_process.append(value.__qualname__)
+        return f"{value.__module__}:{value.__qualname__}"
+
+    out = copy.deepcopy(study)  # a class deep-copies as itself
+    if isinstance(out.get("model"), dict) and "name" in out["model"]:
+        out["model"]["name"] = name_of(out["model"]["name"])
+    for v in out.get("variant") or []:
+        if isinstance(v, dict) and "model.name" in v:
+            v["model.name"] = name_of(v["model.name"])
+    sweep = out.get("sweep")
+    if isinstance(sweep, dict) and isinstance(sweep.get("model.name"), list):
+        sweep["model.name"] = [name_of(v) for v in sweep["model.name"]]
+    return out, list(dict.fromkeys(in_process))
 
 
 # What the store takes per run (its rows: a few kB per epoch; a generous round figure), bytes.

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from trainlab.data import DatasetCache, dataset_cache
 from trainlab.engine.events import Event, Fanout, RunEnded, Sink
@@ -30,6 +30,7 @@ from trainlab.engine.ray_executor import RayExecutor
 from trainlab.engine.sinks import StoreSink
 from trainlab.errors import ConfigError, DiskFull, StoreDamaged, TrainlabError, did_you_mean
 from trainlab.layout import ReportPaths, StudyDir
+from trainlab.measure.metrics import BY_KEY, column_order, derived
 from trainlab.models import build_for
 from trainlab.names import EXECUTORS
 from trainlab.records import FAILED, FINISHED, RunRecord, RunStatus
@@ -80,6 +81,31 @@ class StudyResult:
     def exit_code(self) -> int:
         """0 when every run succeeded (or was skipped for an absent device), 1 when some failed."""
         return 1 if self.failed else 0
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per run, in plan order, as plain dicts (no pandas needed): ``variant``, ``seed``, ``repeat``,
+        ``status``, ``error``, the variant's settings (its dotted override keys), then every per-run figure of the
+        metric catalogue that some run recorded, in catalogue order (None where a run has none) — the columns
+        of results.csv."""
+        present = {k for r in self.records for k in (*r.results, *derived(r.results)) if k in BY_KEY}
+        figures = column_order(sorted(present))
+        settings = list(dict.fromkeys(k for r in self.records for k in r.overrides))
+        rows = []
+        for r in self.records:
+            row: dict[str, Any] = {"variant": r.variant, "seed": r.seed, "repeat": r.repeat, "status": r.status,
+                                   "error": r.error}  # fmt: skip
+            row.update({k: r.overrides.get(k) for k in settings})
+            row.update({k: r.figure(k) for k in figures})
+            rows.append(row)
+        return rows
+
+    def to_pandas(self) -> Any:
+        """:meth:`table` as a ``pandas.DataFrame`` (pandas is not a dependency of trainlab: install it to use this)."""
+        try:
+            import pandas as pd  # deferred and optional: only this method needs it
+        except ImportError:
+            raise TrainlabError("StudyResult.to_pandas needs pandas: pip install pandas (or use .table())") from None
+        return pd.DataFrame(self.table())
 
 
 def safe_folder_name(name: str) -> str:
