@@ -41,6 +41,9 @@ DEFERRABLE = (
     "ray",
     "mlflow",
     "tensorboard",
+    "pandas",  # StudyResult.to_pandas only; pandas is not a dependency
+    "datasets",  # the datasets extra: a data function returning a Hugging Face dataset, data.name = "hf"
+    "pyarrow",  # comes with datasets: parquet files for data.name = "hf"
     "torch.utils.tensorboard",  # needs the tensorboard extra
 )
 

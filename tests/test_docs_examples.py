@@ -24,9 +24,30 @@ def test_the_readme_shows_a_study() -> None:
     assert any(page == "README.md" for page, _i, _b in STUDIES)
 
 
+# The data function the docs name (docs/data.md, "Your own data"): the ```python block that starts "# mydata.py",
+# written beside a study that names mydata:, as a user would.
+MYDATA = [
+    block
+    for page in PAGES
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    if block.startswith("# mydata.py")
+]
+
+
+def test_the_docs_show_a_data_function() -> None:
+    assert len(MYDATA) == 1
+
+
+def _beside_the_study(folder: Path, toml: str) -> None:
+    """Write the data function a documented study names (mydata.py) into its folder."""
+    if "mydata:" in toml:
+        (folder / "mydata.py").write_text(MYDATA[0])
+
+
 @pytest.mark.parametrize(("page", "index", "toml"), STUDIES, ids=[f"{p}#{i}" for p, i, _t in STUDIES])
 def test_each_documented_study_passes_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], page: str,
                                             index: int, toml: str) -> None:  # fmt: skip
+    _beside_the_study(tmp_path, toml)
     path = tmp_path / "study.toml"
     path.write_text(toml)
     assert main(["check", str(path)]) == 0, f"{page}, study {index + 1}: {capsys.readouterr().err}"
@@ -52,6 +73,7 @@ def test_each_documented_fragment_passes_check_on_a_minimal_study(
 ) -> None:
     if "mymodels:" in toml:
         (tmp_path / "mymodels.py").write_text(user_net_source())  # the model docs/models.md names
+    _beside_the_study(tmp_path, toml)
     path = tmp_path / "study.toml"
     path.write_text('[study]\nname = "doc"\n\n' + toml)
     assert main(["check", str(path)]) == 0, f"{page}, fragment {index + 1}: {capsys.readouterr().err}"

@@ -56,10 +56,10 @@ def test_the_quickstart_report_has_at_most_eight_findings_the_verdict_first(quic
     assert 3 <= len(findings) - len(machine) <= 8, [f.text for f in findings]
     assert len(machine) <= 2, [f.text for f in machine]
     assert findings[0].kind == "verdict"
-    kinds = [f.kind for f in findings]
     # The best test accuracy and train time are the verdict's own statements: no second sentence says them.
     assert not [f for f in findings if f.kind == "best" and f.metric in ("test_acc", "train_time_s")]
-    assert kinds.count("best") <= 1  # the other winners in one sentence, each named once
+    # The other winners in one sentence, each named once (besides, on a busy machine, the spoiled rankings).
+    assert sum(f.kind == "best" and f not in machine for f in findings) <= 1
     merged = [f for f in findings if f.about]
     for f in merged:  # a merged finding names each of its variants once
         assert all(f.text.count(f"{v} (") == 1 for v in f.about), f.text

@@ -41,7 +41,8 @@ class Split:
 
 @dataclass
 class Dataset:
-    """A dataset ready for training: both splits, the class names and where it was read from."""
+    """A dataset ready for training: both splits (and a validation split when the source gave one), the class
+    names and where it was read from."""
 
     name: str
     train: Split
@@ -64,6 +65,9 @@ class Dataset:
     # Regression targets are stored as (y - target_offset) / target_scale (data.target_scaling); 1 and 0 = as is.
     target_scale: float = 1.0
     target_offset: float = 0.0
+    # A validation split the source gave besides train and test (a data function's third split, an hf
+    # dataset's validation split), held as is: training and evaluation do not read it (yet).
+    val: Split | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

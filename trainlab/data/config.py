@@ -3,7 +3,9 @@
 :class:`DataConfig` holds the options every dataset shares. A source's own options (``data.target`` for
 ``csv``, ``data.shape`` for ``synthetic``, ...) are owned by that source's options model (see
 :mod:`trainlab.data.registry`): ``[data]`` accepts them as extra keys, checks each against its owner, and
-``cfg.options`` is the validated options model of the source ``cfg.name`` selects.
+``cfg.options`` is the validated options model of the source ``cfg.name`` selects. With ``data.name =
+"module:function"`` (:mod:`trainlab.data.user`) the extra keys are that function's keyword arguments instead,
+checked against its signature, and validation calls it (once per process) to check what it returns.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails
 
 from trainlab.data.options import SourceOptions, square_size
-from trainlab.data.registry import DATASETS, option_models
+from trainlab.data.registry import DATASETS, option_models, source_for
+from trainlab.data.user import LABEL_COLUMN, UserDataOptions, is_user_name, materialize_user, name_problem, sort_keys
 from trainlab.errors import did_you_mean
 from trainlab.schema import SMOKE, SMOKE_AT_MOST, Strict, perf_only, study_relative
 
@@ -177,9 +180,15 @@ class DataConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
+        if is_user_name(v):
+            problem = name_problem(v)
+            if problem:
+                raise ValueError(problem)
+            return v
         if v not in DATASETS:
             raise ValueError(
-                f"unknown dataset '{v}'{did_you_mean(v, DATASETS)}; allowed: {', '.join(sorted(DATASETS))}"
+                f"unknown dataset '{v}'{did_you_mean(v, DATASETS)}; allowed: {', '.join(sorted(DATASETS))},"
+                " or 'module:function' for a function of yours that returns the splits"
             )
         return v
 
@@ -205,6 +214,9 @@ class DataConfig(Strict):
         # option is checked only once everything is valid (as pydantic runs an "after" validator).
         if not isinstance(data, dict):
             return handler(data)  # a DataConfig already validated, or a wrong type pydantic reports
+        name = data.get("name")
+        if is_user_name(name) and name_problem(name) is None:
+            return cls._function_source(data, handler)
         given = {k: v for k, v in data.items() if k not in cls.model_fields}
         options, errors = cls._check_options(given)
         try:
@@ -222,6 +234,36 @@ class DataConfig(Strict):
         selected = cfg.options
         if selected is not None:
             selected.check(cfg)
+        return cfg
+
+    @classmethod
+    def _function_source(cls, data: dict[str, Any], handler: ModelWrapValidatorHandler[DataConfig]) -> DataConfig:
+        """``data.name = "module:function"``: the other keys are the function's keyword arguments (and
+        ``label_column``), checked against its signature; the function is called, and its return checked."""
+        given = {k: v for k, v in data.items() if k not in cls.model_fields}
+        kept, problems = sort_keys(data["name"], given)  # imports the module: a ConfigError when it cannot
+        errors: list[InitErrorDetails] = [
+            {"type": "value_error", "loc": (key,), "input": given.get(key), "ctx": {"error": ValueError(msg)}}
+            for key, msg in problems
+        ]
+        if LABEL_COLUMN in kept:
+            try:
+                kept[LABEL_COLUMN] = UserDataOptions.model_validate({LABEL_COLUMN: kept[LABEL_COLUMN]}).label_column
+            except ValidationError as err:
+                errors.extend(_error_details(err))
+        try:
+            cfg = handler(data)
+        except ValidationError as err:
+            if not errors:
+                raise
+            raise ValidationError.from_exception_data(err.title, [*_error_details(err), *errors]) from None
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        extra = cfg.__pydantic_extra__
+        assert extra is not None  # extra="allow"
+        extra.clear()
+        extra.update(kept)
+        materialize_user(cfg)  # a bad return is a DataError naming the function, in `trainlab check` too
         return cfg
 
     @classmethod
@@ -252,7 +294,7 @@ class DataConfig(Strict):
     @property
     def options(self) -> SourceOptions | None:
         """The options of the source ``name`` selects, validated, defaults filled in (None: it has none)."""
-        model = DATASETS[self.name].options
+        model = source_for(self.name).options
         if model is None:
             return None
         extra = self.__pydantic_extra__ or {}
@@ -263,6 +305,8 @@ class DataConfig(Strict):
         # As the old flat model dumped: every source's options with their value or default (the store keeps
         # this, and dataset_key compares it), or, with exclude_defaults (run ids), only those off their default.
         out: dict[str, Any] = handler(self)
+        if is_user_name(self.name):
+            return out  # a data function's keys exactly as given: validating the dump calls it with the same
         extra = self.__pydantic_extra__ or {}
         for key, (_, field) in OPTION_FIELDS.items():
             if key in extra:

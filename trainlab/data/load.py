@@ -7,13 +7,13 @@ from trainlab.data.cache import DatasetCache
 from trainlab.data.config import DataConfig
 from trainlab.data.download import download_dataset, manual_instructions
 from trainlab.data.normalize import resolve_normalization
-from trainlab.data.registry import DATASETS
+from trainlab.data.registry import source_for
 from trainlab.errors import ConfigError, DataError
 
 
 def ensure_files(cfg: DataConfig) -> None:
     """Make sure a downloadable dataset's files are present: fetch them, or explain where to put them."""
-    src = DATASETS[cfg.name]
+    src = source_for(cfg.name)
     root = src.root(cfg.root)
     if not src.downloadable or root is None or src.present is None or src.present(root):
         return
@@ -32,7 +32,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     """Load the dataset ``cfg.name``: fetch it if needed, apply ``limit_train``/``limit_test``, ``resize``, and
     resolve normalisation statistics (computed on the training split, cached beside the data)."""
     ensure_files(cfg)
-    ds = DATASETS[cfg.name].load(cfg)
+    ds = source_for(cfg.name).load(cfg)
     ds.train = ds.train.head(cfg.limit_train)
     ds.test = ds.test.head(cfg.limit_test)
     if len(ds.train) == 0 or len(ds.test) == 0:

@@ -1,6 +1,6 @@
 """The base of a dataset source's own options, and the pieces several sources share.
 
-A source that takes options of its own (``synthetic``, ``folder``, ``csv``, ``cifar100``) defines a
+A source that takes options of its own (``synthetic``, ``folder``, ``csv``, ``cifar100``, ``hf``) defines a
 :class:`SourceOptions` model in its module and names it in its registry entry; ``[data]`` accepts those keys
 beside the options every dataset shares, and validates each against the model that owns it
 (:class:`~trainlab.data.config.DataConfig`).
@@ -64,4 +64,15 @@ class HeldOutSplit(SourceOptions):
     )
     split_seed: StrictInt = Field(
         0, ge=0, le=2**63 - 1, description="folder and csv: seed of the fixed train/test split (not train.seed)."
+    )
+
+
+class LabelColumnOption(SourceOptions):
+    """``label_column``: which column of a Hugging Face dataset holds the labels (``hf`` and a data function)."""
+
+    label_column: str | None = Field(
+        None,
+        min_length=1,
+        description="hf, and a data function returning Hugging Face datasets: the label column (default: the "
+        "column named label, else labels); every other column is a feature.",
     )

@@ -1,7 +1,9 @@
 """The dataset registry: every source trainlab reads, by name (``trainlab data list`` shows them).
 
 Each source is one module that owns its loader and, when it has any, its options model
-(:class:`~trainlab.data.options.SourceOptions`); this module only assembles their registry entries.
+(:class:`~trainlab.data.options.SourceOptions`); this module only assembles their registry entries. A data
+function (``data.name = "module:function"``, :mod:`trainlab.data.user`) is a source of its own, not in the
+registry: :func:`source_for` makes its entry.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from trainlab.data.catalog import FAMILY, FILES, IDX_LAYOUT, MIRRORS, expected_f
 from trainlab.data.cifar import Cifar100Options, cifar_present, load_cifar
 from trainlab.data.digits import load_digits
 from trainlab.data.folder import FolderOptions, load_folder
+from trainlab.data.hf import HFOptions, load_hf
 from trainlab.data.mnist import idx_present, load_idx_dataset
 from trainlab.data.options import SourceOptions
 from trainlab.data.synthetic import SyntheticOptions, load_synthetic
 from trainlab.data.tabular import CsvOptions, load_csv
+from trainlab.data.user import UserDataOptions, is_user_name, load_user_data
 
 
 def _idx_source(name: str, description: str) -> DatasetSource:
@@ -76,6 +80,14 @@ DATASETS: dict[str, DatasetSource] = {
         layout="<root> is the .csv file, or a folder with train.csv and test.csv (or one .csv file)",
         options=CsvOptions,
     ),
+    "hf": DatasetSource(
+        "hf",
+        "a Hugging Face dataset saved on disk (save_to_disk) or parquet files; no Hub access",
+        load_hf,
+        layout="<root> is a folder written by save_to_disk (train/test splits), or train*.parquet and"
+        " test*.parquet files (a folder, or one .parquet file)",
+        options=HFOptions,
+    ),
     "synthetic": DatasetSource(
         "synthetic",
         "generated class prototypes plus noise, any shape and class count (tests)",
@@ -85,9 +97,17 @@ DATASETS: dict[str, DatasetSource] = {
 }
 
 
+def source_for(name: str) -> DatasetSource:
+    """The source ``data.name`` selects: a registered dataset, or a data function (``module:function``)."""
+    if is_user_name(name):
+        return DatasetSource(name, f"your function {name}", load_user_data, options=UserDataOptions)
+    return DATASETS[name]
+
+
 def option_models() -> list[type[SourceOptions]]:
-    """Every source's options model, once each, in registry order."""
-    return list(dict.fromkeys(src.options for src in DATASETS.values() if src.options is not None))
+    """Every source's options model, once each, in registry order (a data function's last)."""
+    models = [src.options for src in DATASETS.values() if src.options is not None]
+    return list(dict.fromkeys([*models, UserDataOptions]))
 
 
-__all__ = ["DATASETS", "option_models"]
+__all__ = ["DATASETS", "option_models", "source_for"]
