@@ -219,6 +219,23 @@ class DataConfig(Strict):
             return cls._function_source(data, handler)
         given = {k: v for k, v in data.items() if k not in cls.model_fields}
         options, errors = cls._check_options(given)
+        # As validated (coerced), so dumps and run ids see what the old fields held.
+        cfg = cls._validated(data, handler, errors, options)
+        selected = cfg.options
+        if selected is not None:
+            selected.check(cfg)
+        return cfg
+
+    @classmethod
+    def _validated(
+        cls,
+        data: dict[str, Any],
+        handler: ModelWrapValidatorHandler[DataConfig],
+        errors: list[InitErrorDetails],
+        extra: dict[str, Any],
+    ) -> DataConfig:
+        """The fields validated, with ``errors`` (the extra keys' problems) reported in the same pass; the
+        config's extra keys then become ``extra``, as checked."""
         try:
             cfg = handler(data)
         except ValidationError as err:
@@ -227,13 +244,10 @@ class DataConfig(Strict):
             raise ValidationError.from_exception_data(err.title, [*_error_details(err), *errors]) from None
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
-        extra = cfg.__pydantic_extra__
-        assert extra is not None  # extra="allow"
-        extra.clear()
-        extra.update(options)  # as validated (coerced), so dumps and run ids see what the old fields held
-        selected = cfg.options
-        if selected is not None:
-            selected.check(cfg)
+        held = cfg.__pydantic_extra__
+        assert held is not None  # extra="allow"
+        held.clear()
+        held.update(extra)
         return cfg
 
     @classmethod
@@ -251,18 +265,7 @@ class DataConfig(Strict):
                 kept[LABEL_COLUMN] = UserDataOptions.model_validate({LABEL_COLUMN: kept[LABEL_COLUMN]}).label_column
             except ValidationError as err:
                 errors.extend(_error_details(err))
-        try:
-            cfg = handler(data)
-        except ValidationError as err:
-            if not errors:
-                raise
-            raise ValidationError.from_exception_data(err.title, [*_error_details(err), *errors]) from None
-        if errors:
-            raise ValidationError.from_exception_data(cls.__name__, errors)
-        extra = cfg.__pydantic_extra__
-        assert extra is not None  # extra="allow"
-        extra.clear()
-        extra.update(kept)
+        cfg = cls._validated(data, handler, errors, kept)
         materialize_user(cfg)  # a bad return is a DataError naming the function, in `trainlab check` too
         return cfg
 
