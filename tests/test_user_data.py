@@ -243,6 +243,12 @@ def test_a_study_on_a_function_runs_in_a_child_process_from_another_folder(tmp_p
     [record] = Store(elsewhere / "out" / "trainlab.db", readonly=True).runs()
     assert record.status == "done"
     assert record.config["data"]["n"] == 48
+    # `trainlab deploy OUT` later, in a fresh process, finds the function beside the study as the run did.
+    done = subprocess.run([sys.executable, "-m", "trainlab", "deploy", str(elsewhere / "out"), "--method", "dynamic"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = Store(elsewhere / "out" / "trainlab.db", readonly=True).deployments()
+    assert {(d.method, d.status) for d in rows} == {("float", "done"), ("dynamic", "done")}, [d.error for d in rows]
 
 
 def _pictures(n: int = 20) -> tuple[Any, Any]:

@@ -202,7 +202,7 @@ class Store:
         with self._errors(), closing(self._connect()) as con, con:
             meta = {
                 "study": study.config.model_dump(mode="json"),
-                "study_path": str(study.path) if study.path else None,
+                "study_path": str(study.path.resolve()) if study.path else None,  # absolute: read from anywhere
                 "plan": [r.run_id for r in study.runs],
                 "baseline": study.baseline,
                 "swept_keys": study.swept_keys,

@@ -25,6 +25,7 @@ from trainlab.errors import TrainlabError
 from trainlab.layout import StudyDir
 from trainlab.records import RunRecord
 from trainlab.store import Store
+from trainlab.userload import set_study_folder
 
 BASELINE = DEPLOY_BASELINE  # the method of the float model's row in the store's deployments table
 
@@ -113,6 +114,10 @@ def deploy_study(
     """
     study = StudyDir(out_dir)
     store = Store(study.require_db())
+    # A user model or data function beside the study file is found there, as in the run that trained it
+    # (`trainlab deploy OUT` starts from the output folder alone: the store names the study file).
+    if (path := store.meta("study_path")) and Path(path).is_file():
+        set_study_folder(Path(path).parent)
     if cfg is None:
         cfg = DeployConfig.model_validate((store.meta("study") or {}).get("deploy") or {})
     chosen = list(dict.fromkeys(methods or cfg.methods or DEPLOY_METHODS))
