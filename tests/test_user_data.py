@@ -286,3 +286,16 @@ def test_hf_needs_a_root_and_says_what_it_reads(tmp_path: Path, capsys: pytest.C
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="neither a folder written by save_to_disk"):
         load_dataset(DataConfig.model_validate({"name": "hf", "root": str(tmp_path / "empty")}))
+
+
+def test_smoke_keeps_the_function_and_its_arguments_on_a_few_samples(tmp_path: Path) -> None:
+    # --smoke stands in generated data for a dataset trainlab knows; the user's own function has no stand-in
+    # (its keys are its arguments): the smoke run uses a few of its samples.
+    from trainlab.cli import main
+    from trainlab.store import Store
+
+    study = _study(tmp_path, {"name": "mydata:blobs", "n": 96})
+    assert main(["run", str(study), "--smoke", "--executor", "inline", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    [record] = Store(tmp_path / "out" / "trainlab.db", readonly=True).runs()
+    assert record.status == "done" and record.config["data"]["name"] == "mydata:blobs"
+    assert record.config["data"]["limit_train"] == 32 and record.config["data"]["n"] == 96
