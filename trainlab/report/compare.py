@@ -23,6 +23,7 @@ from trainlab.measure.format import fmt_ci, fmt_delta, fmt_few, fmt_value
 from trainlab.measure.metrics import BY_KEY, HEADLINE, Metric
 from trainlab.measure.stats import ALPHA, CI_MIN_N, relative_change
 from trainlab.report.comparison import Comparison, judge, seed_group
+from trainlab.report.export import flatten
 from trainlab.report.machine import machine_info
 from trainlab.report.study import StudyView, VariantView
 from trainlab.report.tables import BUSY_MARK, NOISE_MARK, SIG_MARK, header, md_escape
@@ -66,16 +67,6 @@ class ConfigDifference:
     variants: tuple[str, ...]
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_differences(a: StudyView, b: StudyView) -> list[ConfigDifference]:
     """The keys of the matched variants' resolved configs (each variant's first run) that differ: what the two
     studies changed besides the machine, e.g. ``data.limit_train`` in two studies of one name."""
@@ -85,7 +76,7 @@ def config_differences(a: StudyView, b: StudyView) -> list[ConfigDifference]:
         vb = names_b.get(va.name)
         if vb is None or not va.runs or not vb.runs:
             continue
-        fa, fb = _flat(va.runs[0].config), _flat(vb.runs[0].config)
+        fa, fb = flatten(va.runs[0].config, max_list=None), flatten(vb.runs[0].config, max_list=None)
         for key in sorted(set(fa) | set(fb)):
             if key != "train.seed" and fa.get(key) != fb.get(key):  # seeds: the table's seed counts say it
                 slot = found.setdefault((key, repr(fa.get(key)), repr(fb.get(key))), (fa.get(key), fb.get(key), []))

@@ -34,15 +34,16 @@ RESULTS_LEAD = ("study", "variant", "seed", "status", "error")
 RESULTS_TAIL = ("repeat", "run_id")
 
 
-def flatten(d: dict[str, Any], prefix: str = "", max_list: int = 0) -> dict[str, Any]:
+def flatten(d: dict[str, Any], prefix: str = "", max_list: int | None = 0) -> dict[str, Any]:
     """Values of ``d`` with dotted keys: nested dicts flattened; lists kept only when flat and at most
-    ``max_list`` long (default: no lists — e.g. the confusion matrix stays out of results.csv)."""
+    ``max_list`` long (default: no lists — e.g. the confusion matrix stays out of results.csv; None: every list,
+    as it is)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
             out.update(flatten(v, key + ".", max_list))
-        elif isinstance(v, list | tuple):
+        elif isinstance(v, list | tuple) and max_list is not None:
             if len(v) <= max_list and not any(isinstance(x, list | tuple | dict) for x in v):
                 out[key] = list(v)
         else:

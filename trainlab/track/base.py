@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -13,6 +12,7 @@ from trainlab.data.config import OPTION_FIELDS
 from trainlab.data.registry import DATASETS
 from trainlab.engine.events import Event
 from trainlab.errors import TrackingError, TrainlabError
+from trainlab.measure.format import is_number
 from trainlab.measure.metrics import BY_KEY, EPOCH_KEYS, EPOCH_METRICS
 from trainlab.records import RunIdentity
 
@@ -138,29 +138,25 @@ def tracker_name(key: str) -> tuple[str, float]:
 EPOCH_NAMES = frozenset(tracker_name(k)[0] for k in EPOCH_KEYS)
 
 
-def _named(figures: dict[str, Any]) -> dict[str, float]:
+def named_figures(figures: dict[str, Any]) -> dict[str, float]:
+    """Every finite number of ``figures`` (catalogue keys) by tracker name, scaled as the name says."""
     out = {}
     for k, v in figures.items():
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        if is_number(v):
             name, scale = tracker_name(k)
             out[name] = float(v) * scale
     return out
 
 
-def named_figures(figures: dict[str, Any]) -> dict[str, float]:
-    """Every finite number of ``figures`` (catalogue keys) by tracker name, scaled as the name says."""
-    return _named(figures)
-
-
 def final_figures(results: dict[str, Any]) -> dict[str, float]:
     """A run's numeric per-run figures by tracker name (:func:`tracker_name`), without those an epoch already
     carries (their last value is the same)."""
-    return _named({k: v for k, v in results.items() if k not in EPOCH_KEYS})
+    return named_figures({k: v for k, v in results.items() if k not in EPOCH_KEYS})
 
 
 def epoch_figures(row: dict[str, Any]) -> dict[str, float]:
     """An epoch row's numeric figures by tracker name (the epoch number itself is the step, not a figure)."""
-    return _named({k: v for k, v in row.items() if k != "epoch"})
+    return named_figures({k: v for k, v in row.items() if k != "epoch"})
 
 
 def run_label(spec: RunIdentity) -> str:
