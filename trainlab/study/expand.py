@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -60,11 +61,17 @@ def _first_seed(value: Any, name: str, where: str) -> int:
 def relative_path_keys(resolved: dict[str, Any]) -> list[str]:
     """The dotted keys of a run's raw config that hold paths read from the study file's folder: the fields
     marked :func:`~trainlab.schema.study_relative` (``data.root``), and the run's model's own (``model.pretrained``)."""
-    keys = list(marked_fields(RunConfig, STUDY_RELATIVE))
-    entry = registry().get(str((resolved.get("model") or {}).get("name", "logreg")))
-    if entry is not None:
-        keys += list(marked_fields(entry.params, STUDY_RELATIVE, "model."))
-    return keys
+    return [*_marked_paths(None), *_marked_paths(str((resolved.get("model") or {}).get("name", "logreg")))]
+
+
+@functools.cache
+def _marked_paths(model: str | None) -> tuple[str, ...]:
+    """The study-relative keys of the run config (``model`` None) or of that model's own parameters: read from
+    the schema once per process, not once per run of a large study."""
+    if model is None:
+        return tuple(marked_fields(RunConfig, STUDY_RELATIVE))
+    entry = registry().get(model)
+    return tuple(marked_fields(entry.params, STUDY_RELATIVE, "model.")) if entry is not None else ()
 
 
 def _anchor_paths(resolved: dict[str, Any], over: dict[str, Any], folder: Path | None, cli: frozenset[str]) -> None:
