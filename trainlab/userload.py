@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from trainlab.errors import ConfigError
 
@@ -106,4 +110,39 @@ def import_user_module(module_name: str, label: str) -> ModuleType:
         raise ConfigError(f"{label}: cannot import module '{module_name}' ({exc}){where}") from None
 
 
-__all__ = ["beside_study", "import_user_module", "load_beside_study", "set_study_folder", "study_folder"]
+@dataclass(frozen=True)
+class KeywordParams:
+    """What a user's callable (a model's ``__init__``, a data function) accepts as keyword arguments."""
+
+    names: list[str]  # parameters that can be passed by keyword
+    required: list[str]  # of those, the ones without a default
+    positional: list[str]  # positional-only parameters without a default: trainlab cannot pass them
+    any_keyword: bool  # it has **kwargs
+
+
+def keyword_params(fn: Callable[..., Any], skip: tuple[str, ...] = ()) -> KeywordParams:
+    """The keyword parameters of ``fn`` but those in ``skip`` (the ones trainlab passes itself, e.g. ``self``,
+    ``input_shape``); a callable whose signature cannot be read takes any keyword."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return KeywordParams([], [], [], any_keyword=True)
+    ps = [p for p in sig.parameters.values() if p.name not in skip]
+    keyword = [p for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return KeywordParams(
+        [p.name for p in keyword],
+        [p.name for p in keyword if p.default is p.empty],
+        [p.name for p in ps if p.kind is p.POSITIONAL_ONLY and p.default is p.empty],
+        any(p.kind is p.VAR_KEYWORD for p in ps),
+    )
+
+
+__all__ = [
+    "KeywordParams",
+    "beside_study",
+    "import_user_module",
+    "keyword_params",
+    "load_beside_study",
+    "set_study_folder",
+    "study_folder",
+]

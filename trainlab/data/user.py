@@ -25,7 +25,6 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -35,7 +34,7 @@ from trainlab.data.hf import hf_split, is_hf_dataset, is_hf_iterable
 from trainlab.data.materialize import SPLITS, Materialized, as_tensor, describe, finish, is_array, items_split
 from trainlab.data.options import LabelColumnOption
 from trainlab.errors import ConfigError, DataError, TrainlabError, did_you_mean
-from trainlab.userload import import_user_module, study_folder
+from trainlab.userload import KeywordParams, import_user_module, keyword_params, study_folder
 
 if TYPE_CHECKING:
     from trainlab.data.config import DataConfig
@@ -86,47 +85,17 @@ def user_function(name: str) -> Callable[..., Any]:
     return fn
 
 
-@dataclass(frozen=True)
-class Params:
-    """What a data function accepts as keyword arguments."""
-
-    names: list[str]  # parameters that can be passed by keyword
-    required: list[str]  # of those, the ones without a default
-    positional: list[str]  # positional-only parameters without a default: trainlab cannot pass them
-    any_keyword: bool  # it has **kwargs
-
-    def takes(self, key: str) -> bool:
-        """Whether ``data.<key>`` goes to the function (``label_column`` only when the function names it)."""
-        return key in self.names or (self.any_keyword and key != LABEL_COLUMN)
-
-
-def params_of(fn: Callable[..., Any]) -> Params:
-    """The keyword parameters of ``fn`` (a callable whose signature cannot be read takes any keyword)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return Params([], [], [], any_keyword=True)
-    ps = list(sig.parameters.values())
-    keyword = [p for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return Params(
-        [p.name for p in keyword],
-        [p.name for p in keyword if p.default is p.empty],
-        [p.name for p in ps if p.kind is p.POSITIONAL_ONLY and p.default is p.empty],
-        any(p.kind is p.VAR_KEYWORD for p in ps),
-    )
-
-
 def sort_keys(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Check the ``[data]`` keys beyond DataConfig's fields against the function ``name`` names.
 
     Returns the keys kept (the function's keyword arguments and ``label_column``) and the problems, each
     ``(key, message)``: a key the function does not take (naming what it takes), a required parameter left unset.
     """
-    params = params_of(user_function(name))
+    params = keyword_params(user_function(name))
     kept: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
     for key, value in given.items():
-        if params.takes(key) or key == LABEL_COLUMN:
+        if _takes(params, key) or key == LABEL_COLUMN:
             kept[key] = value
         else:
             problems.append(
@@ -147,8 +116,14 @@ def sort_keys(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tu
 
 def function_kwargs(cfg: DataConfig) -> dict[str, Any]:
     """The keyword arguments ``cfg`` passes to its data function."""
-    params = params_of(user_function(cfg.name))
-    return {k: v for k, v in (cfg.__pydantic_extra__ or {}).items() if params.takes(k)}
+    params = keyword_params(user_function(cfg.name))
+    return {k: v for k, v in (cfg.__pydantic_extra__ or {}).items() if _takes(params, k)}
+
+
+def _takes(params: KeywordParams, key: str) -> bool:
+    """Whether ``data.<key>`` goes to the function: ``label_column`` is trainlab's, and reaches the function
+    only when the function names it (not through ``**kwargs``)."""
+    return key in params.names or (params.any_keyword and key != LABEL_COLUMN)
 
 
 def _call(fn: Callable[..., Any], kwargs: dict[str, Any], name: str) -> Any:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 from trainlab.errors import ConfigError, did_you_mean
-from trainlab.userload import import_user_module
+from trainlab.userload import import_user_module, keyword_params
 from trainlab.userload import set_study_folder as set_study_folder  # re-exported: the study sets it here
 
 if TYPE_CHECKING:
@@ -65,12 +65,10 @@ def _import_user_class(name: str) -> type[nn.Module]:
 def validate_model_kwargs(name: str, kwargs: dict[str, Any]) -> BaseModel | None:
     """Check a model name and its keyword arguments; raise ``ValueError`` naming the key and what is allowed."""
     if ":" in name:
-        cls = _import_user_class(name)
-        sig = inspect.signature(cls.__init__)
-        accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-        allowed = [p for p in sig.parameters if p not in ("self", "input_shape", "num_classes")]
+        params = keyword_params(_import_user_class(name).__init__, skip=("self", "input_shape", "num_classes"))
+        allowed = params.names
         for key in kwargs:
-            if not accepts_any and key not in allowed:
+            if not params.any_keyword and key not in allowed:
                 raise ValueError(
                     f"unknown key 'model.{key}' for {name}{did_you_mean(key, allowed)}; "
                     f"its __init__ accepts: {', '.join(allowed) or 'nothing'}"
