@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from helpers import user_net_source
 
+from trainlab import examples
 from trainlab.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +27,7 @@ def test_the_readme_shows_a_study() -> None:
     assert any(page == "README.md" for page, _i, _b in STUDIES)
 
 
-# The data function the docs name (docs/data.md, "Your own data"): the ```python block that starts "# mydata.py",
-# written beside a study that names mydata:, as a user would.
+# The data function the docs show (docs/data.md, "Your own data"): the ```python block that starts "# mydata.py".
 MYDATA = [
     block
     for page in PAGES
@@ -34,21 +36,29 @@ MYDATA = [
 ]
 
 
-def test_the_docs_show_a_data_function() -> None:
-    assert len(MYDATA) == 1
-
-
-def _beside_the_study(folder: Path, toml: str) -> None:
-    """Write the data function a documented study names (mydata.py) into its folder."""
-    if "mydata:" in toml:
-        (folder / "mydata.py").write_text(MYDATA[0])
+def test_the_docs_data_function_is_the_shipped_example_and_works_beside_a_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The documented study names trainlab.examples:spirals, so that it runs as copied; the docs say a user's
+    # mydata.py with the function shown is the same thing: it is, and it works as data.name = "mydata:spirals".
+    [code] = MYDATA
+    (tmp_path / "mydata.py").write_text(code)
+    shown: dict[str, Any] = {"__file__": str(tmp_path / "mydata.py")}
+    exec(compile(code, "mydata.py", "exec"), shown)  # the docs' own code, as a user would save it
+    mine, shipped = shown["spirals"](n=50, noise=0.1, seed=3), examples.spirals(n=50, noise=0.1, seed=3)
+    assert mine.keys() == shipped.keys() and mine["classes"] == shipped["classes"]
+    for split in ("train", "test"):
+        assert all(np.array_equal(a, b) for a, b in zip(mine[split], shipped[split], strict=True))
+    [study] = [t for p, _i, t in STUDIES if p == "docs/data.md" and "trainlab.examples:spirals" in t]
+    path = tmp_path / "study.toml"
+    path.write_text(study.replace('"trainlab.examples:spirals"', '"mydata:spirals"'))
+    assert main(["check", str(path)]) == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("page", "index", "toml"), STUDIES, ids=[f"{p}#{i}" for p, i, _t in STUDIES])
 def test_each_documented_study_passes_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], page: str,
                                             index: int, toml: str) -> None:  # fmt: skip
-    _beside_the_study(tmp_path, toml)
-    path = tmp_path / "study.toml"
+    path = tmp_path / "study.toml"  # nothing beside it: a study is checked as a user copies it
     path.write_text(toml)
     assert main(["check", str(path)]) == 0, f"{page}, study {index + 1}: {capsys.readouterr().err}"
 
@@ -73,7 +83,6 @@ def test_each_documented_fragment_passes_check_on_a_minimal_study(
 ) -> None:
     if "mymodels:" in toml:
         (tmp_path / "mymodels.py").write_text(user_net_source())  # the model docs/models.md names
-    _beside_the_study(tmp_path, toml)
     path = tmp_path / "study.toml"
     path.write_text('[study]\nname = "doc"\n\n' + toml)
     assert main(["check", str(path)]) == 0, f"{page}, fragment {index + 1}: {capsys.readouterr().err}"
