@@ -77,8 +77,14 @@ def _merge_plain(fs: list[Finding], study: StudyView) -> list[Finding]:
         figs.update(f.figures)
     merged = Finding("best", "info", "Best by figure: " + "; ".join(parts) + ".", figs, anchors.COMPARISON,
                      variant=plain[0].variant if len(by_winner) == 1 else None)  # fmt: skip
-    at = fs.index(plain[0])
-    return [*fs[:at], merged, *(f for f in fs[at:] if not f.detail)]
+    return _in_place_of(fs, plain, merged)
+
+
+def _in_place_of(fs: list[Finding], group: list[Finding], merged: Finding) -> list[Finding]:
+    """``fs`` with the findings of ``group`` replaced by ``merged``, where the first of them stood."""
+    gone = {id(f) for f in group}
+    at = fs.index(group[0])
+    return [*(f for f in fs[:at] if id(f) not in gone), merged, *(f for f in fs[at:] if id(f) not in gone)]
 
 
 def _merge_spoiled(fs: list[Finding], study: StudyView) -> list[Finding]:
@@ -87,20 +93,18 @@ def _merge_spoiled(fs: list[Finding], study: StudyView) -> list[Finding]:
     spoiled = [f for f in fs if f.severity == "warning" and f.metric is not None]
     if len(spoiled) < 2:
         return fs
-    names = list(dict.fromkeys(v.name for f in spoiled for v in study.variants if v.busy_for(BY_KEY[f.metric or ""])))
-    titles = _listed([metric_label(f.metric or "") for f in spoiled])
+    keys = [f.metric for f in spoiled if f.metric is not None]
+    names = list(dict.fromkeys(v.name for k in keys for v in study.variants if v.busy_for(BY_KEY[k])))
+    titles = _listed([metric_title(keys[0]), *(metric_label(k) for k in keys[1:])])
     text = (
-        f"{titles[:1].upper()}{titles[1:]} cannot be compared: {', '.join(names)} "
+        f"{titles} cannot be compared: {', '.join(names)} "
         f"{'was' if len(names) == 1 else 'were'} timed while other work competed for the CPUs (see the "
         "busy-machine finding), so who ranks first by them may be the machine's doing, not the variants'. "
         "Rerun them on a quiet machine."
     )
-    figs: dict[str, Any] = {f.metric or "": f.figures.get(f.metric or "") for f in spoiled}
+    figs: dict[str, Any] = {k: f.figures.get(k) for f, k in zip(spoiled, keys, strict=True)}
     figs.update(machine_affected=names)
-    merged = Finding("best", "warning", text, figs, anchors.COMPARISON)
-    at = fs.index(spoiled[0])
-    gone = {id(f) for f in spoiled}
-    return [*fs[:at], merged, *(f for f in fs[at:] if id(f) not in gone)]
+    return _in_place_of(fs, spoiled, Finding("best", "warning", text, figs, anchors.COMPARISON))
 
 
 def _best(study: StudyView, m: Metric) -> Finding | None:
