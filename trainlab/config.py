@@ -126,7 +126,11 @@ class TrainConfig(Strict):
         json_schema_extra=perf_only("threads only split the same arithmetic"),
     )
     target_accuracy: float | None = Field(
-        None, gt=0.0, le=1.0, description="Train accuracy target for epochs_to_target (a fraction: 0.96)."
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Accuracy target for epochs_to_target (a fraction: 0.96), read on the validation split when"
+        " there is one (data.val_fraction), else on the training accuracy.",
     )
     target_test_accuracy: float | None = Field(
         None, gt=0.0, le=1.0, description="Test accuracy target for test_epochs_to_target (a fraction)."

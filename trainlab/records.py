@@ -38,12 +38,17 @@ TRAINING: tuple[RunStatus, ...] = ("done", "running", "pending")
 DISK_FULL = "disk full"
 
 
+# The per-epoch figures of the validation split (EpochRow), left out of a stored row when not measured.
+VAL_FIGURES = ("val_loss", "val_acc", "val_mae", "val_r2")
+
+
 @dataclass
 class EpochRow:
     """One completed epoch. Times in seconds; losses are data losses (no L2 penalty); accuracies are fractions.
 
-    ``train_*`` are running means over the epoch's batches in training mode; ``test_*`` are computed after the
-    epoch in eval mode (absent from an epoch that diverged before evaluation). The keys and their definitions
+    ``train_*`` are running means over the epoch's batches in training mode; ``test_*`` (and ``val_*``, with a
+    validation split) are computed after the epoch in eval mode (absent from an epoch that diverged before
+    evaluation). The keys and their definitions
     are the per-epoch entries of ``trainlab.measure.metrics.EPOCH_METRICS``.
     """
 
@@ -60,6 +65,11 @@ class EpochRow:
     test_acc: float | None = None
     test_mae: float | None = None  # regression only
     test_r2: float | None = None  # regression only
+    # The validation split's figures (data.val_fraction, or the source's own validation split); None without one.
+    val_loss: float | None = None
+    val_acc: float | None = None
+    val_mae: float | None = None  # regression only
+    val_r2: float | None = None  # regression only
     data_gpu_time_s: float | None = None  # CUDA only: batch preparation on the GPU timeline
     data_startup_s: float | None = None  # the wait for the first batch (worker start-up), part of data_time_s
     cpu_cores: float | None = None  # cores the run's process tree kept busy (CPU s / wall s)
@@ -78,7 +88,7 @@ class EpochRow:
             for key in ("test_mae", "test_r2"):
                 if d[key] is None:
                     del d[key]
-        for key in ("data_gpu_time_s", "data_startup_s", "cpu_cores", "other_cores", "cores"):
+        for key in (*VAL_FIGURES, "data_gpu_time_s", "data_startup_s", "cpu_cores", "other_cores", "cores"):
             if d[key] is None:
                 del d[key]
         return d

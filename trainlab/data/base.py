@@ -65,8 +65,9 @@ class Dataset:
     # Regression targets are stored as (y - target_offset) / target_scale (data.target_scaling); 1 and 0 = as is.
     target_scale: float = 1.0
     target_offset: float = 0.0
-    # A validation split the source gave besides train and test (a data function's third split, an hf
-    # dataset's validation split), held as is: training and evaluation do not read it (yet).
+    # The validation split: the source's own (a data function's third split, an hf dataset's validation
+    # split), or carved from the training split by data.val_fraction; None without one. Evaluated every epoch,
+    # it makes the run's choices (best epoch, epochs to target) and the study's (best variant).
     val: Split | None = None
 
     @property

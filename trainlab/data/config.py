@@ -97,11 +97,17 @@ def _error_details(err: ValidationError) -> list[InitErrorDetails]:
 
 
 def _schema_with_options(schema: dict[str, Any]) -> None:
-    """Describe every source's options in ``[data]``'s JSON schema, as the fields they were (for editors)."""
-    props = schema.setdefault("properties", {})
-    for key, (model, _) in OPTION_FIELDS.items():
-        props.setdefault(key, model.model_json_schema()["properties"][key])
-    schema["additionalProperties"] = False
+    """Describe every source's options in ``[data]``'s JSON schema, as the fields they were (for editors).
+
+    A registered dataset takes the shared fields and the sources' options only; a data function
+    (``"module:function"``) takes its keyword arguments as extra keys, which only its signature knows
+    (validation checks them against it), so the options and the closed key list apply to the first alone.
+    """
+    shared = schema.setdefault("properties", {})
+    options = {key: model.model_json_schema()["properties"][key] for key, (model, _) in OPTION_FIELDS.items()}
+    schema.pop("additionalProperties", None)
+    schema["if"] = {"properties": {"name": {"type": "string", "pattern": ":"}}, "required": ["name"]}
+    schema["else"] = {"properties": options, "propertyNames": {"enum": sorted([*shared, *options])}}
     schema["description"] = schema.get("description", "").split("\n\n")[0]  # the docstring's summary, for editors
 
 
@@ -169,6 +175,20 @@ class DataConfig(Strict):
     )
     limit_train: PositiveInt | None = Field(None, description="Use only the first N training samples.")
     limit_test: PositiveInt | None = Field(None, description="Use only the first N test samples.")
+    val_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="Hold out this fraction of the training split as a validation split (stratified by class,"
+        " seeded by data.val_seed), which chooses the best epoch, the epochs to target and the best variant;"
+        " the test split is then only scored. A source with its own validation split uses that instead.",
+    )
+    val_seed: NonNegativeInt = Field(
+        0,
+        description="Seed of the validation split: the same for every run of a study, so every variant is"
+        " chosen on the same samples.",
+    )
+    limit_val: PositiveInt | None = Field(None, description="Use only the first N validation samples.")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     # Image size on the device (every image dataset).
     resize: list[PositiveInt] | None = Field(

@@ -198,7 +198,10 @@ def make_loaders(cfg: DataConfig, ds: Dataset, device: torch.device, seed: int) 
             augment=augment,
             resize=ds.resize,
         )
-    test = ResidentLoader(
-        ds.test, cfg.test_batch_size, device, shuffle=False, mean=ds.mean, std=ds.std, resize=ds.resize
-    )
-    return train, test
+    return train, eval_loader(cfg, ds, ds.test, device)
+
+
+def eval_loader(cfg: DataConfig, ds: Dataset, split: Split, device: torch.device) -> ResidentLoader:
+    """A loader of ``split`` for evaluation (the test or the validation split of ``ds``): resident, in order,
+    never augmented, normalised and resized as the training batches are."""
+    return ResidentLoader(split, cfg.test_batch_size, device, shuffle=False, mean=ds.mean, std=ds.std, resize=ds.resize)

@@ -11,8 +11,8 @@ signature (``data.label_column`` is trainlab's unless the function names it too)
 
 each split ``(x, y)`` tensors or NumPy arrays, a map-style ``torch.utils.data.Dataset`` (or a list) of
 ``(x, y)`` items, or a Hugging Face ``datasets.Dataset`` (:mod:`trainlab.data.hf`). The splits are converted
-and checked by :mod:`trainlab.data.materialize`. A validation split is kept on ``Dataset.val``; training does
-not read it.
+and checked by :mod:`trainlab.data.materialize`. A validation split is kept on ``Dataset.val`` and is the runs'
+validation split (:func:`trainlab.data.load.carve_validation` refuses to carve another).
 
 The function is called when the study is validated (so ``trainlab check`` reports a bad return), once per
 process for the same arguments: the converted splits are kept (the last :data:`CACHE_SIZE` calls).

@@ -3,13 +3,15 @@
 ``execute_run`` sets the run up (device, seed, data, the model — profiled as that very instance —, optimizer,
 schedule, loss), continues from a checkpoint when there is one, then trains epoch by epoch: the training phase of
 each epoch is timed by an :class:`EpochClock` (data vs compute) around :func:`~trainlab.engine.step.train_step`,
-evaluation runs outside the clock, a checkpoint is written, and the epoch's row is emitted. After training, the
-run's figures are measured (``trainlab.engine.figures``). The run never writes to the store: it emits typed
-events (``trainlab.engine.events``) and the driver's sinks record them.
+evaluation (of the test split, and of the validation split when there is one) runs outside the clock, a
+checkpoint is written, and the epoch's row is emitted. After training, the run's figures are measured
+(``trainlab.engine.figures``). The run never writes to the store: it emits typed events
+(``trainlab.engine.events``) and the driver's sinks record them.
 
 Conventions: ``train_loss``/``train_acc`` are the running means over the epoch's batches in training mode
 (dropout active), as most training logs report them; ``test_loss``/``test_acc`` are computed after the epoch in
-``eval()`` mode.
+``eval()`` mode, as are ``val_loss``/``val_acc`` on the validation split (``data.val_fraction``, or the source's
+own). The validation figures choose (best epoch, epochs to target, best variant); the test figures are scored.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from trainlab.data import Dataset, load_dataset
-from trainlab.data.loaders import make_loaders
+from trainlab.data.loaders import ResidentLoader, eval_loader, make_loaders
 from trainlab.engine.checkpoint import Resume, find_resume, restore, run_identity, save_checkpoint, write_checkpoint
 from trainlab.engine.device import DeviceUnavailable, resolve_device, seed_everything
 from trainlab.engine.events import (
@@ -117,6 +119,7 @@ class Training:
     stepper: EagerStep
     channels_last: bool
     batch_size: int
+    val_loader: ResidentLoader | None = None  # the validation split's, when the dataset has one
 
     def to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch as the step takes it: on the device, images channels-last when the run says so."""
@@ -193,9 +196,10 @@ def _train(
     stepper = make_stepper(
         tc.compile, model, loss_fn, optimizer, tc.l2, precision.autocast, scaler, per_batch_lr=per_batch_schedule
     )
+    val_loader = eval_loader(cfg.data, ds, ds.val, device) if ds.val is not None else None
     run = Training(
         device, ds, train_loader, test_loader, model, profile, optimizer, scheduler, per_batch_schedule,
-        loss_fn, precision, scaler, stepper, channels_last, cfg.data.batch_size,
+        loss_fn, precision, scaler, stepper, channels_last, cfg.data.batch_size, val_loader,
     )  # fmt: skip
 
     # Continue after the last completed epoch when a checkpoint exists.
@@ -229,13 +233,7 @@ def _train(
     for epoch in range(start_epoch, tc.epochs + 1):
         row = train_epoch(run, clock, epoch, emit)
         first_loss = _check_divergence(row, first_loss, emit)
-        ev = evaluate(
-            stepper.run_model, test_loader, loss_fn, ds.task, ds.num_classes, target_scale=ds.target_scale,
-            autocast=precision.autocast,
-        )  # fmt: skip
-        row.test_loss, row.test_acc = ev["loss"], ev.get("acc")
-        row.test_mae, row.test_r2 = ev.get("mae"), ev.get("r2")
-        row.evaluated = True
+        evaluate_epoch(run, row)
         history.append(row)
         if checkpoint_path is not None and tc.checkpoint:
             write_checkpoint(checkpoint_path, identity, history, model, optimizer, scheduler, scaler)
@@ -301,6 +299,22 @@ def train_epoch(run: Training, clock: EpochClock, epoch: int, emit: Emit) -> Epo
         other_cores=machine.other_cores if machine else None,
         cores=machine.cores if machine else None,
     )
+
+
+def evaluate_epoch(run: Training, row: EpochRow) -> None:
+    """Fill ``row``'s test figures (and validation figures, with a validation split) from the model after the
+    epoch, in eval mode, outside the training clock."""
+    ds = run.ds
+    for loader, split in ((run.test_loader, "test"), (run.val_loader, "val")):
+        if loader is None:
+            continue
+        ev = evaluate(
+            run.stepper.run_model, loader, run.loss_fn, ds.task, ds.num_classes, target_scale=ds.target_scale,
+            autocast=run.precision.autocast,
+        )  # fmt: skip
+        for figure in ("loss", "acc", "mae", "r2"):  # test_loss, ..., val_r2: None where the task has none
+            setattr(row, f"{split}_{figure}", ev.get(figure))
+    row.evaluated = True
 
 
 def _check_divergence(row: EpochRow, first_loss: float | None, emit: Emit) -> float:

@@ -28,8 +28,8 @@ def _pct(v: Any) -> str:
 
 # Summary columns when a study does not name its own ([study] columns).
 # A regression has R² and MAE where a classification has accuracies: the columns no run measured are left out.
-DEFAULT_COLUMNS = ("train_acc", "test_acc", "test_r2", "test_mae", "test_loss", "train_time_s", "infer_ms_per_image",
-                   "params", "macs")  # fmt: skip
+DEFAULT_COLUMNS = ("train_acc", "val_acc", "test_acc", "val_r2", "test_r2", "test_mae", "test_loss", "train_time_s",
+                   "infer_ms_per_image", "params", "macs")  # fmt: skip
 
 
 class RichReporter:
@@ -88,11 +88,15 @@ class RichReporter:
             # A regression has no accuracy: its R² instead (the test split's; training has none).
             train_acc = f" acc {_pct(r.train_acc)}" if r.train_acc is not None else ""
             test_q = f" acc {_pct(r.test_acc)}" if r.test_r2 is None else f" R² {fmt_spec(r.test_r2, '.3f')}"
+            val = ""
+            if r.val_loss is not None:  # a validation split: its figures, before the test split's
+                val_q = f" acc {_pct(r.val_acc)}" if r.val_r2 is None else f" R² {fmt_spec(r.val_r2, '.3f')}"
+                val = f" | val loss {fmt_spec(r.val_loss, '.4f')}{val_q}"
             info = f"loss {fmt_spec(r.train_loss, '.4f')}{train_acc} test{test_q}"
             self.progress.update(self.batch_task, completed=r.steps, info=info)
             self.progress.console.print(
                 f"  {spec.variant} epoch {r.epoch}/{self.epochs}: train loss {fmt_spec(r.train_loss, '.4f')}"
-                f"{train_acc} | test loss {fmt_spec(r.test_loss, '.4f')}{test_q} | {r.epoch_time_s:.2f}s"
+                f"{train_acc}{val} | test loss {fmt_spec(r.test_loss, '.4f')}{test_q} | {r.epoch_time_s:.2f}s"
                 f" (data {r.data_time_s:.2f}s, compute {r.compute_time_s:.2f}s)"
             )
         elif isinstance(ev, RunEnded):

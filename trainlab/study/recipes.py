@@ -93,7 +93,7 @@ def _stand_in(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(name, str) and (":" in name or name == "hf"):
         # The user's own data (a function, or Hugging Face files they hold): nothing to download and nothing a
         # generated stand-in could mimic (its keys are the function's arguments), so a few samples of it.
-        return {"data.limit_train": 32, "data.limit_test": 16}
+        return {"data.limit_train": 32, "data.limit_test": 16, "data.limit_val": 16}
     if isinstance(name, str) and name in SMOKE_SHAPES:
         shape, classes = SMOKE_SHAPES[name]
         task = "classification"
