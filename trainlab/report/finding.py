@@ -51,6 +51,7 @@ SEVERITY_ORDER = {"problem": 0, "warning": 1, "info": 2}
 Kind = Literal[
     "progress",
     "verdict",
+    "selection",
     "nondeterminism",
     "busy_machine",
     "best",

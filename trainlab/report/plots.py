@@ -59,7 +59,8 @@ def _epoch_means(v: VariantView, key: str) -> tuple[list[int], list[float], list
 
 
 def curves(study: StudyView) -> Plot | None:
-    """Loss (left) and accuracy or R² (right) per epoch; train dashed, test solid; target epochs starred."""
+    """Loss (left) and accuracy or R² (right) per epoch; train dashed, test solid, validation dash-dotted;
+    target epochs starred."""
     variants = [v for v in study.variants if any(r.epochs for r in v.runs)]
     if not variants:
         return None
@@ -73,20 +74,22 @@ def curves(study: StudyView) -> Plot | None:
     targets_drawn: set[float] = set()
     starred = []
     idx = {v.name: i for i, v in enumerate(study.variants)}
+    with_val = any(is_number(e.val_loss) for v in variants for r in v.runs for e in r.epochs)
+    splits = (("train", "--"), ("test", "-"), *((("val", "-."),) if with_val else ()))
     for v in variants:
         i = idx[v.name]
         c, mk = colour(i), marker(i)
         many = len(v.runs) > 1
-        for split, style in (("train", "--"), ("test", "-")):
+        for split, style in splits:
             xs, ys, lo, hi = _epoch_means(v, f"{split}_loss")
             if xs:
                 ax_loss.plot(xs, ys, style, color=c, marker=mk, markersize=3, linewidth=1.6)
                 losses += ys
                 if many and split == "test":
                     ax_loss.fill_between(xs, lo, hi, color=c, alpha=0.15, linewidth=0)
-            qkey = f"test_{qual}" if regression else f"{split}_{qual}"
+            qkey = f"{split}_{qual}"
             if regression and split == "train":
-                continue
+                continue  # no R² of the training batches
             xs, ys, lo, hi = _epoch_means(v, qkey)
             qual_points += [(x, y * scale) for x, y in zip(xs, lo)]
             if xs:
@@ -98,7 +101,7 @@ def curves(study: StudyView) -> Plot | None:
         # Target markers: the epoch each run first reached its train (and test) accuracy target.
         for r in v.runs:
             for ekey, tkey, akey in (
-                ("epochs_to_target", "train.target_accuracy", "train_acc"),
+                ("epochs_to_target", "train.target_accuracy", f"{r.results.get('target_split', 'train')}_acc"),
                 ("test_epochs_to_target", "train.target_test_accuracy", "test_acc"),
             ):
                 ep, target = r.results.get(ekey), dotted_get(r.config, tkey)
@@ -130,6 +133,8 @@ def curves(study: StudyView) -> Plot | None:
         Line2D([], [], color="#444444", linestyle="--", label="train"),
         Line2D([], [], color="#444444", linestyle="-", label="test"),
     ]
+    if with_val:
+        handles.append(Line2D([], [], color="#444444", linestyle="-.", label="validation"))
     if targets_drawn:
         handles.append(
             Line2D([], [], color="#777777", marker="*", markersize=10, linestyle=":", label="target / epoch reached")
@@ -143,14 +148,18 @@ def curves(study: StudyView) -> Plot | None:
             finals.append(f"{v.name} {ys[-1] * scale:.1f}{'' if regression else '%'} at epoch {xs[-1]}")
     alt = (
         f"Two line charts per epoch for {len(variants)} variants ({', '.join(v.name for v in variants)}): "
-        f"left the train (dashed) and test (solid) loss, right the train and test "
+        f"left the train (dashed), test (solid){' and validation (dash-dotted)' if with_val else ''} loss, right"
+        f" the same splits' "
         f"{'R²' if regression else 'accuracy'}. Last test {'R²' if regression else 'accuracy'}: "
         + ("; ".join(finals) or "none yet")
         + "."
         + (f" Stars mark the epoch each run reached its accuracy target: {'; '.join(starred)}." if starred else "")
     )
     caption = "Train loss/accuracy are running means over each epoch's batches (training mode); test figures are "
-    caption += "computed after each epoch in eval mode. "
+    caption += "computed after each epoch in eval mode"
+    caption += (
+        ", as are the validation figures (dash-dotted), which choose the best epoch and variant. " if with_val else ". "
+    )
     if any(len(v.runs) > 1 for v in variants):
         caption += "Lines are means over seeds; the shaded band spans the seeds' test values. "
     if targets_drawn:
@@ -302,8 +311,9 @@ def factor_plot(study: StudyView, key: str) -> Plot | None:
 
 
 def pareto(study: StudyView) -> Plot | None:
-    """Quality vs MACs and vs training time; the Pareto front joined and its points filled."""
-    q = study.quality_key
+    """Quality vs MACs and vs training time; the Pareto front joined and its points filled. Quality is read on
+    validation when the study has a validation split: the front is a choice (as the trade-off finding's)."""
+    q = study.choice_key(study.quality_key)
     qm = BY_KEY[q]
     panels = []
     for cost in ("macs", "train_time_s"):

@@ -79,7 +79,7 @@ def across_variants(what: str, advice: str = "") -> Merge:
 
 
 _OVERFIT = across_variants(
-    "overfit: the test loss turns up after its lowest epoch while the train loss keeps falling",
+    "overfit: the held-out loss turns up after its lowest epoch while the train loss keeps falling",
     "Stopping near the best epoch or more regularisation would help.",
 )
 _LOW_MFU = across_variants(
@@ -90,6 +90,7 @@ _LOW_MFU = across_variants(
 RULES: tuple[Rule, ...] = (
     Rule("progress", "study", study_rules.progress),
     Rule("verdict", "study", verdict),
+    Rule("selection", "study", study_rules.selection, fold_into="verdict"),
     Rule("nondeterminism", "study", nondeterminism),
     Rule("busy_machine", "study", study_rules.busy_machine, fold_into="noise"),
     Rule("best", "study", study_rules.best, superseded_by=("verdict",), merge=study_rules.merge_bests),

@@ -39,6 +39,20 @@ def _tested(run: RunView) -> list[EpochRow]:
     return [e for e in run.epochs if is_number(e.test_loss)]
 
 
+def held_out(run: RunView) -> str:
+    """The split a run's fit is judged on, and where it would be stopped: ``val`` when its epochs were
+    evaluated on a validation split, else ``test`` (then the stopping epoch is a choice made on test)."""
+    return "val" if any(is_number(e.val_loss) for e in run.epochs) else "test"
+
+
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
+def _loss(e: EpochRow, split: str) -> float:
+    value = getattr(e, f"{split}_loss")
+    return float(value) if is_number(value) else 0.0
+
+
 def diverged(run: RunView) -> Finding | None:
     """A run whose loss became non-finite or exploded (the loop stopped it)."""
     figs: dict[str, Any] = {"epochs_completed": len(_tested(run))}
@@ -87,67 +101,76 @@ def exploding(run: RunView) -> Finding | None:
 
 
 def overfitting(run: RunView) -> Finding | None:
-    """Test loss lowest before the end and up since (while train loss kept falling); the train/test gap after."""
-    rows = _tested(run)
+    """Held-out loss (validation, else test) lowest before the end and up since (while train loss kept
+    falling); the train/held-out accuracy gap after."""
+    split = held_out(run)
+    name = SPLIT_NAMES[split]
+    rows = [e for e in run.epochs if is_number(getattr(e, f"{split}_loss"))]
     if len(rows) < MIN_EPOCHS_FOR_TREND:
         return None
-    best_i = min(range(len(rows)), key=lambda i: rows[i].test_loss)
+    best_i = min(range(len(rows)), key=lambda i: _loss(rows[i], split))
     best, last = rows[best_i], rows[-1]
     after = rows[best_i + 1 :]
-    lowest, final = best.test_loss, last.test_loss
-    if len(after) < OVERFIT_EPOCHS_AFTER or lowest is None or final is None or lowest <= 0:
+    lowest, final = _loss(best, split), _loss(last, split)
+    if len(after) < OVERFIT_EPOCHS_AFTER or lowest <= 0:
         return None
-    rise_mean = sum(e.test_loss or 0.0 for e in after) / len(after) / lowest - 1
+    rise_mean = sum(_loss(e, split) for e in after) / len(after) / lowest - 1
     rise = final / lowest - 1
     if rise_mean < OVERFIT_LOSS_RISE or rise < OVERFIT_LOSS_RISE:
         return None
     tl_best, tl_last = best.train_loss, last.train_loss
     if is_number(tl_best) and is_number(tl_last) and tl_last > tl_best:
         return None  # train loss rose too: instability, not overfitting
-    figs: dict[str, Any] = {"best_epoch": best.epoch, "min_test_loss": rounded(lowest), "last_epoch": last.epoch,
-                            "last_test_loss": rounded(final), "test_loss_rise": rounded(rise, 3)}  # fmt: skip
+    figs: dict[str, Any] = {"best_epoch": best.epoch, f"min_{split}_loss": rounded(lowest), "last_epoch": last.epoch,
+                            f"last_{split}_loss": rounded(final), f"{split}_loss_rise": rounded(rise, 3)}  # fmt: skip
     text = (
-        f"{run.variant} overfits: its test loss is lowest at epoch {best.epoch} ({lowest:.3g}) and "
+        f"{run.variant} overfits: its {name} loss is lowest at epoch {best.epoch} ({lowest:.3g}) and "
         f"{rise * 100:.0f}% higher by epoch {last.epoch} ({final:.3g})"
     )
     if is_number(tl_best) and is_number(tl_last):
         text += f", while the train loss kept falling ({tl_best:.3g} → {tl_last:.3g})"
         figs.update(last_train_loss=rounded(tl_last))
-    gaps = [e.train_acc - e.test_acc for e in rows[best_i:] if is_number(e.train_acc) and is_number(e.test_acc)]
+    accs = [(e.train_acc, getattr(e, f"{split}_acc")) for e in rows[best_i:]]
+    gaps = [tr - ho for tr, ho in accs if is_number(tr) and is_number(ho)]
     if gaps and (gap := sum(gaps) / len(gaps)) > 0:
         figs.update(acc_gap_after_best_pp=rounded(gap * 100, 3))
-        text += f"; from epoch {best.epoch} on, train accuracy exceeds test accuracy by {gap * 100:.1f} pp on average"
-    detail = f"test loss lowest at epoch {best.epoch}, {rise * 100:.0f}% higher by epoch {last.epoch}"
+        text += f"; from epoch {best.epoch} on, train accuracy exceeds {name} accuracy by {gap * 100:.1f} pp on average"
+    detail = f"{name} loss lowest at epoch {best.epoch}, {rise * 100:.0f}% higher by epoch {last.epoch}"
     advice = f"Stopping near epoch {best.epoch} or more regularisation would help."
+    if split == "test":  # the epoch to stop at was read on test: say how to choose it honestly
+        advice += " (That epoch was read on the test split; set data.val_fraction to choose it on validation.)"
     return Finding("overfitting", "warning", text + ".", figs, anchors.CURVES, detail=detail, advice=advice)
 
 
 def good_fit(run: RunView) -> Finding | None:
-    """Neither over- nor underfitting: say so, with where the test loss is lowest and the final accuracy gap,
-    so a study about regularisation has a verdict for every variant, not only for the problem cases."""
-    rows = _tested(run)
+    """Neither over- nor underfitting: say so, with where the held-out loss is lowest and the final accuracy
+    gap, so a study about regularisation has a verdict for every variant, not only for the problem cases."""
+    split = held_out(run)
+    name = SPLIT_NAMES[split]
+    rows = [e for e in run.epochs if is_number(getattr(e, f"{split}_loss"))]
     if len(rows) < MIN_EPOCHS_FOR_TREND:
         return None
-    best = min(rows, key=lambda e: e.test_loss or 0.0)
+    best = min(rows, key=lambda e: _loss(e, split))
     last = rows[-1]
-    lowest, final = best.test_loss or 0.0, last.test_loss or 0.0
-    figs: dict[str, Any] = {"best_epoch": best.epoch, "min_test_loss": rounded(lowest), "last_epoch": last.epoch,
-                            "last_test_loss": rounded(final)}  # fmt: skip
+    lowest, final = _loss(best, split), _loss(last, split)
+    figs: dict[str, Any] = {"best_epoch": best.epoch, f"min_{split}_loss": rounded(lowest), "last_epoch": last.epoch,
+                            f"last_{split}_loss": rounded(final)}  # fmt: skip
     if best is last:
-        where = f"its test loss is still lowest at the last epoch ({last.epoch}, {final:.3g})"
+        where = f"its {name} loss is still lowest at the last epoch ({last.epoch}, {final:.3g})"
     else:
         rise = final / lowest - 1 if lowest > 0 else 0.0
-        figs.update(test_loss_rise=rounded(rise, 3))
+        figs.update({f"{split}_loss_rise": rounded(rise, 3)})
         where = (
-            f"its test loss is lowest at epoch {best.epoch} ({lowest:.3g}) and only {rise * 100:.0f}% "
+            f"its {name} loss is lowest at epoch {best.epoch} ({lowest:.3g}) and only {rise * 100:.0f}% "
             f"above that at epoch {last.epoch}"
         )
     text = f"{run.variant} shows no overfitting within {last.epoch} epochs: {where}"
-    if is_number(last.train_acc) and is_number(last.test_acc):
-        gap = (last.train_acc - last.test_acc) * 100
+    held_acc = getattr(last, f"{split}_acc")
+    if is_number(last.train_acc) and is_number(held_acc):
+        gap = (last.train_acc - held_acc) * 100
         figs.update(final_acc_gap_pp=rounded(gap, 3))
-        text += f"; final train − test accuracy {gap:+.2f} pp"
-    detail = "lowest test loss at the last epoch" if best is last else f"lowest test loss at epoch {best.epoch}"
+        text += f"; final train − {name} accuracy {gap:+.2f} pp"
+    detail = f"lowest {name} loss at the last epoch" if best is last else f"lowest {name} loss at epoch {best.epoch}"
     return Finding("fit", "info", text + ".", figs, anchors.CURVES, detail=detail)
 
 
@@ -225,16 +248,17 @@ def worse_than_mean(run: RunView) -> Finding | None:
 
 
 def not_converged(run: RunView) -> Finding | None:
-    """The test loss (or, with the test loss not rising, the train loss) still falls over the last part of
-    training by more than NOT_CONVERGED_FALL of its level: training longer would lower it further."""
-    rows = [e for e in run.epochs if is_number(e.test_loss) and is_number(e.train_loss)]
+    """The held-out loss (validation, else test; or, with it not rising, the train loss) still falls over the
+    last part of training by more than NOT_CONVERGED_FALL of its level: training longer would lower it further."""
+    held = held_out(run)
+    rows = [e for e in run.epochs if is_number(getattr(e, f"{held}_loss")) and is_number(e.train_loss)]
     if len(rows) < MIN_EPOCHS_FOR_TREND:
         return None
     k = max(MIN_EPOCHS_FOR_TREND, round(len(rows) * NOT_CONVERGED_WINDOW))
     window = rows[-k:]
-    falls = []  # (slope, fall, at_low) of the test loss, then of the train loss
-    for which in ("test", "train"):
-        vals = [float((e.test_loss if which == "test" else e.train_loss) or 0.0) for e in window]
+    falls = []  # (slope, fall, at_low) of the held-out loss, then of the train loss
+    for which in (held, "train"):
+        vals = [_loss(e, which) for e in window]
         level = sum(vals) / len(vals)
         if level <= 0:
             return None
@@ -245,22 +269,23 @@ def not_converged(run: RunView) -> Finding | None:
         falls.append((slope, -slope * (len(vals) - 1) / level, at_low))
     slope, fall, at_low = falls[0]
     if not at_low or fall < NOT_CONVERGED_FALL / 4:
-        return None  # the test loss has levelled off or turned: more epochs would not help the test figures
-    which = "test"
+        return None  # the held-out loss has levelled off or turned: more epochs would not help it
+    which = held
     if fall < NOT_CONVERGED_FALL:
-        # The test loss still creeps down and the train loss falls clearly: training longer still helps.
+        # The held-out loss still creeps down and the train loss falls clearly: training longer still helps.
         slope, fall, at_low = falls[1]
         if fall < NOT_CONVERGED_FALL or not at_low:
             return None
         which = "train"
     first, last = window[0].epoch, window[-1].epoch
     text = (
-        f"{run.variant} has not converged: its {which} loss is still falling over epochs {first}–{last} "
+        f"{run.variant} has not converged: its {SPLIT_NAMES.get(which, which)} loss is still falling over epochs"
+        f" {first}–{last} "
         f"({slope:.3g} per epoch, {fall * 100:.0f}% over those epochs by a straight-line fit)."
     )
     figs = {"loss": f"{which}_loss", "slope_per_epoch": rounded(slope), "fall": rounded(fall, 3),
             "from_epoch": first, "to_epoch": last}  # fmt: skip
-    detail = f"{which} loss {slope:.2g}/epoch over epochs {first}–{last}"
+    detail = f"{SPLIT_NAMES.get(which, which)} loss {slope:.2g}/epoch over epochs {first}–{last}"
     return Finding("not_converged", "warning", text, figs, anchors.CURVES, detail=detail, advice=NOT_CONVERGED_ADVICE)
 
 

@@ -321,6 +321,21 @@ class StudyView:
         return "test_r2" if self.task == "regression" else "test_acc"
 
     @property
+    def choice_split(self) -> str:
+        """The split the study's choices read (best variant, best epoch, Pareto front, verdict): ``val`` when
+        its runs were evaluated on a validation split, else ``test`` (then the choices flatter the test
+        figures, and the report says so)."""
+        key = "val_r2" if self.task == "regression" else "val_acc"
+        return "val" if any(r.value(key) is not None for r in self.runs) else "test"
+
+    def choice_key(self, key: str) -> str:
+        """The figure a choice by ``key`` reads: a test quality figure (``test_acc``, ``test_loss``, ...) read on
+        validation when the study has a validation split, any other figure as it is."""
+        if self.choice_split == "val" and key.startswith("test_") and f"val_{key[5:]}" in BY_KEY:
+            return f"val_{key[5:]}"
+        return key
+
+    @property
     def loss_name(self) -> str | None:
         return dotted_get(self.runs[0].config, "train.loss") if self.runs else None
 

@@ -34,13 +34,15 @@ def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:
 
 
 def best(study: StudyView) -> list[Finding]:
-    """The best variant by each figure of BEST_METRICS the study has, and whether the noise allows it."""
+    """The best variant by each figure of BEST_METRICS the study has, and whether the noise allows it; the
+    quality figures are read on validation when the study has a validation split (a choice), and the winner's
+    test figure is then given as its score."""
     out = []
     perf_only = performance_only_study(study)
     for key in BEST_METRICS:
-        m = BY_KEY[key]
         if key in ("test_acc", "test_r2") and key != study.quality_key:
             continue
+        m = BY_KEY[study.choice_key(key)]
         if perf_only and not m.timing:
             continue  # accuracy and loss cannot differ by design: the nondeterminism finding says so
         if m.group == INFER and identical_inference(study):
@@ -169,9 +171,38 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
             plain = False
             figs.update(not_reached=never)
             text += f"; {', '.join(never)} never reached the target"
+    if (scored := scored_on_test(m.key, best)) is not None:
+        text += f"; {scored[0]}"
+        clause += f", {scored[0]}"
+        figs[scored[1]] = scored[2]
     detail = clause + ")" if plain else ""
     return Finding("best", "info", text + ".", figs, anchors.COMPARISON, variant=best.name, metric=m.key,
                    detail=detail)  # fmt: skip
+
+
+def scored_on_test(key: str, variant: VariantView) -> tuple[str, str, float | None] | None:
+    """For a choice read on validation (``key`` = ``val_*``): the chosen variant's test figure, as the clause
+    that states it, its key and its (rounded) value; None for any other figure or without a test figure."""
+    if not key.startswith("val_"):
+        return None
+    test_key = f"test_{key[4:]}"
+    value = variant.mean(test_key)
+    if value is None or test_key not in BY_KEY:
+        return None
+    return f"scored on test: {metric_label(test_key)} {figure_text(test_key, value)}", test_key, rounded(value)
+
+
+def selection(study: StudyView) -> list[Finding]:
+    """Without a validation split, a study that ranks variants chose them on the test split: say so once, with
+    the remedy (told at the end of the verdict)."""
+    if study.choice_split != "test" or sum(1 for v in study.variants if v.done) < 2:
+        return []
+    text = (
+        "These choices were made on the test split (the study has no validation split), so the winners' test"
+        " figures are optimistic: the choice fits the test split's noise as well as the variants' differences."
+        " Set data.val_fraction (e.g. 0.1) to choose on validation and score on test."
+    )
+    return [Finding("selection", "info", text, {"choice_split": "test"}, anchors.COMPARISON)]
 
 
 def _busy_best(study: StudyView, m: Metric, best: VariantView, value: float, base: VariantView | None,
@@ -243,7 +274,7 @@ def tradeoffs(study: StudyView) -> list[Finding]:
 
 
 def _tradeoff(study: StudyView, cost_key: str, anchor: str) -> Finding | None:
-    q = study.quality_key
+    q = study.choice_key(study.quality_key)  # the front is a choice: on validation when there is one
     pts = [(v.name, v.mean(cost_key), v.mean(q)) for v in study.variants]
     pts = [(n, c, a) for n, c, a in pts if c is not None and a is not None]
     if len(pts) < 2:
@@ -286,4 +317,13 @@ def _progress(study: StudyView) -> Finding | None:
     return Finding("progress", "info", text, dict(counts), anchors.RUNS)
 
 
-__all__ = ["best", "busy_machine", "merge_bests", "pareto_front", "progress", "tradeoffs"]
+__all__ = [
+    "best",
+    "busy_machine",
+    "merge_bests",
+    "pareto_front",
+    "progress",
+    "scored_on_test",
+    "selection",
+    "tradeoffs",
+]

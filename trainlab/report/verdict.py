@@ -165,6 +165,8 @@ def _columns(study: StudyView, key: str) -> list[Metric]:
         return [m for m in metrics if m.timing][:2]
     quality = [m for m in metrics if m.group == QUALITY and not m.timing]
     judged = next((m for m in quality if m.key == study.quality_key), quality[0] if quality else None)
+    if judged is not None and (chosen_on := study.choice_key(judged.key)) in present:
+        judged = BY_KEY[chosen_on]  # a choice: on validation when the study has one (then scored on test)
     cost = next((m for m in metrics if m.timing), None) or next((m for m in metrics if m.group == SIZE), None)
     return [m for m in (judged, cost) if m is not None]
 
@@ -305,6 +307,8 @@ def verdict(study: StudyView) -> list[Finding]:
                     f"({figure_text(m.key, levels[0].mean)})."
                 )
                 figs[f"{m.key}_shape"] = "flat"
+                if scored := _scored_on_test(study, key, m):
+                    sentences.append(scored)
                 continue
             make = _numeric_sentence if _numeric(levels) else _categorical_sentence
             text, best, worst, shape = make(key, m, levels)
@@ -332,12 +336,27 @@ def verdict(study: StudyView) -> list[Finding]:
             figs[f"{m.key}_shape"] = shape
             figs[f"{m.key}_best"] = best.value if not isinstance(best.value, list | dict) else fmt_factor(best.value)
             sentences.append(text + ".")
+            if scored := _scored_on_test(study, key, m):
+                sentences.append(scored)
             if m.key == "data_steady_s":
                 sentences.append(_startup_sentence(study, key))
         if sentences:
             text = " ".join(s for s in sentences if s)
             out.append(Finding("verdict", "info", text, figs, anchors.COMPARISON, ranks=ranks))
     return out
+
+
+def _scored_on_test(study: StudyView, key: str, m: Metric) -> str:
+    """After a sentence read on validation (``val_*``): the same settings' test figures, the score of the
+    choice ("" for any other figure)."""
+    test_key = f"test_{m.key[4:]}"
+    if not m.key.startswith("val_") or test_key not in BY_KEY:
+        return ""
+    levels = [lv for lv in _in_order(_levels(study, key, test_key)) if lv.mean is not None]
+    if not levels:
+        return ""
+    values = ", ".join(_at(key, lv, BY_KEY[test_key]) for lv in levels)
+    return f"Chosen on the validation split; scored on test: {metric_label(test_key)} {values}."
 
 
 def _startup_sentence(study: StudyView, key: str) -> str:
