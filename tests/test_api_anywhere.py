@@ -98,3 +98,50 @@ def test_a_model_class_passed_as_an_object(tmp_path: Path) -> None:
     lines = [line for line in done.stdout.splitlines() if line.startswith("STATUSES")]
     assert lines == ["STATUSES ['done'] mynets:Net", "STATUSES ['done'] __main__:LocalNet"], done.stdout
     assert "LocalNet is defined in your script or notebook" in done.stderr and "the runs go inline" in done.stderr
+
+
+DATA_FUNCTION = """
+import torch
+
+
+def {name}(n: int = 48):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 3
+    x = torch.randn(n, 4, generator=g) * 0.3 + y[:, None].float()
+    cut = n * 3 // 4
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+"""
+
+
+def test_a_data_function_passed_as_an_object(tmp_path: Path) -> None:
+    # As a model class: one from an importable module (run in child processes), one defined in the script
+    # (the runs go inline, and the user is told why); a lambda cannot be named, which is a clear error.
+    (tmp_path / "mydata.py").write_text(DATA_FUNCTION.format(name="blobs"))
+    study = tiny_study(train={"epochs": 1, "lr": 0.05, "seed": 1, "device": "cpu", "threads": 1})
+    study["data"] = {"batch_size": 16}
+    code = (
+        DATA_FUNCTION.format(name="local_blobs")
+        + "\nimport trainlab, mydata\n"
+        + f"study = {json.loads(json.dumps(study))!r}\n"
+        + "study['data']['name'] = mydata.blobs\n"
+        + "study['data']['n'] = 60\n"
+        + f"r = trainlab.run(study, out={str(tmp_path / 'a')!r})\n"
+        + "print('STATUSES', [x.status for x in r.records], r.records[0].config['data']['name'],"
+        + " r.records[0].results['num_train'])\n"
+        + "study['data'] = {'name': local_blobs, 'batch_size': 16}\n"
+        + f"r = trainlab.run(study, out={str(tmp_path / 'b')!r})\n"
+        + "print('STATUSES', [x.status for x in r.records], r.records[0].config['data']['name'])\n"
+        + "study['data'] = {'name': lambda: None}\n"
+        + "try:\n"
+        + f"    trainlab.run(study, out={str(tmp_path / 'c')!r})\n"
+        + "except trainlab.errors.ConfigError as exc:\n"
+        + "    print('REFUSED', exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-"], input=code, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("STATUSES", "REFUSED"))]
+    assert lines[:2] == ["STATUSES ['done'] mydata:blobs 45", "STATUSES ['done'] __main__:local_blobs"], done.stdout
+    assert lines[2].startswith("REFUSED data.name:") and "top level of a module" in lines[2]
+    assert "data function local_blobs is defined in your script or notebook" in done.stderr

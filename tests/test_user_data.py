@@ -148,7 +148,7 @@ def _dataset(path: Path):
 def test_a_function_returning_tensors(tmp_path: Path) -> None:
     cfg, ds = _dataset(_study(tmp_path, {"name": "mydata:blobs"}))
     assert (ds.task, ds.classes, ds.input_shape) == ("classification", ["0", "1", "2"], (4,))
-    assert (len(ds.train), len(ds.test), len(ds.val)) == (36, 12, 12)  # the validation split is kept, unused
+    assert (len(ds.train), len(ds.test), len(ds.val)) == (36, 12, 12)  # the function's validation split
     assert ds.train.x.dtype.is_floating_point and str(ds.train.y.dtype) == "torch.int64"
     assert "mydata.py" in ds.source
     # the dump validates back to the same config, without calling the function again
@@ -299,3 +299,17 @@ def test_smoke_keeps_the_function_and_its_arguments_on_a_few_samples(tmp_path: P
     [record] = Store(tmp_path / "out" / "trainlab.db", readonly=True).runs()
     assert record.status == "done" and record.config["data"]["name"] == "mydata:blobs"
     assert record.config["data"]["limit_train"] == 32 and record.config["data"]["n"] == 96
+
+
+def test_the_editor_schema_takes_a_data_functions_arguments_and_refuses_unknown_keys_elsewhere() -> None:
+    # An editor validating a study against `trainlab schema` must not flag a data function's keyword arguments
+    # (only its signature knows them), and must still flag a misspelt key of a registered dataset.
+    jsonschema = pytest.importorskip("jsonschema")
+    from trainlab.config import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    errors = lambda data: [e.message for e in validator.iter_errors({"data": data})]  # noqa: E731
+    assert errors({"name": "mydata:blobs", "n": 60, "features": 4}) == []
+    assert errors({"name": "digits", "val_fraction": 0.1}) == []
+    [message] = errors({"name": "digits", "bacth_size": 8})
+    assert "'bacth_size' is not one of" in message and "'batch_size'" in message

@@ -71,12 +71,12 @@ def run(
     """
     in_process: list[str] = []
     if isinstance(study, dict):
-        study, in_process = models_by_name(study)
+        study, in_process = objects_by_name(study)
         if in_process and (executor or ("subprocess" if isolate else "inline")) == "subprocess":
             _warn(
-                f"model {', '.join(in_process)} is defined in your script or notebook (__main__), which a run's own "
-                "process cannot import: the runs go inline, in this process. Put the class in a module file (beside "
-                "the study, or importable) for one process per run."
+                f"{', '.join(in_process)} {'is' if len(in_process) == 1 else 'are'} defined in your script or"
+                " notebook (__main__), which a run's own process cannot import: the runs go inline, in this process."
+                " Put it in a module file (beside the study, or importable) for one process per run."
             )
             executor = "inline"
     if not isinstance(study, Study):
@@ -117,29 +117,43 @@ def run(
     return result
 
 
-def models_by_name(study: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """A dict study whose ``model.name`` (in ``[model]``, a variant or a sweep) is an ``nn.Module`` class, with
-    each class replaced by its ``module:QualName``, which every run's process imports as it imports a user
-    model; and the names of classes defined in ``__main__`` (a script or notebook), which only this process
+# The keys whose value may be given as a Python object in a dict study: a model class, a data function.
+OBJECT_KEYS = ("model.name", "data.name")
+
+
+def objects_by_name(study: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A dict study whose ``model.name`` is an ``nn.Module`` class or whose ``data.name`` is a data function
+    (in their section, a variant or a sweep), with each object replaced by its ``module:QualName``, which every
+    run's process imports as it imports a user model or data function; and the names (``model LocalNet``,
+    ``data function blobs``) of those defined in ``__main__`` (a script or notebook), which only this process
     can import."""
     in_process: list[str] = []
 
-    def name_of(value: Any) -> Any:
-        if not isinstance(value, type):
-            return value
-        if value.__module__ == "__main__":
-            in_process.append(value.__qualname__)
-        return f"{value.__module__}:{value.__qualname__}"
+    def name_of(key: str, value: Any) -> Any:
+        if isinstance(value, str) or not (isinstance(value, type) or callable(value)):
+            return value  # a name already, or a wrong value that validation reports
+        qualname = getattr(value, "__qualname__", None)
+        module = getattr(value, "__module__", None)
+        if not qualname or not module or "<" in qualname:  # a lambda, or a function defined inside a function
+            raise ConfigError(
+                f"{key}: {value!r} cannot be named for a run to import; define it at the top level of a module"
+                " (or of your script or notebook)"
+            )
+        if module == "__main__":
+            in_process.append(f"{'model' if key == 'model.name' else 'data function'} {qualname}")
+        return f"{module}:{qualname}"
 
-    out = copy.deepcopy(study)  # a class deep-copies as itself
-    if isinstance(out.get("model"), dict) and "name" in out["model"]:
-        out["model"]["name"] = name_of(out["model"]["name"])
-    for v in out.get("variant") or []:
-        if isinstance(v, dict) and "model.name" in v:
-            v["model.name"] = name_of(v["model.name"])
-    sweep = out.get("sweep")
-    if isinstance(sweep, dict) and isinstance(sweep.get("model.name"), list):
-        sweep["model.name"] = [name_of(v) for v in sweep["model.name"]]
+    out = copy.deepcopy(study)  # a class or a function deep-copies as itself
+    for key in OBJECT_KEYS:
+        section, field = key.split(".")
+        if isinstance(out.get(section), dict) and field in out[section]:
+            out[section][field] = name_of(key, out[section][field])
+        for v in out.get("variant") or []:
+            if isinstance(v, dict) and key in v:
+                v[key] = name_of(key, v[key])
+        sweep = out.get("sweep")
+        if isinstance(sweep, dict) and isinstance(sweep.get(key), list):
+            sweep[key] = [name_of(key, v) for v in sweep[key]]
     return out, list(dict.fromkeys(in_process))
 
 
