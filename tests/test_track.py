@@ -25,7 +25,7 @@ from trainlab.track.base import tracker_name
 from trainlab.track.mlflow_tracker import MlflowTracker
 
 EPOCHS = 3
-STUDY = tiny_study(sweep={"train.lr": [0.05, 0.1]}, train={"epochs": EPOCHS})
+STUDY = tiny_study(sweep={"train.lr": [0.05, 0.1]}, train={"epochs": EPOCHS}, data={"val_fraction": 0.25})
 
 
 def _client(out: Path) -> MlflowClient:
@@ -58,7 +58,8 @@ def _check_mlflow(out: Path) -> None:
         epochs = store.epochs(rid)
         # Names grouped by split, accuracy in percent as the report shows it.
         for key, name, scale in (("train_loss", "train/loss", 1), ("test_acc", "test/acc_pct", 100),
-                                 ("epoch_time_s", "time/epoch_time_s", 1), ("lr", "train/lr", 1)):  # fmt: skip
+                                 ("val_loss", "val/loss", 1), ("epoch_time_s", "time/epoch_time_s", 1),
+                                 ("lr", "train/lr", 1)):  # fmt: skip
             assert tracker_name(key) == (name, scale)
             history = sorted(client.get_metric_history(nested_run.info.run_id, name), key=lambda m: m.step)
             assert [m.step for m in history] == [1, 2, 3]
@@ -86,14 +87,14 @@ def _check_tensorboard(out: Path) -> None:
         ea = EventAccumulator(str(folder))
         ea.Reload()
         epochs = store.epochs(record.run_id)
-        for key in ("train_loss", "test_acc", "epoch_time_s"):
+        for key in ("train_loss", "test_acc", "val_acc", "epoch_time_s"):
             tag, scale = tracker_name(key)  # the names MLflow shows too
             scalars = ea.Scalars(tag)
             assert [s.step for s in scalars] == [1, 2, 3]
             assert [s.value for s in scalars] == pytest.approx([e[key] * scale for e in epochs], rel=1e-6)  # float32
         assert "_hparams_/experiment" in ea.PluginTagToContent("hparams")
         # The HParams table has the final figures of every split, not only the costs.
-        for key in ("test_acc", "test_loss", "train_acc", "train_loss", "train_time_s"):
+        for key in ("test_acc", "test_loss", "train_acc", "train_loss", "val_acc", "best_epoch", "train_time_s"):
             tag, scale = tracker_name(key)
             [final] = ea.Scalars(f"hparams/{tag}")
             assert final.value == pytest.approx(record.results[key] * scale, rel=1e-6)

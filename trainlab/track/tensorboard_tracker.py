@@ -25,13 +25,15 @@ from trainlab.records import RunIdentity
 from trainlab.track.base import Guarded, config_of, dotted, guarded, named_figures
 
 # The per-epoch figures drawn as scalars, under the trackers' one naming (track.base.tracker_name).
-EPOCH_SCALARS = ("train_loss", "test_loss", "train_acc", "test_acc", "test_mae", "test_r2", "epoch_time_s",
-                 "data_time_s", "compute_time_s", "data_gpu_time_s", "lr")  # fmt: skip
+EPOCH_SCALARS = ("train_loss", "test_loss", "train_acc", "test_acc", "test_mae", "test_r2", "val_loss", "val_acc",
+                 "val_mae", "val_r2", "epoch_time_s", "data_time_s", "compute_time_s", "data_gpu_time_s",
+                 "lr")  # fmt: skip
 # The HParams table's metrics: the final figures of every split, the best, the costs. Each is also written as
 # one scalar (how TensorBoard's HParams plugin finds it), under hparams/ so those single points sit apart.
 HPARAM_METRICS = ("train_acc", "train_loss", "test_acc", "best_test_acc", "test_loss", "test_r2", "test_mae",
-                  "train_time_s", "epoch_time_mean_s", "time_to_target_s", "latency_p50_ms", "params", "macs",
-                  "peak_mem_mb", "peak_mem_net_mb")  # fmt: skip
+                  "val_acc", "best_val_acc", "val_loss", "val_r2", "val_mae", "best_epoch", "test_acc_at_best",
+                  "test_r2_at_best", "train_time_s", "epoch_time_mean_s", "time_to_target_s", "latency_p50_ms",
+                  "params", "macs", "peak_mem_mb", "peak_mem_net_mb")  # fmt: skip
 
 
 def _writer_class() -> Any:
