@@ -320,7 +320,7 @@ class StudyView:
         """The metric the study is judged by: test accuracy, or R² for regression."""
         return "test_r2" if self.task == "regression" else "test_acc"
 
-    @property
+    @cached_property
     def choice_split(self) -> str:
         """The split the study's choices read (best variant, best epoch, Pareto front, verdict): ``val`` when
         its runs were evaluated on a validation split, else ``test`` (then the choices flatter the test
@@ -402,3 +402,11 @@ class StudyView:
 
 def metric(key: str) -> Metric | None:
     return BY_KEY.get(key)
+
+
+def scored_key(key: str) -> str | None:
+    """The test figure that scores a choice read on validation (``val_acc`` -> ``test_acc``); None for a
+    figure that is not a validation figure (the inverse of :meth:`StudyView.choice_key`)."""
+    if key.startswith("val_") and f"test_{key[4:]}" in BY_KEY:
+        return f"test_{key[4:]}"
+    return None

@@ -16,7 +16,7 @@ from trainlab.report import anchors
 from trainlab.report.comparison import compare_groups, family_of, seed_group
 from trainlab.report.finding import BEST_METRICS, Finding, figure_text, metric_label, metric_title, rounded
 from trainlab.report.nondeterminism import performance_only_study
-from trainlab.report.study import RunView, StudyView, VariantView
+from trainlab.report.study import RunView, StudyView, VariantView, scored_key
 from trainlab.report.verdict import identical_inference
 
 
@@ -183,11 +183,9 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
 def scored_on_test(key: str, variant: VariantView) -> tuple[str, str, float | None] | None:
     """For a choice read on validation (``key`` = ``val_*``): the chosen variant's test figure, as the clause
     that states it, its key and its (rounded) value; None for any other figure or without a test figure."""
-    if not key.startswith("val_"):
-        return None
-    test_key = f"test_{key[4:]}"
-    value = variant.mean(test_key)
-    if value is None or test_key not in BY_KEY:
+    test_key = scored_key(key)
+    value = variant.mean(test_key) if test_key is not None else None
+    if test_key is None or value is None:
         return None
     return f"scored on test: {metric_label(test_key)} {figure_text(test_key, value)}", test_key, rounded(value)
 

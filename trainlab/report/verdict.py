@@ -34,7 +34,7 @@ from trainlab.measure.stats import relative_gap
 from trainlab.report import anchors
 from trainlab.report.comparison import Comparison, family_of, judge, no_spread
 from trainlab.report.finding import Finding, figure_text, metric_label, metric_title, rounded
-from trainlab.report.study import StudyView, VariantView, dotted_get
+from trainlab.report.study import StudyView, VariantView, dotted_get, scored_key
 
 
 def performance_only(key: str) -> bool:
@@ -349,8 +349,8 @@ def verdict(study: StudyView) -> list[Finding]:
 def _scored_on_test(study: StudyView, key: str, m: Metric) -> str:
     """After a sentence read on validation (``val_*``): the same settings' test figures, the score of the
     choice ("" for any other figure)."""
-    test_key = f"test_{m.key[4:]}"
-    if not m.key.startswith("val_") or test_key not in BY_KEY:
+    test_key = scored_key(m.key)
+    if test_key is None:
         return ""
     levels = [lv for lv in _in_order(_levels(study, key, test_key)) if lv.mean is not None]
     if not levels:
