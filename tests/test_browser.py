@@ -149,7 +149,9 @@ def inspect_report(
     if binary is None:
         raise FileNotFoundError("chromium not found")
     with (
-        tempfile.TemporaryDirectory(prefix="trainlab-chromium-") as profile,
+        # Chromium's helper processes (crashpad) may still write to the profile after the browser has exited:
+        # a profile left in the temporary folder is harmless, a cleanup race failing the test is not.
+        tempfile.TemporaryDirectory(prefix="trainlab-chromium-", ignore_cleanup_errors=True) as profile,
         chromium_page(binary, Path(profile)) as cdp,
     ):
         for domain in ("Page", "Runtime", "Log", "Network"):
