@@ -99,7 +99,7 @@ def test_epoch_rows_are_the_catalogues_per_epoch_figures() -> None:
     row = EpochRow(1, 0.5, 0.8, 1.0, 0.1, 0.9, 4, 64, 0.01, test_loss=0.4, test_acc=0.85, evaluated=True)
     record = row.to_record()
     unmeasured = ("test_mae", "test_r2", "val_loss", "val_acc", "val_mae", "val_r2", "data_gpu_time_s",
-                  "data_startup_s", "cpu_cores", "other_cores", "cores")  # fmt: skip
+                  "data_startup_s", "cpu_cores", "other_cores", "cores", "eval_time_s")  # fmt: skip
     assert list(record) == [k for k in EPOCH_KEYS if k not in unmeasured]
     assert EpochRow.from_record(record) == row
     with_val = dataclasses.replace(row, val_loss=0.45, val_acc=0.8)  # a validation split: its figures kept

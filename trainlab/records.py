@@ -75,6 +75,7 @@ class EpochRow:
     cpu_cores: float | None = None  # cores the run's process tree kept busy (CPU s / wall s)
     other_cores: float | None = None  # cores other work kept busy on the run's CPUs meanwhile
     cores: int | None = None  # CPUs the run may use (its affinity)
+    eval_time_s: float | None = None  # wall s of the epoch's evaluation (test and validation), outside its clock
     evaluated: bool = False
 
     def to_record(self) -> dict[str, Any]:
@@ -88,7 +89,15 @@ class EpochRow:
             for key in ("test_mae", "test_r2"):
                 if d[key] is None:
                     del d[key]
-        for key in (*VAL_FIGURES, "data_gpu_time_s", "data_startup_s", "cpu_cores", "other_cores", "cores"):
+        for key in (
+            *VAL_FIGURES,
+            "data_gpu_time_s",
+            "data_startup_s",
+            "cpu_cores",
+            "other_cores",
+            "cores",
+            "eval_time_s",
+        ):
             if d[key] is None:
                 del d[key]
         return d

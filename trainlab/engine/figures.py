@@ -57,6 +57,7 @@ def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: di
         "data_gpu_time_s": _total(r.data_gpu_time_s for r in history),
         "compute_time_s": sum(r.compute_time_s for r in history),
         "data_startup_s": _total(r.data_startup_s for r in history),
+        "eval_time_s": _total(r.eval_time_s for r in history),
         **machine_load(history),
         "epoch_time_mean_s": train_time / len(history),
         "train_loss": last.train_loss,
@@ -107,6 +108,7 @@ def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: di
                     )
                 )
 
+    measure_start = time.perf_counter()
     if ds.task == "classification" and ds.num_classes <= 100:
         ev = evaluate(model, test_loader, run.loss_fn, ds.task, ds.num_classes, confusion=True, autocast=autocast)
         results["confusion"] = ev["confusion"]
@@ -126,6 +128,7 @@ def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: di
         results.update(latency_percentiles(model, images, device, mc.latency_warmup, mc.latency_repeats))
         results.update(throughput(model, images, device, mc.throughput_batch, mc.throughput_time_s))
     sample = load.stop()
+    results["measure_time_s"] = time.perf_counter() - measure_start
     if sample is not None:
         results["infer_other_cores"] = sample.other_cores
         results["infer_busy"] = int(sample.busy)

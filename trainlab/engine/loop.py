@@ -17,6 +17,7 @@ own). The validation figures choose (best epoch, epochs to target, best variant)
 from __future__ import annotations
 
 import math
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +306,7 @@ def evaluate_epoch(run: Training, row: EpochRow) -> None:
     """Fill ``row``'s test figures (and validation figures, with a validation split) from the model after the
     epoch, in eval mode, outside the training clock."""
     ds = run.ds
+    t0 = time.perf_counter()
     for loader, split in ((run.test_loader, "test"), (run.val_loader, "val")):
         if loader is None:
             continue
@@ -315,6 +317,7 @@ def evaluate_epoch(run: Training, row: EpochRow) -> None:
         for figure in ("loss", "acc", "mae", "r2"):  # test_loss, ..., val_r2: None where the task has none
             setattr(row, f"{split}_{figure}", ev.get(figure))
     row.evaluated = True
+    row.eval_time_s = time.perf_counter() - t0  # evaluate() synchronises: its figures are read on the host
 
 
 def _check_divergence(row: EpochRow, first_loss: float | None, emit: Emit) -> float:

@@ -117,6 +117,11 @@ METRICS: tuple[Metric, ...] = (
            "Wall time of the training phase of all epochs; evaluation and checkpoints excluded.", _T),
     Metric("epoch_time_mean_s", "Epoch time", "s", "lower", "time", TIME,
            "Mean wall time of one epoch's training phase.", _T),
+    Metric("eval_time_s", "Eval time", "s", "lower", "time", TIME,
+           "Wall time of the per-epoch evaluations of the test (and validation) split, all epochs.", _T),
+    Metric("measure_time_s", "Measure time", "s", "lower", "time", TIME,
+           "Wall time of the measurements after training: the confusion pass, batch-1 inference, latency and"
+           " throughput.", _T),
     Metric("data_time_s", "Data time", "s", "lower", "time", TIME,
            "Total time the loop waited for the next batch from its loader (all epochs).", _T),
     Metric("data_startup_s", "Data start-up", "s", "lower", "time", TIME,
@@ -233,6 +238,8 @@ EPOCH_METRICS: tuple[Metric, ...] = (
     Metric("other_cores", "Other load", "cores", None, "ratio", EPOCH,
            "CPU seconds the run's CPUs were busy with other work (other jobs, runs, steal) / wall seconds."),
     Metric("cores", "CPUs", "", None, "count", EPOCH, "CPUs the run may use (its affinity)."),
+    Metric("eval_time_s", "Eval time", "s", "lower", "time", EPOCH,
+           "Wall time of the epoch's evaluation of the test (and validation) split, after its training phase.", _T),
 )  # fmt: skip
 EPOCH_KEYS: tuple[str, ...] = tuple(m.key for m in EPOCH_METRICS)
 
