@@ -6,6 +6,8 @@ Models here are referenced from studies as ``helpers:ClassName`` (pytest puts ``
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 from typing import Any, ClassVar
@@ -97,6 +99,43 @@ class SleepyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         SleepyNet.held[self.training].append(hold(self.sleep_s))
+        return self.fc(x.flatten(1))
+
+
+class KilledNet(nn.Module):
+    """A linear classifier whose process is killed (SIGKILL, as the kernel's OOM killer does) at its ``die_at``-th
+    training forward pass when ``die`` is set: a run that takes its worker down with it."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, die: bool = False, die_at: int = 3) -> None:
+        super().__init__()
+        self.fc = nn.Linear(int(torch.tensor(input_shape).prod()), num_classes)
+        self.die, self.die_at, self.calls = die, die_at, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.die and x.device.type != "meta":
+            self.calls += 1
+            if self.calls >= self.die_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return self.fc(x.flatten(1))
+
+
+class HungryNet(nn.Module):
+    """A linear classifier that holds ``mb`` MiB of scratch memory (in 16 MiB chunks) during each training forward
+    pass, released after it: a run with a known, large peak."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, mb: int = 0) -> None:
+        super().__init__()
+        self.fc = nn.Linear(int(torch.tensor(input_shape).prod()), num_classes)
+        self.mb = mb
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Training batches only: not the profile's batch-2 step, whose freed chunks glibc would keep, raising
+        # the baseline the run's peak is measured from.
+        if self.training and self.mb and x.device.type != "meta" and len(x) > 2:
+            # 16 MiB chunks (float32, written so their pages are resident): under the mmap threshold that
+            # trainlab.engine.runtime raises, so glibc keeps them on its heap once freed
+            chunks = [torch.ones(2**22) for _ in range(self.mb // 16)]
+            x = x + sum(c[:1].sum() for c in chunks) * 0
         return self.fc(x.flatten(1))
 
 

@@ -22,6 +22,7 @@ from trainlab.engine.runner import (
     Reporter,
     SilentReporter,
     StudyResult,
+    auto_jobs,
     default_out_dir,
     dispatch,
     make_executor,
@@ -48,6 +49,7 @@ def run(
     isolate: bool = True,
     executor: str | Executor | None = None,
     address: str | None = None,
+    jobs: int | str = 1,
     storage: str | Path | None = None,
     sinks: list[Sink] | None = None,
     track: list[str] | None = None,
@@ -59,7 +61,10 @@ def run(
     ``study`` is a path, ``recipe:NAME``, a parsed dict or a loaded :class:`Study`. ``executor``: ``subprocess``
     (default: each run in its own process), ``inline`` or an :class:`Executor`; ``isolate=False`` means
     ``inline``; ``ray`` runs each run as a task on a Ray cluster (``address``: the cluster's, else Ray's own
-    rules). ``storage``: a folder every node can reach, for checkpoints and weights (default: ``out``).
+    rules). ``jobs``: runs side by side on this machine, each in its own worker pinned to its own CPUs (an int,
+    or ``"auto"``: the CPUs / the study's largest ``train.threads``, and one per GPU on CUDA); the default 1
+    runs them one after another. ``storage``: a folder every node can reach, for checkpoints and weights
+    (default: ``out``).
     ``track``: experiment trackers (``mlflow``, ``tensorboard``) besides the study's ``[track]`` ones, fed live;
     ``tracking_uri``: MLflow's (default ``[track] tracking_uri``, ``MLFLOW_TRACKING_URI``, or a SQLite store in
     ``out``). ``sinks``: more receivers of every run's events (best effort: one that fails is reported once
@@ -76,7 +81,7 @@ def run(
             _warn(
                 f"{', '.join(in_process)} {'is' if len(in_process) == 1 else 'are'} defined in your script or"
                 " notebook (__main__), which a run's own process cannot import: the runs go inline, in this process."
-                " Put it in a module file (beside the study, or importable) for one process per run."
+                " Put it in a module file (beside the study, or importable) for the worker processes."
             )
             executor = "inline"
     if not isinstance(study, Study):
@@ -87,7 +92,8 @@ def run(
     layout = StudyDir(out if out is not None else default_out_dir(study))
 
     datasets = preflight(study)
-    chosen = make_executor(executor or ("subprocess" if isolate else "inline"), datasets, address)
+    chosen = make_executor(executor or ("subprocess" if isolate else "inline"), datasets, address,
+                           resolve_jobs(jobs, study))  # fmt: skip
     tc = study.config.track
     trackers = make_trackers([*tc.to, *(track or [])], layout, tracking_uri or tc.tracking_uri)
     layout.prepare()
@@ -115,6 +121,19 @@ def run(
             raise DiskFull(disk_full_message(layout, result.records, full)) from None
     reporter.study_end(result)
     return result
+
+
+def resolve_jobs(jobs: int | str, study: Study) -> int:
+    """``jobs`` as a number of runs side by side: an int (or its text, from the command line) or ``auto``."""
+    if jobs == "auto":
+        return auto_jobs(study)
+    try:
+        n = int(jobs)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--jobs must be a number of runs side by side or 'auto', not {jobs!r}") from None
+    if n < 1:
+        raise ConfigError(f"--jobs must be at least 1 (or 'auto'), not {jobs!r}")
+    return n
 
 
 # The keys whose value may be given as a Python object in a dict study: a model class, a data function.

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor",
         choices=list(EXECUTORS),
         default=None,
-        help="where runs execute: subprocess (default: one child process per run), inline (this process), or ray"
+        help="where runs execute: subprocess (default: warm worker processes, one run at a time each), inline"
+        " (this process), or ray"
         " (each run a task on a Ray cluster; needs trainlab[ray])",
     )
     r.add_argument(
@@ -77,12 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--inline",
         action="store_true",
-        help="run in this process instead of one child process per run (debugging); same as --executor inline",
+        help="run in this process instead of worker processes (debugging); same as --executor inline",
     )
     r.add_argument(
         "--smoke",
         action="store_true",
         help="tiny generated stand-in of the dataset, one short epoch per variant",
+    )
+    r.add_argument(
+        "--jobs",
+        "-j",
+        default="1",
+        metavar="N|auto",
+        help="runs side by side on this machine, each pinned to its own CPUs (auto: CPUs / train.threads); default 1",
     )
     r.add_argument("--no-download", action="store_true", help="never fetch a missing dataset")
 
@@ -186,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = args.executor or ("inline" if args.inline else None)
     result = run(
         args.study, overrides, args.out, reporter=reporter, executor=executor, address=args.address,
-        storage=args.storage, track=args.track, tracking_uri=args.tracking_uri,
+        jobs=args.jobs, storage=args.storage, track=args.track, tracking_uri=args.tracking_uri,
     )  # fmt: skip
     if args.quiet:
         report = result.report_paths.html

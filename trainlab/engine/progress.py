@@ -48,9 +48,8 @@ class RichReporter:
             transient=True,
         )
         self.run_task: Any = None
-        self.batch_task: Any = None
-        self.epochs = 0
-        self.label = ""
+        # One bar per run in progress (several with --jobs N), by run id: (task, label, epochs).
+        self.running: dict[str, tuple[Any, str, int]] = {}
 
     def study_start(self, study: Study, out_dir: Path, todo: int) -> None:
         done = len(study.runs) - todo
@@ -61,27 +60,26 @@ class RichReporter:
 
     def event(self, spec: RunSpec, ev: Event) -> None:
         if isinstance(ev, RunDispatched):
-            self.label = f"run {ev.index}/{ev.total} {spec.variant} (seed {spec.seed})"
-            if self.batch_task is not None:
-                self.progress.remove_task(self.batch_task)
-            desc = self.label + (" resuming" if ev.resuming else "")
-            self.batch_task = self.progress.add_task(desc, total=None, info="")
-        elif isinstance(ev, RunStarted):
-            self.epochs = ev.epochs
+            label = f"run {ev.index}/{ev.total} {spec.variant} (seed {spec.seed})"
+            task = self.progress.add_task(label + (" resuming" if ev.resuming else ""), total=None, info="")
+            self.running[spec.run_id] = (task, label, 0)
+            return
+        if spec.run_id not in self.running:
+            return
+        task, label, epochs = self.running[spec.run_id]
+        if isinstance(ev, RunStarted):
+            self.running[spec.run_id] = (task, label, ev.epochs)
             self.progress.update(
-                self.batch_task,
+                task,
                 total=ev.batches,
                 completed=0,
-                description=f"{self.label} epoch {ev.start_epoch}/{self.epochs} [{ev.device}]",
+                description=f"{label} epoch {ev.start_epoch}/{ev.epochs} [{ev.device}]",
             )
             for note in ev.notes:
                 self.progress.console.print(f"  [yellow]{spec.variant}: {escape(note)}[/]")
         elif isinstance(ev, BatchProgress):
             self.progress.update(
-                self.batch_task,
-                completed=ev.batch,
-                description=f"{self.label} epoch {ev.epoch}/{self.epochs}",
-                info=f"loss {ev.loss:.4f}",
+                task, completed=ev.batch, description=f"{label} epoch {ev.epoch}/{epochs}", info=f"loss {ev.loss:.4f}"
             )
         elif isinstance(ev, EpochEnded):
             r = ev.row
@@ -93,13 +91,15 @@ class RichReporter:
                 val_q = f" acc {_pct(r.val_acc)}" if r.val_r2 is None else f" R² {fmt_spec(r.val_r2, '.3f')}"
                 val = f" | val loss {fmt_spec(r.val_loss, '.4f')}{val_q}"
             info = f"loss {fmt_spec(r.train_loss, '.4f')}{train_acc} test{test_q}"
-            self.progress.update(self.batch_task, completed=r.steps, info=info)
+            self.progress.update(task, completed=r.steps, info=info)
             self.progress.console.print(
-                f"  {spec.variant} epoch {r.epoch}/{self.epochs}: train loss {fmt_spec(r.train_loss, '.4f')}"
+                f"  {spec.variant} epoch {r.epoch}/{epochs}: train loss {fmt_spec(r.train_loss, '.4f')}"
                 f"{train_acc}{val} | test loss {fmt_spec(r.test_loss, '.4f')}{test_q} | {r.epoch_time_s:.2f}s"
                 f" (data {r.data_time_s:.2f}s, compute {r.compute_time_s:.2f}s)"
             )
         elif isinstance(ev, RunEnded):
+            self.progress.remove_task(task)
+            del self.running[spec.run_id]
             self.progress.advance(self.run_task)
             if ev.outcome.status != "done":
                 self.progress.console.print(f"  [red]{spec.variant}: {ev.outcome.status}[/] — {ev.outcome.error}")
@@ -108,8 +108,9 @@ class RichReporter:
         pass
 
     def study_end(self, result: Any) -> None:
-        if self.batch_task is not None:
-            self.progress.remove_task(self.batch_task)
+        for task, _, _ in self.running.values():  # runs that never ended (an interrupted study)
+            self.progress.remove_task(task)
+        self.running.clear()
         self.progress.stop()
         # The study's own columns when it names them (the table its question asks for), else a standard set.
         keys = (

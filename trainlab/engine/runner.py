@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
 from trainlab.data import DatasetCache, dataset_cache
 from trainlab.engine.events import Event, Fanout, RunEnded, Sink
 from trainlab.engine.executors import Executor, InlineExecutor, RunJob, SubprocessExecutor
@@ -187,18 +189,56 @@ def preflight(study: Study) -> DatasetCache:
     return datasets
 
 
-def make_executor(executor: str | Executor, datasets: DatasetCache, address: str | None = None) -> Executor:
-    """An executor by name (see :data:`EXECUTORS`) or the one given; ``address``: the Ray cluster's."""
+def make_executor(
+    executor: str | Executor, datasets: DatasetCache, address: str | None = None, jobs: int = 1
+) -> Executor:
+    """An executor by name (see :data:`EXECUTORS`) or the one given; ``address``: the Ray cluster's; ``jobs``:
+    runs side by side on this machine (the subprocess executor's)."""
     if not isinstance(executor, str):
+        if jobs != 1:
+            raise ConfigError("--jobs is the subprocess executor's; an Executor object decides for itself")
         return executor
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor '{executor}'{did_you_mean(executor, EXECUTORS)}; allowed: "
                           f"{', '.join(EXECUTORS)}")  # fmt: skip
     if address is not None and executor != "ray":
         raise ConfigError(f"--address is the Ray cluster's address: it needs --executor ray, not {executor}")
+    if jobs != 1 and executor != "subprocess":
+        why = "Ray schedules its tasks by their resources" if executor == "ray" else "inline runs one at a time"
+        raise ConfigError(f"--jobs runs side by side in worker processes: it needs --executor subprocess ({why})")
     if executor == "ray":
         return RayExecutor(address)
-    return InlineExecutor(datasets) if executor == "inline" else SubprocessExecutor()
+    return InlineExecutor(datasets) if executor == "inline" else SubprocessExecutor(jobs, gpus=_gpus_for(jobs))
+
+
+def _gpus_for(jobs: int) -> list[str]:
+    """With runs side by side and several GPUs, one GPU per worker in turn (CUDA_VISIBLE_DEVICES): each run then
+    sees its GPU as cuda:0. Counted without starting CUDA in the driver."""
+    if jobs == 1:
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else None
+    count = torch.cuda.device_count()
+    if count < 2:
+        return []
+    return ids[:count] if ids else [str(i) for i in range(count)]
+
+
+def auto_jobs(study: Study, cpus: int | None = None) -> int:
+    """``--jobs auto``: as many runs side by side as the CPUs hold at the study's largest ``train.threads``
+    (1 when unset), at least 1; on CUDA, no more than the GPUs when there are several."""
+    if cpus is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+    threads = max((spec.config.train.threads or 1) for spec in study.runs) if study.runs else 1
+    jobs = max(1, cpus // threads)
+    wants_gpu = any(spec.config.train.device.startswith("cuda") or spec.config.train.device == "auto"
+                    for spec in study.runs)  # fmt: skip
+    if wants_gpu and torch.cuda.is_available():  # one run per GPU: runs sharing a GPU would time each other
+        jobs = min(jobs, max(1, torch.cuda.device_count()))
+    return jobs
 
 
 def dispatch(
@@ -257,6 +297,7 @@ __all__ = [
     "Reporter",
     "SilentReporter",
     "StudyResult",
+    "auto_jobs",
     "default_out_dir",
     "dispatch",
     "make_executor",

@@ -71,6 +71,8 @@ class HostEnv:
     cpu: str | None = None  # model name
     cpu_count: int | None = None  # logical CPUs of the machine
     cpu_affinity: int | None = None  # logical CPUs the process may run on
+    cpu_set: str | None = None  # which ones, as ranges: "0-3,8" (a run pinned by --jobs names its own)
+    process_run: int | None = None  # the how-many-th run its process set up: 1 = a fresh process, 2+ = reused
     torch_threads: int | None = None  # torch's intra-op threads
     mp_start_method: str | None = None  # how DataLoader workers start: fork, spawn, forkserver
     torch: str | None = None  # version
@@ -95,6 +97,29 @@ class HostEnv:
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
+_runs_in_process = 0
+
+
+def _count_run() -> int:
+    """The how-many-th run this process describes (``environment`` is called once per run, at its start)."""
+    global _runs_in_process
+    _runs_in_process += 1
+    return _runs_in_process
+
+
+def cpu_ranges(cpus: list[int]) -> str:
+    """CPU numbers as ranges, the way ``taskset``/``lscpu`` write them: ``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
+    parts: list[str] = []
+    for c in cpus:
+        if parts and "-" not in parts[-1] and int(parts[-1]) == c - 1:
+            parts[-1] = f"{parts[-1]}-{c}"
+        elif parts and "-" in parts[-1] and int(parts[-1].split("-")[1]) == c - 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{c}"
+        else:
+            parts.append(str(c))
+    return ",".join(parts)
+
+
 def environment(device: torch.device, study_path: Path | None = None) -> dict[str, Any]:
     """A JSON-able description of the machine and software a run executes on (read back by :class:`HostEnv`,
     which has a field for every key written here)."""
@@ -107,6 +132,8 @@ def environment(device: torch.device, study_path: Path | None = None) -> dict[st
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_set": cpu_ranges(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else None,
+        "process_run": _count_run(),
         "torch_threads": torch.get_num_threads(),
         # how DataLoader workers start (fork, spawn, forkserver): spawn re-imports everything per worker and epoch
         "mp_start_method": multiprocessing.get_start_method(),
