@@ -16,6 +16,7 @@ own). The validation figures choose (best epoch, epochs to target, best variant)
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import traceback
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.config import RunConfig
 from trainlab.data import Dataset, load_dataset
 from trainlab.data.loaders import ResidentLoader, eval_loader, make_loaders
 from trainlab.engine.checkpoint import Resume, find_resume, restore, run_identity, save_checkpoint, write_checkpoint
@@ -50,6 +52,7 @@ from trainlab.measure.complexity import Profile, profile_model
 from trainlab.measure.hardware import environment
 from trainlab.measure.load import LoadMeter
 from trainlab.measure.memory import MemoryMeter
+from trainlab.measure.profile_cache import ProfileCache
 from trainlab.models import build_for, set_study_folder
 from trainlab.store import is_disk_full
 from trainlab.study import RunSpec
@@ -68,6 +71,16 @@ def _ignore(_event: Any) -> None:
     pass
 
 
+def _profile(cfg: RunConfig, model: nn.Module, ds: Dataset, profiles: ProfileCache | None) -> Profile:
+    """The model's profile, counted on this instance (or, for its architecture-only figures, on an earlier
+    instance of the same model config in this process: :class:`ProfileCache`)."""
+    optimizer = cfg.train.optimizer
+    if profiles is None:
+        return profile_model(model, ds.input_shape, ds.num_classes, optimizer=optimizer)
+    key = json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True)
+    return profiles.profile(key, model, ds.input_shape, ds.num_classes, optimizer=optimizer)
+
+
 def execute_run(
     spec: RunSpec,
     *,
@@ -76,15 +89,17 @@ def execute_run(
     weights_path: Path | None = None,
     study_path: Path | None = None,
     dataset: Dataset | None = None,
+    profiles: ProfileCache | None = None,
 ) -> RunOutcome:
     """Train and measure one run. Never raises for a run-level failure: the outcome says what happened.
 
     ``emit`` receives the run's events (RunStarted, BatchProgress, EpochEnded); ``checkpoint_path``: where the
     run checkpoints each epoch and resumes from; ``weights_path``: where the trained ``state_dict`` is saved;
-    ``dataset``: an already loaded dataset for ``spec.config.data`` (else it is loaded here).
+    ``dataset``: an already loaded dataset for ``spec.config.data`` (else it is loaded here). ``profiles``: the
+    profiles of models this process has counted already (else the model is counted here).
     """
     try:
-        return _execute(spec, emit or _ignore, checkpoint_path, weights_path, study_path, dataset)
+        return _execute(spec, emit or _ignore, checkpoint_path, weights_path, study_path, dataset, profiles)
     except DeviceUnavailable as exc:
         return RunOutcome("skipped", error=str(exc))
     except Diverged as exc:
@@ -148,6 +163,7 @@ def _execute(
     weights_path: Path | None,
     study_path: Path | None,
     dataset: Dataset | None,
+    profiles: ProfileCache | None = None,
 ) -> RunOutcome:
     tc = spec.config.train
     # A user model (model.name = "module:Class") may come from the study's folder: that module alone, by path.
@@ -157,7 +173,7 @@ def _execute(
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed, tc.deterministic)
     with precision_scope(tc.precision, device) as precision:
-        return _train(spec, device, precision, emit, checkpoint_path, weights_path, study_path, dataset)
+        return _train(spec, device, precision, emit, checkpoint_path, weights_path, study_path, dataset, profiles)
 
 
 def _train(
@@ -169,6 +185,7 @@ def _train(
     weights_path: Path | None,
     study_path: Path | None,
     dataset: Dataset | None,
+    profiles: ProfileCache | None = None,
 ) -> RunOutcome:
     cfg = spec.config
     tc = cfg.train
@@ -179,9 +196,7 @@ def _train(
     # Model: built with the run's seed; profiled as this very instance, before training.
     torch.manual_seed(tc.seed)
     model = build_for(cfg.model, ds).to(device)
-    profile = (
-        profile_model(model, ds.input_shape, ds.num_classes, optimizer=tc.optimizer) if cfg.measure.profile else None
-    )
+    profile = _profile(cfg, model, ds, profiles) if cfg.measure.profile else None
     if tc.epochs == 0:  # an anatomy study: the profile of the model, no training
         if profile is None:
             raise TrainlabError("train.epochs = 0 profiles the model only; it needs measure.profile = true")
