@@ -1,5 +1,5 @@
 """``python -m trainlab`` is the ``trainlab`` command."""
 
-from trainlab.cli import main
+from trainlab.cli import entry
 
-raise SystemExit(main())
+entry()

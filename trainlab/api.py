@@ -18,6 +18,7 @@ from trainlab.data import DatasetCache
 from trainlab.deploy import deploy_study
 from trainlab.engine.events import Sink
 from trainlab.engine.executors import Executor
+from trainlab.engine.pool import discard, prestart
 from trainlab.engine.runner import (
     Reporter,
     SilentReporter,
@@ -29,6 +30,7 @@ from trainlab.engine.runner import (
     open_store,
     preflight,
     study_lock,
+    worker_slots,
 )
 from trainlab.errors import ConfigError, DiskFull
 from trainlab.layout import ReportPaths, StudyDir
@@ -91,9 +93,35 @@ def run(
     reporter = reporter or SilentReporter()
     layout = StudyDir(out if out is not None else default_out_dir(study))
 
+    kind = executor or ("subprocess" if isolate else "inline")
+    n = resolve_jobs(jobs, study)
+    if kind == "subprocess":
+        # The workers warm up (~4 s: torch, torch._dynamo, trainlab) while this process checks the study and
+        # loads its data (the command line starts them even earlier, before it imports torch).
+        prestart(worker_slots(n))
+    try:
+        return _run_loaded(study, layout, reporter, kind, n, address, storage, sinks, track, tracking_uri,
+                           write_report)  # fmt: skip
+    finally:
+        discard()  # pre-started workers no executor took (the study failed its checks, or had nothing to run)
+
+
+def _run_loaded(
+    study: Study,
+    layout: StudyDir,
+    reporter: Reporter,
+    kind: str | Executor,
+    jobs: int,
+    address: str | None,
+    storage: str | Path | None,
+    sinks: list[Sink] | None,
+    track: list[str] | None,
+    tracking_uri: str | None,
+    write_report: bool,
+) -> StudyResult:
+    """:func:`run` once the study is loaded and its workers are starting."""
     datasets = preflight(study)
-    chosen = make_executor(executor or ("subprocess" if isolate else "inline"), datasets, address,
-                           resolve_jobs(jobs, study))  # fmt: skip
+    chosen = make_executor(kind, datasets, address, jobs)
     tc = study.config.track
     trackers = make_trackers([*tc.to, *(track or [])], layout, tracking_uri or tc.tracking_uri)
     layout.prepare()

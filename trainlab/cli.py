@@ -8,7 +8,9 @@ error (nothing was run); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def entry() -> None:
+    """The ``trainlab`` console script: :func:`main`, then a quick exit.
+
+    After a command returns, everything it wrote is closed and flushed; Python's own teardown would then free
+    torch's, matplotlib's and the study's objects one by one (about 1 s on a 2-core machine, after a 5 s smoke
+    run). The exit handlers run and the streams are flushed, then the process ends without that teardown. An
+    exception from the command (a bug) still ends with its traceback, the normal way."""
+    code = main()
+    atexit._run_exitfuncs()  # what a normal exit runs first (trackers, multiprocessing, logging)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -178,6 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    executor = args.executor or ("inline" if args.inline else None)
+    if executor in (None, "subprocess"):
+        # The first worker warms up (torch, torch._dynamo: ~4 s) while this process imports torch and checks the
+        # study (~3 s), instead of after it; pool imports no torch.
+        from trainlab.engine.pool import prestart_for_command
+
+        prestart_for_command(args.jobs)
     from trainlab.api import run  # deferred: see the note at the top
     from trainlab.engine.progress import RichReporter  # deferred: see the note at the top
     from trainlab.study import smoke_overrides  # deferred: see the note at the top
@@ -191,7 +214,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         reporter = None
     else:
         reporter = RichReporter()
-    executor = args.executor or ("inline" if args.inline else None)
     result = run(
         args.study, overrides, args.out, reporter=reporter, executor=executor, address=args.address,
         jobs=args.jobs, storage=args.storage, track=args.track, tracking_uri=args.tracking_uri,

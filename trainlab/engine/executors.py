@@ -18,23 +18,20 @@ died without sending one).
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import multiprocessing.connection as mp_connection
-import os
 import queue as queue_mod
 import signal
-import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from trainlab.data import DatasetCache
 from trainlab.engine.events import Event, RunDispatched, RunEnded, RunOutcome, Sink
 from trainlab.engine.loop import execute_run
-from trainlab.engine.worker import WorkerSlot, worker_main
-from trainlab.errors import ConfigError
+from trainlab.engine.pool import WorkerHandle, affinity, plan_slots, start_worker, stop_worker, take
+from trainlab.measure.profile_cache import ProfileCache
 from trainlab.study import RunSpec
 
 
@@ -69,6 +66,7 @@ class InlineExecutor:
 
     def __init__(self, datasets: DatasetCache | None = None) -> None:
         self.datasets = datasets
+        self.profiles = ProfileCache()  # a model's profile, counted once for all its runs here
 
     def run(self, jobs: Sequence[RunJob], sink: Sink) -> None:
         for job in jobs:
@@ -81,21 +79,9 @@ class InlineExecutor:
                 weights_path=job.weights,
                 study_path=job.study_path,
                 dataset=self.datasets.peek(spec.config.data) if self.datasets is not None else None,
+                profiles=self.profiles,
             )
             sink.event(spec, RunEnded(outcome))
-
-
-@dataclass
-class _Worker:
-    """The driver's handle on one worker process (see ``trainlab.engine.worker``)."""
-
-    slot: WorkerSlot
-    proc: Any
-    inbox: Any  # driver -> worker: a RunJob, or None to stop
-    events: Any  # worker -> driver: the job's events; one queue per worker, so a killed worker locks no other
-    job: RunJob | None = None
-    ended: bool = False  # the current job's RunEnded has arrived
-    runs: int = 0
 
 
 class SubprocessExecutor:
@@ -118,14 +104,14 @@ class SubprocessExecutor:
         runs_per_worker: int | None = None,
     ) -> None:
         self.jobs = jobs
-        self.cpus = sorted(cpus) if cpus is not None else _affinity()
+        self.cpus = sorted(cpus) if cpus is not None else affinity()
         self.gpus = list(gpus or [])
         self.runs_per_worker = runs_per_worker
         self.slots = plan_slots(jobs, self.cpus, self.gpus)
 
     def run(self, jobs: Sequence[RunJob], sink: Sink) -> None:
         pending = deque(jobs)
-        workers: dict[int, _Worker] = {}
+        workers: dict[int, WorkerHandle] = {}
         try:
             while pending or any(w.job is not None for w in workers.values()):
                 for slot in self.slots:
@@ -133,10 +119,10 @@ class SubprocessExecutor:
                         break
                     w = workers.get(slot.index)
                     if w is not None and w.job is None and not w.proc.is_alive():  # died while idle
-                        _stop(w)
+                        stop_worker(w)
                         w = None
-                    if w is None:
-                        w = workers[slot.index] = _start(slot)
+                    if w is None:  # a worker pre-started for this slot (pool.prestart), else a new one
+                        w = workers[slot.index] = take(slot) or start_worker(slot)
                     if w.job is None:
                         job = pending.popleft()
                         sink.event(job.spec, RunDispatched(job.index, job.total, job.resuming))
@@ -157,9 +143,9 @@ class SubprocessExecutor:
             raise
         finally:
             for w in workers.values():
-                _stop(w)
+                stop_worker(w)
 
-    def _drain(self, w: _Worker, sink: Sink) -> bool:
+    def _drain(self, w: WorkerHandle, sink: Sink) -> bool:
         """Deliver what ``w`` sent; True when the worker is gone or retired (the slot needs a fresh one)."""
         job = w.job
         assert job is not None
@@ -176,7 +162,7 @@ class SubprocessExecutor:
                     self.runs_per_worker is not None and w.runs >= self.runs_per_worker
                 )
                 if retire:
-                    _stop(w)
+                    stop_worker(w)
                 return retire
             sink.event(job.spec, ev)
         if w.proc.is_alive():
@@ -193,83 +179,6 @@ class SubprocessExecutor:
         w.job = None
         w.events.close()
         return True
-
-
-def plan_slots(jobs: int, cpus: Sequence[int], gpus: Sequence[str] = ()) -> list[WorkerSlot]:
-    """``jobs`` worker slots: with one, no pinning (the run may use every CPU, as a study always could); with
-    more, ``len(cpus) // jobs`` CPUs each, consecutive (the last few CPUs of an uneven split stay free for the
-    driver), and the GPUs dealt out in turn."""
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, not {jobs}")
-    if jobs > 1 and jobs > len(cpus):
-        raise ConfigError(
-            f"--jobs {jobs} is more runs side by side than the {len(cpus)} CPUs this process may use: each run"
-            f" needs a CPU of its own for its timing to be its own; use --jobs {len(cpus)} or fewer"
-        )
-    per = len(cpus) // jobs
-    return [
-        WorkerSlot(
-            i,
-            tuple(cpus[i * per : (i + 1) * per]) if jobs > 1 else None,
-            gpus[i % len(gpus)] if gpus else None,
-        )
-        for i in range(jobs)
-    ]
-
-
-def _affinity() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return list(range(os.cpu_count() or 1))
-
-
-def _start(slot: WorkerSlot) -> _Worker:
-    ctx = mp.get_context("spawn")
-    inbox, events = ctx.Queue(), ctx.Queue()
-    proc = ctx.Process(target=worker_main, args=(slot, inbox, events), name=f"trainlab-worker-{slot.index}")
-    with _main_not_reimported():
-        proc.start()
-    return _Worker(slot, proc, inbox, events)
-
-
-def _stop(w: _Worker) -> None:
-    """Ask an idle worker to exit; one that does not within a few seconds is terminated."""
-    if w.proc.is_alive():
-        with contextlib.suppress(OSError, ValueError):
-            w.inbox.put(None)
-        w.proc.join(timeout=5)
-        if w.proc.is_alive():
-            w.proc.terminate()
-            w.proc.join()
-    for q in (w.inbox, w.events):
-        with contextlib.suppress(OSError, ValueError):
-            q.close()
-            q.cancel_join_thread()
-
-
-@contextlib.contextmanager
-def _main_not_reimported() -> Iterator[None]:
-    """While a run's child is spawned, the parent's ``__main__`` looks like it has no file or module name, so
-    the child does not import it again.
-
-    A spawned child normally re-imports the parent's main script (as ``__mp_main__``) to find what its job
-    pickles by reference to it. A job is trainlab's own types only, so nothing is lost — and a user's script
-    without an ``if __name__ == "__main__":`` guard would otherwise call ``trainlab.run`` again in every child
-    (which then waits forever on the study's lock), and code read from standard input (``python - < x.py``,
-    a notebook's kernel) names a ``<stdin>`` file the child cannot open."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
-    main.__dict__.pop("__file__", None)
-    main.__spec__ = None
-    try:
-        yield
-    finally:
-        main.__dict__.pop("__spec__", None)
-        main.__dict__.update(saved)
 
 
 def _death_reason(code: int | None) -> str:

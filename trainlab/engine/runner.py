@@ -28,6 +28,7 @@ import torch
 from trainlab.data import DatasetCache, dataset_cache
 from trainlab.engine.events import Event, Fanout, RunEnded, Sink
 from trainlab.engine.executors import Executor, InlineExecutor, RunJob, SubprocessExecutor
+from trainlab.engine.pool import WorkerSlot, affinity, plan_slots
 from trainlab.engine.ray_executor import RayExecutor
 from trainlab.engine.sinks import StoreSink
 from trainlab.errors import ConfigError, DiskFull, StoreDamaged, TrainlabError, did_you_mean
@@ -211,6 +212,11 @@ def make_executor(
     return InlineExecutor(datasets) if executor == "inline" else SubprocessExecutor(jobs, gpus=_gpus_for(jobs))
 
 
+def worker_slots(jobs: int) -> list[WorkerSlot]:
+    """The slots of the subprocess executor's ``jobs`` workers on this machine (CPUs and GPUs dealt out)."""
+    return plan_slots(jobs, affinity(), _gpus_for(jobs))
+
+
 def _gpus_for(jobs: int) -> list[str]:
     """With runs side by side and several GPUs, one GPU per worker in turn (CUDA_VISIBLE_DEVICES): each run then
     sees its GPU as cuda:0. Counted without starting CUDA in the driver."""
@@ -305,4 +311,5 @@ __all__ = [
     "preflight",
     "safe_folder_name",
     "study_lock",
+    "worker_slots",
 ]

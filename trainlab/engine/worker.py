@@ -40,21 +40,14 @@ import torch
 from trainlab.data import DatasetCache, dataset_cache
 from trainlab.engine.events import RunEnded
 from trainlab.engine.loop import execute_run
-from trainlab.engine.runtime import die_with_parent, tune_allocator
+from trainlab.engine.runtime import tune_allocator
 from trainlab.measure.complexity import profile_model
+from trainlab.measure.profile_cache import ProfileCache
 
 if TYPE_CHECKING:
     from trainlab.data import Dataset
     from trainlab.data.config import DataConfig
-
-
-@dataclass(frozen=True)
-class WorkerSlot:
-    """Where a worker runs: its CPUs (None: every CPU this study may use) and its GPU (None: what it inherits)."""
-
-    index: int
-    cpus: tuple[int, ...] | None = None
-    gpu: str | None = None  # one CUDA_VISIBLE_DEVICES entry, set before CUDA starts in the worker
+    from trainlab.engine.pool import WorkerSlot
 
 
 @dataclass
@@ -150,9 +143,8 @@ class RecentDataset:
 
 
 def worker_main(slot: WorkerSlot, inbox: Any, events: Any) -> None:
-    """Entry point of a worker process: pin, warm up, then run each job from ``inbox`` (None: stop), sending its
-    events (the last one RunEnded) to ``events``."""
-    die_with_parent()
+    """A worker process's work (called by ``pool.worker_entry``): pin, warm up, then run each job from ``inbox``
+    (None: stop), sending its events (the last one RunEnded) to ``events``."""
     tune_allocator()  # this process is the runs' own: keep freed tensor memory mapped (see engine.runtime)
     # A spawned child inherits "spawn" as its start method, so its DataLoader workers would be spawned too: each
     # re-imports torch and unpickles the dataset (~2 s per worker per epoch for CIFAR-10), which a user's own
@@ -170,6 +162,7 @@ def worker_main(slot: WorkerSlot, inbox: Any, events: Any) -> None:
     gc.freeze()
     state = GlobalState.capture()
     data = RecentDataset()
+    profiles = ProfileCache()  # a model's profile, counted once for all its runs in this worker
     while (job := inbox.get()) is not None:
         outcome = execute_run(
             job.spec,
@@ -178,6 +171,7 @@ def worker_main(slot: WorkerSlot, inbox: Any, events: Any) -> None:
             weights_path=job.weights,
             study_path=job.study_path,
             dataset=data.get(job.spec.config.data),
+            profiles=profiles,
         )
         events.put(RunEnded(outcome))
         state.restore()
