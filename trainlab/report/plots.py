@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from matplotlib.lines import Line2D
 
@@ -21,6 +23,7 @@ from trainlab.report import anchors
 from trainlab.report.confusion_plot import confusion_grid
 from trainlab.report.finding import DATA_BOUND_SHARE
 from trainlab.report.findings import pareto_front
+from trainlab.report.lanes import side_by_side
 from trainlab.report.plotting import (
     LOG_SPAN,
     Plot,
@@ -381,12 +384,22 @@ class ReportPlots:
         return self.main + self.factors + self.confusion
 
 
-def all_plots(study: StudyView, class_tables: list[ClassTable]) -> ReportPlots:
-    """Every figure the study supports."""
-    main = [p for p in (curves(study), time_split(study), pareto(study)) if p is not None]
-    factors = [p for key in numeric_factors(study) if (p := factor_plot(study, key)) is not None]
-    conf = confusion_grid(class_tables)
-    return ReportPlots(main, factors, [conf] if conf else [])
+def all_plots(study: StudyView, class_tables: list[ClassTable], lanes: int | None = None) -> ReportPlots:
+    """Every figure the study supports, drawn side by side in ``lanes`` processes (default: one per usable CPU;
+    1 draws them one after another here)."""
+    keys = numeric_factors(study)
+    # Heaviest first (lane i % lanes): the confusion grid draws a panel per variant, the Pareto plot two panels.
+    tasks: list[Callable[[], Plot | None]] = [
+        partial(confusion_grid, class_tables),
+        partial(pareto, study),
+        *(partial(factor_plot, study, key) for key in keys),
+        partial(curves, study),
+        partial(time_split, study),
+    ]
+    conf, par, *rest = side_by_side(tasks, lanes)
+    factors, (cur, split) = rest[: len(keys)], rest[len(keys) :]
+    main = [p for p in (cur, split, par) if p is not None]
+    return ReportPlots(main, [p for p in factors if p is not None], [conf] if conf else [])
 
 
 __all__ = ["Plot", "ReportPlots", "all_plots", "curves", "factor_plot", "pareto", "time_split"]
