@@ -70,13 +70,13 @@ def test_a_renamed_field_would_take_its_mark_along():
 
 def test_smoke_settings_declared_on_fields():
     assert smoke_settings({}) == {
-        "data.batch_size": 16,
+        "data.batch_size": 8,
         "data.num_workers": 0,
         "train.epochs": 1,
-        "measure.infer_limit": 8,
-        "measure.latency_repeats": 5,
+        "measure.infer_limit": 4,
+        "measure.latency_repeats": 3,
         "measure.latency_warmup": 1,
-        "measure.throughput_batch": 8,
+        "measure.throughput_batch": 4,
         "measure.throughput_time_s": 0.01,
     }
     capped = smoke_settings({"train": {"epochs": 0}, "data": {"num_workers": 4}})
@@ -87,15 +87,16 @@ def test_smoke_settings_declared_on_fields():
 
 # Keys every recipe's smoke run sets to the same value (the measure stand-ins, one short epoch).
 SMOKE_COMMON = {
-    "data.batch_size": 16,
+    "data.batch_size": 8,
     "data.num_workers": 0,
-    "measure.infer_limit": 8,
-    "measure.latency_repeats": 5,
+    "measure.infer_limit": 4,
+    "measure.latency_repeats": 3,
     "measure.latency_warmup": 1,
-    "measure.throughput_batch": 8,
+    "measure.throughput_batch": 4,
     "measure.throughput_time_s": 0.01,
 }
-# What the old smoke_overrides gave for each shipped recipe, captured before the change: its own keys.
+# What smoke_overrides gives for each shipped recipe (captured when the stand-ins moved to the fields, sizes
+# halved since so that a ResNet-18 recipe's smoke run fits in seconds): its own keys.
 OLD_SMOKE = {
     "cifar10_dataloader_workers": {
         **SMOKE_COMMON,
@@ -103,8 +104,8 @@ OLD_SMOKE = {
         "data.shape": [3, 32, 32],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
         "sweep.data.num_workers": [0, 1],
     },
@@ -114,8 +115,8 @@ OLD_SMOKE = {
         "data.shape": [3, 32, 32],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "cifar10_mlp": {
@@ -124,8 +125,8 @@ OLD_SMOKE = {
         "data.shape": [3, 32, 32],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "cifar10_no_batchnorm": {
@@ -134,8 +135,8 @@ OLD_SMOKE = {
         "data.shape": [3, 32, 32],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "cifar10_optimizers": {
@@ -144,8 +145,8 @@ OLD_SMOKE = {
         "data.shape": [3, 32, 32],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "cifar10_precision": {
@@ -154,8 +155,8 @@ OLD_SMOKE = {
         "data.shape": [3, 32, 32],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "cifar10_resnet18": {
@@ -164,8 +165,8 @@ OLD_SMOKE = {
         "data.shape": [3, 32, 32],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "housing_mlp": {
@@ -174,8 +175,8 @@ OLD_SMOKE = {
         "data.shape": [5],
         "data.num_classes": 2,
         "data.task": "regression",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "mnist_cnn_design": {
@@ -184,8 +185,8 @@ OLD_SMOKE = {
         "data.shape": [1, 28, 28],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "mnist_cnn_regularization": {
@@ -194,8 +195,8 @@ OLD_SMOKE = {
         "data.shape": [1, 28, 28],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "mnist_fc_dropout": {
@@ -204,8 +205,8 @@ OLD_SMOKE = {
         "data.shape": [1, 28, 28],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "mnist_fc_normalization": {
@@ -214,8 +215,8 @@ OLD_SMOKE = {
         "data.shape": [1, 28, 28],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "mnist_logreg": {
@@ -224,8 +225,8 @@ OLD_SMOKE = {
         "data.shape": [1, 28, 28],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "quickstart": {
@@ -234,8 +235,8 @@ OLD_SMOKE = {
         "data.shape": [1, 8, 8],
         "data.num_classes": 10,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
     "resnet18_anatomy": {**SMOKE_COMMON, **{"train.epochs": 0}},
@@ -245,8 +246,8 @@ OLD_SMOKE = {
         "data.shape": [1, 64, 64],
         "data.num_classes": 15,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
         "model.resize": 64,
         "model.pretrained": None,
@@ -257,8 +258,8 @@ OLD_SMOKE = {
         "data.shape": [1, 64, 64],
         "data.num_classes": 15,
         "data.task": "classification",
-        "data.train_size": 32,
-        "data.test_size": 16,
+        "data.train_size": 16,
+        "data.test_size": 8,
         "train.epochs": 1,
     },
 }
@@ -276,10 +277,10 @@ def test_smoke_overrides_keep_edge_cases(tmp_path):
     got = smoke_overrides(str(study), ["data.batch_size=4"])
     assert got == {
         "data.batch_size": 4, "data.name": "synthetic", "data.shape": [1, 8, 8], "data.num_classes": 10,
-        "data.task": "classification", "data.train_size": 32, "data.test_size": 16, "train.epochs": 0,
-        "data.num_workers": 1, "measure.infer_limit": 8, "measure.latency_repeats": 5, "measure.latency_warmup": 1,
-        "measure.throughput_batch": 8, "measure.throughput_time_s": 0.01,
+        "data.task": "classification", "data.train_size": 16, "data.test_size": 8, "train.epochs": 0,
+        "data.num_workers": 1, "measure.infer_limit": 4, "measure.latency_repeats": 3, "measure.latency_warmup": 1,
+        "measure.throughput_batch": 4, "measure.throughput_time_s": 0.01,
     }  # fmt: skip
     study.write_text('[data]\nname = "digits"\nnum_workers = true\n[train]\nepochs = "x"\n')
     got = smoke_overrides(str(study), [])
-    assert got["train.epochs"] == 1 and got["data.num_workers"] == 0 and got["data.batch_size"] == 16
+    assert got["train.epochs"] == 1 and got["data.num_workers"] == 0 and got["data.batch_size"] == 8

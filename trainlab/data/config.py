@@ -130,7 +130,7 @@ class DataConfig(Strict):
         json_schema_extra=study_relative(),
     )
     download: bool = Field(True, description="Fetch the dataset on first use when it is missing.")
-    batch_size: PositiveInt = Field(64, description="Training batch size (samples).", json_schema_extra={SMOKE: 16})
+    batch_size: PositiveInt = Field(64, description="Training batch size (samples).", json_schema_extra={SMOKE: 8})
     test_batch_size: PositiveInt = Field(
         1000,
         description="Evaluation batch size (samples).",
