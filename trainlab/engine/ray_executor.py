@@ -39,6 +39,7 @@ from trainlab.engine.executors import RunJob
 from trainlab.engine.loop import execute_run
 from trainlab.engine.runtime import tune_allocator
 from trainlab.errors import ConfigError
+from trainlab.measure.profile_cache import ProfileCache
 
 POLL_S = 0.1  # how often the driver drains the event queue while tasks run
 PROBE_S = 3.0  # how long the address probe waits to connect, then for an answer (s); a live GCS answers in ms
@@ -99,6 +100,10 @@ def probe_address(address: str | None, timeout_s: float = PROBE_S) -> None:
             pass
 
 
+# Ray reuses a worker process for the next task of the same function: a model's profile is counted once there.
+_PROFILES = ProfileCache()
+
+
 def _run_task(job: RunJob, queue: Any) -> RunOutcome:
     """A run on a Ray worker: every event goes to the driver's queue, tagged with the run id."""
     tune_allocator()  # the worker process is the run's own while it runs (see engine.runtime)
@@ -112,6 +117,7 @@ def _run_task(job: RunJob, queue: Any) -> RunOutcome:
         checkpoint_path=job.checkpoint,
         weights_path=job.weights,
         study_path=job.study_path,
+        profiles=_PROFILES,
     )
 
 
