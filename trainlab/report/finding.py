@@ -51,6 +51,8 @@ SEVERITY_ORDER = {"problem": 0, "warning": 1, "info": 2}
 Kind = Literal[
     "progress",
     "verdict",
+    "settled",
+    "untuned",
     "selection",
     "nondeterminism",
     "busy_machine",

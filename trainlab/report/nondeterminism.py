@@ -9,7 +9,7 @@ from trainlab.measure.metrics import BY_KEY
 from trainlab.report import anchors
 from trainlab.report.finding import Finding, figure_text, metric_label, rounded
 from trainlab.report.study import StudyView
-from trainlab.report.verdict import VARIANT, _differing, _name, _perf_only, _why, factors
+from trainlab.report.verdict import VARIANT, _name, _perf_only, _why, differing, factors
 
 
 def nondeterminism(study: StudyView) -> list[Finding]:
@@ -32,7 +32,7 @@ def nondeterminism(study: StudyView) -> list[Finding]:
                 f"{metric_label(mk)} {figure_text(mk, lo[1])} ({lo[0]}) to {figure_text(mk, hi[1])} ({hi[0]}), "
                 f"a spread of {spread}"
             )
-        keys_of = _differing(study) if key == VARIANT else [key]
+        keys_of = differing(study) if key == VARIANT else [key]
         name = ", ".join(_name(k) for k in keys_of)
         what = f"The factor {name}" if len(keys_of) == 1 else f"The settings {name}"
         why = "; ".join(_why(k) for k in keys_of)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from trainlab.records import TRAINING, RunStatus
+from trainlab.report import fairness, settle, study_rules
 from trainlab.report import run_findings as run
-from trainlab.report import study_rules
 from trainlab.report.finding import DATA_BOUND_SHARE, LAUNCH_BOUND_SHARE, LOW_MFU, Finding, Kind
 from trainlab.report.nondeterminism import nondeterminism
 from trainlab.report.significance import noise, significance
@@ -90,6 +90,8 @@ _LOW_MFU = across_variants(
 RULES: tuple[Rule, ...] = (
     Rule("progress", "study", study_rules.progress),
     Rule("verdict", "study", verdict),
+    Rule("settled", "study", settle.settled, fold_into="verdict"),
+    Rule("untuned", "study", fairness.untuned, fold_into="verdict"),
     Rule("selection", "study", study_rules.selection, fold_into="verdict"),
     Rule("nondeterminism", "study", nondeterminism),
     Rule("busy_machine", "study", study_rules.busy_machine, fold_into="noise"),

@@ -60,7 +60,7 @@ def training_only(key: str) -> bool:
 def identical_inference(study: StudyView) -> bool:
     """The finished variants run the same inference network the same way, so their inference figures cannot
     differ: they differ only in :func:`training_only` keys and have the same parameter count and MACs."""
-    keys, done = _differing(study), [v for v in study.variants if v.done]
+    keys, done = differing(study), [v for v in study.variants if v.done]
     if len(done) < 2 or not keys or not all(training_only(k) for k in keys):
         return False
     sizes = [{v.mean(k) for v in done} for k in ("params", "macs")]
@@ -92,7 +92,7 @@ class Level:
 VARIANT = "variant"
 
 
-def _differing(study: StudyView) -> list[str]:
+def differing(study: StudyView) -> list[str]:
     """The swept keys whose value differs between the study's finished variants."""
     out = []
     for key in study.swept_keys:
@@ -105,7 +105,7 @@ def _differing(study: StudyView) -> list[str]:
 def factors(study: StudyView) -> list[str]:
     """What the verdict reads the study along: its swept keys when the finished variants form a full grid over
     them (a [sweep], or variants differing in one key), else the variants themselves (:data:`VARIANT`)."""
-    keys = _differing(study)
+    keys = differing(study)
     done = [v for v in study.variants if v.done]
     if len(done) < 2:
         return []
@@ -120,7 +120,7 @@ def factors(study: StudyView) -> list[str]:
 
 def _perf_only(study: StudyView, key: str) -> bool:
     if key == VARIANT:
-        keys = _differing(study)
+        keys = differing(study)
         return bool(keys) and all(performance_only(k) for k in keys)
     return performance_only(key)
 
@@ -393,6 +393,7 @@ def _single(study: StudyView) -> Finding | None:
 
 __all__ = [
     "best_vs_worst",
+    "differing",
     "factors",
     "identical_inference",
     "performance_only",

@@ -1,0 +1,68 @@
+"""Whether a comparison of variants is fair to them: the ``untuned`` rule.
+
+A learning rate that suits one optimizer, width, batch size or normalisation rarely suits another: Adam's best
+rate is typically 10-100x below SGD's, a wider network or a larger batch shifts it, batch norm widens the range
+that trains at all. A study whose variants differ in such a key but share one ``train.lr`` measures, in part,
+how well that one rate happens to fit each variant — the course's optimizer lab ranking Adam last at lr 0.1 is
+the textbook case. The rule says so in the verdict (folded into it, as the ``selection`` caveat is).
+"""
+
+from __future__ import annotations
+
+from trainlab.report import anchors
+from trainlab.report.finding import Finding
+from trainlab.report.study import StudyView, dotted_get
+from trainlab.report.verdict import differing, performance_only
+
+# Keys whose value moves the best learning rate: the optimizer and its own settings, the batch size, the input
+# normalisation, the schedule and the loss; and any key of the model (its width, depth, normalisation, dropout or
+# architecture). A key that only changes speed (performance_only, e.g. threads or data workers) never does.
+LR_MOVING = (
+    "train.optimizer",
+    "train.momentum",
+    "train.nesterov",
+    "train.weight_decay",
+    "train.scheduler",
+    "train.loss",
+    "data.batch_size",
+    "data.normalize",
+)
+LR_MOVING_PREFIXES = ("model.",)
+LR_KEY = "train.lr"
+
+
+def moves_best_lr(key: str) -> bool:
+    """Whether changing ``key`` is known to move the best learning rate (see :data:`LR_MOVING`)."""
+    if performance_only(key):
+        return False
+    return key in LR_MOVING or key.startswith(LR_MOVING_PREFIXES)
+
+
+def untuned(study: StudyView) -> list[Finding]:
+    """Variants that differ in a key moving the best learning rate, all trained at one ``train.lr``: the ranking
+    may reflect that one rate. Nothing when the learning rate differs between variants (set per variant or
+    swept), or with fewer than two finished variants."""
+    done = [v for v in study.variants if v.done]
+    if len(done) < 2:
+        return []
+    keys = differing(study)
+    movers = [k for k in keys if moves_best_lr(k)]
+    rates = {repr(dotted_get(r.config, LR_KEY)) for v in done for r in v.done}
+    if not movers or LR_KEY in keys or len(rates) != 1:
+        return []
+    lr = dotted_get(done[0].done[0].config, LR_KEY)
+    if not isinstance(lr, int | float):  # a record without its resolved config: nothing to say
+        return []
+    named = ", ".join(movers)
+    text = (
+        f"The variants differ in {named} but were all trained at one learning rate (train.lr = {lr:g}), and the"
+        " best rate depends on those settings: the ranking may reflect how well that one rate suits each variant"
+        " rather than the variants themselves. For a fair comparison give every variant the same tuning budget:"
+        " tune train.lr per variant on the validation split (e.g. a [sweep] over train.lr crossed with the"
+        " variants, each compared at its best validation setting)."
+    )
+    figures = {"lr": lr, "lr_moving_keys": movers}
+    return [Finding("untuned", "info", text, figures, anchors.COMPARISON)]
+
+
+__all__ = ["LR_MOVING", "moves_best_lr", "untuned"]
