@@ -7,6 +7,7 @@ executor, the store), deployment (``[deploy]``) and the report — which is why 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -35,9 +36,13 @@ from trainlab.engine.runner import (
 from trainlab.errors import ConfigError, DiskFull
 from trainlab.layout import ReportPaths, StudyDir
 from trainlab.measure.format import fmt_bytes
+from trainlab.measure.sequential import look_sizes
 from trainlab.records import FINISHED, RunRecord
 from trainlab.report import build_report
 from trainlab.report.deployment import write_deployment_outputs
+from trainlab.report.settle import settling
+from trainlab.report.study import StudyView
+from trainlab.store import Store
 from trainlab.study import Study, load_study
 from trainlab.track import Tracker, make_trackers, report_files
 
@@ -132,7 +137,7 @@ def _run_loaded(
         full: DiskFull | None = None
         try:
             shared = StudyDir(storage) if storage is not None else None
-            dispatch(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared)
+            _dispatch_rounds(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared)
             if study.config.deploy.methods:
                 _deploy(layout, study, datasets)
         except DiskFull as exc:  # the study stops; what finished is stored, and a rerun resumes
@@ -149,6 +154,37 @@ def _run_loaded(
             raise DiskFull(disk_full_message(layout, result.records, full)) from None
     reporter.study_end(result)
     return result
+
+
+def _dispatch_rounds(
+    study: Study,
+    layout: StudyDir,
+    store: Store,
+    executor: Executor,
+    reporter: Reporter,
+    sinks: list[Sink],
+    storage: StudyDir | None,
+) -> None:
+    """:func:`dispatch` the study; with ``repeats = "auto"``, in rounds: every variant's first look of seeds,
+    then more seeds to the pair the verdict compares until the rule settles (:mod:`trainlab.report.settle`).
+
+    Stateless: each round's plan follows from the finished runs in the store, so a rerun of a killed study
+    replays the same rounds (their finished runs skipped) and goes on where it stopped."""
+    cfg = study.config
+    if cfg.repeats != "auto":
+        dispatch(study, layout, store, executor, reporter, sinks, storage)
+        return
+    sizes = look_sizes(cfg.max_repeats)
+    seeds = {r.variant: sizes[0] for r in study.runs}  # per variant: the seeds planned so far
+    while True:
+        plan = [r for r in study.runs if r.repeat < seeds[r.variant]]
+        dispatch(dataclasses.replace(study, runs=plan), layout, store, executor, reporter, sinks, storage)
+        s = settling(StudyView.load(layout.root), cfg.max_repeats, cfg.margin)
+        more = s.next_seeds() if s is not None else None
+        if s is None or more is None or all(seeds[v] >= more for v in (s.best, s.worst)):
+            return
+        for v in (s.best, s.worst):
+            seeds[v] = max(seeds[v], more)
 
 
 def resolve_jobs(jobs: int | str, study: Study) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -280,7 +280,21 @@ class StudyConfig(RunConfig):
     variant: list[dict[str, Any]] = Field(
         default_factory=list, description='Named overrides: { name = "bn", "model.batch_norm" = true }.'
     )
-    repeats: StrictInt = Field(1, gt=0, description="Seeds per variant: train.seed, train.seed+1, ...")
+    repeats: Annotated[StrictInt, Field(gt=0)] | Literal["auto"] = Field(
+        1,
+        description="Seeds per variant: train.seed, train.seed+1, ...; or 'auto': 3 seeds, then 2 more at a time to"
+        " the two variants the verdict compares, until their difference is settled or max_repeats is reached"
+        " (docs/measurements.md, seeds until settled).",
+    )
+    max_repeats: StrictInt = Field(
+        10, ge=3, description="repeats = 'auto': the most seeds a variant gets (the last look)."
+    )
+    margin: NonNegativeFloat = Field(
+        0.0,
+        description="repeats = 'auto': a difference of the study's quality metric smaller than this does not"
+        " matter, in the metric's own units (0.005 = half an accuracy point); a difference whose interval lies"
+        " inside +-margin ends the study as equivalent. 0: only a difference can settle it.",
+    )
     deploy: DeployConfig = Field(
         default_factory=DeployConfig,
         description="Deployment variants (int8, ONNX).",
@@ -291,6 +305,20 @@ class StudyConfig(RunConfig):
         description="Experiment trackers (MLflow, TensorBoard).",
         json_schema_extra=perf_only(NOT_IN_TRAINING),
     )
+
+    @property
+    def planned_repeats(self) -> int:
+        """Seeds per variant the study expands to: ``repeats``, or ``max_repeats`` for ``auto`` (which runs them
+        in rounds, :mod:`trainlab.measure.sequential`)."""
+        return self.max_repeats if self.repeats == "auto" else self.repeats
+
+    @field_validator("repeats", mode="before")
+    @classmethod
+    def _repeats(cls, v: Any) -> Any:
+        # One message for the two forms (pydantic would report a failure for each member of the union).
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+            return v
+        raise ValueError(f"a number of seeds per variant (1 or more) or 'auto', not {v!r}")
 
     @field_validator("sweep")
     @classmethod

@@ -24,7 +24,7 @@ from trainlab.study.spec import RunSpec
 
 def count_runs(cfg: StudyConfig) -> int:
     """The number of runs ``cfg`` expands to: variants x product of the sweep lengths x repeats (nothing built)."""
-    n = max(len(cfg.variant), 1) * cfg.repeats
+    n = max(len(cfg.variant), 1) * cfg.planned_repeats
     for values in cfg.sweep.values():
         n *= len(values)
     return n
@@ -40,7 +40,7 @@ def _check_size(cfg: StudyConfig) -> None:
         return
     factors = [f"{max(len(cfg.variant), 1)} variant(s)"]
     factors += [f"{len(v)} values of {k}" for k, v in cfg.sweep.items()]
-    factors.append(f"{cfg.repeats} repeat(s)")
+    factors.append(f"{cfg.planned_repeats} repeat(s)")
     raise ConfigError(
         f"study.max_runs: the study expands to {n:,} runs ({' x '.join(factors)}), more than study.max_runs ="
         f" {cfg.study.max_runs:,}; shrink the sweep, the variants or repeats, or raise study.max_runs"
@@ -132,7 +132,7 @@ def expand(
                 )
             seen[name] = over
             first_seed = _first_seed(over.get("train.seed", cfg.train.seed), name, where)
-            for rep in range(cfg.repeats):
+            for rep in range(cfg.planned_repeats):
                 resolved = copy.deepcopy(base)
                 # A variant that switches to another model starts from that model's defaults: the base
                 # [model] keys belong to the base model and would not fit (e.g. mlp.hidden on a CNN).

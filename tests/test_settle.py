@@ -1,0 +1,61 @@
+"""repeats = "auto" end to end: seeds are added in rounds to the pair the verdict compares until the rule
+settles; two names for one config end equivalent (with a margin) or unresolved (without), never different;
+a clear difference settles at the first look; a rerun replays the rounds without training anything again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trainlab.api import run
+from trainlab.report.findings import study_findings
+from trainlab.report.study import StudyView
+
+
+def _study(variants: list[dict[str, Any]], margin: float, max_repeats: int = 5) -> dict[str, Any]:
+    return {
+        "study": {"name": "settle"},
+        "repeats": "auto",
+        "max_repeats": max_repeats,
+        "margin": margin,
+        "data": {"name": "synthetic", "shape": [8], "train_size": 96, "test_size": 48, "val_fraction": 0.25,
+                 "batch_size": 32, "num_classes": 3},
+        "model": {"name": "mlp", "hidden": [8]},
+        "train": {"epochs": 1, "lr": 0.1, "threads": 1, "device": "cpu"},
+        "measure": {"latency_repeats": 2, "throughput_time_s": 0.001, "infer_limit": 4, "mfu": False},
+        "variant": variants,
+    }  # fmt: skip
+
+
+def _settled(out: Path) -> dict[str, Any]:
+    (verdict,) = [f for f in study_findings(StudyView.load(out)) if f.kind == "verdict"]
+    return verdict.figures | {"text": verdict.text}
+
+
+def test_two_names_for_one_config_end_equivalent_within_the_margin(tmp_path: Path) -> None:
+    result = run(_study([{"name": "a"}, {"name": "b"}], margin=0.02), out=tmp_path, executor="inline",
+                 write_report=False)  # fmt: skip
+    assert len(result.records) == 6  # the first look: 3 seeds each, and it settled there
+    got = _settled(tmp_path)
+    assert got["settle_outcome"] == "equivalent" and got["settle_seeds"] == 3
+    assert "equivalent within ±2 points" in got["text"]
+
+
+def test_without_a_margin_they_get_every_seed_and_end_unresolved(tmp_path: Path) -> None:
+    spec = _study([{"name": "a"}, {"name": "b"}], margin=0.0)
+    result = run(spec, out=tmp_path, executor="inline", write_report=False)
+    assert sorted((r.variant, r.seed) for r in result.records) == [(v, s) for v in "ab" for s in range(5)]
+    got = _settled(tmp_path)
+    assert got["settle_outcome"] == "unresolved" and got["settle_seeds"] == 5
+    assert "Unresolved after 5 seeds" in got["text"]
+    again = run(spec, out=tmp_path, executor="inline", write_report=False)  # resume: the same rounds, replayed
+    assert [r.finished_at for r in again.records] == [r.finished_at for r in result.records]
+
+
+def test_a_clear_difference_settles_early_and_names_the_winner(tmp_path: Path) -> None:
+    variants = [{"name": "trained", "train.lr": 0.5, "train.epochs": 6}, {"name": "untrained", "train.lr": 1e-6}]
+    result = run(_study(variants, margin=0.0, max_repeats=7), out=tmp_path, executor="inline", write_report=False)
+    got = _settled(tmp_path)
+    assert got["settle_outcome"] == "different", got["text"]
+    assert got["settle_pair"] == ["trained", "untrained"] and len(result.records) < 14
+    assert "trained beats untrained" in got["text"]
