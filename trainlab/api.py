@@ -183,6 +183,11 @@ def _dispatch_rounds(
         more = s.next_seeds() if s is not None else None
         if s is None or more is None or all(seeds[v] >= more for v in (s.best, s.worst)):
             return
+        if not isinstance(reporter, SilentReporter) and s.decision.interval is not None:
+            iv = s.decision.interval
+            print(f"repeats = auto: {s.best} vs {s.worst} on {s.key} is not settled at {iv.n} seeds (difference"
+                  f" {iv.diff:+.4g}, interval {iv.low:+.4g} to {iv.high:+.4g}); {more} seeds each",
+                  file=sys.stderr)  # fmt: skip
         for v in (s.best, s.worst):
             seeds[v] = max(seeds[v], more)
 

@@ -53,7 +53,7 @@ def untuned(study: StudyView) -> list[Finding]:
     lr = dotted_get(done[0].done[0].config, LR_KEY)
     if not isinstance(lr, int | float):  # a record without its resolved config: nothing to say
         return []
-    named = ", ".join(movers)
+    named = movers[0] if len(movers) == 1 else ", ".join(movers[:-1]) + " and " + movers[-1]
     text = (
         f"The variants differ in {named} but were all trained at one learning rate (train.lr = {lr:g}), and the"
         " best rate depends on those settings: the ranking may reflect how well that one rate suits each variant"
