@@ -59,3 +59,27 @@ def test_a_clear_difference_settles_early_and_names_the_winner(tmp_path: Path) -
     assert got["settle_outcome"] == "different", got["text"]
     assert got["settle_pair"] == ["trained", "untrained"] and len(result.records) < 14
     assert "trained beats untrained" in got["text"]
+
+
+def test_the_settled_pair_is_judged_by_the_rule_not_by_a_fixed_sample_test() -> None:
+    # Nine seeds whose paired t-test alone gives p < 0.05, but which the rule, spending alpha over four looks,
+    # leaves unresolved: every sentence of the report then reads the rule, so none contradicts the verdict.
+    from test_verdict import _run
+
+    from trainlab.report.comparison import family_of
+
+    diffs = [0.010, 0.001, 0.012, 0.003, -0.002, 0.009, 0.011, -0.003, 0.006]
+    base = [0.90 + 0.01 * (s % 3) for s in range(9)]
+    runs = [_run("base", {}, seed=s, val_acc=v, test_acc=v, train_time_s=1.0) for s, v in enumerate(base)]
+    runs += [_run("new", {"model.dropout": 0.2}, seed=s, val_acc=v + d, test_acc=v + d, train_time_s=1.0)
+             for s, (v, d) in enumerate(zip(base, diffs))]  # fmt: skip
+    meta = {"study": {"name": "s"}, "repeats": "auto", "max_repeats": 9, "margin": 0.0}
+    view = StudyView(Path("."), meta, "base", ["model.dropout"], None, runs, "2026-01-01T00:00:00+00:00")
+    c = family_of(view, "val_acc").pair("new", "base")
+    assert c is not None and c.p < 0.05 and c.settled == "unresolved" and not c.significant
+    found = study_findings(view)
+    (verdict,) = [f for f in found if f.kind == "verdict"]
+    assert "within the noise" in verdict.text and "Unresolved after 9 seeds" in verdict.text
+    assert "larger than the noise" not in verdict.text
+    (best,) = [f for f in found if f.kind == "best"]
+    assert "not larger than the noise" in best.text and "seeds-until-settled rule: unresolved" in best.text

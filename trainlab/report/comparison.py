@@ -32,6 +32,7 @@ from trainlab.measure.stats import (
     seeds_needed,
     welch_test,
 )
+from trainlab.report.settle import auto_settings, settling
 
 if TYPE_CHECKING:
     from trainlab.report.study import StudyView, VariantView
@@ -53,10 +54,16 @@ class Comparison:
     paired: bool
     family: int  # comparisons in the Holm family
     alpha: float = ALPHA
+    # The seeds-until-settled rule's outcome for this pair (repeats = "auto"; trainlab.report.settle), or None.
+    # Its seeds were added until it settled, so a fixed-sample test of them is no longer valid: this judges.
+    settled: str | None = None
 
     @property
     def significant(self) -> bool:
-        """Larger than the noise: the Holm-adjusted p below alpha."""
+        """Larger than the noise: the Holm-adjusted p below alpha, or, for the pair a ``repeats = "auto"``
+        study settled, that rule's verdict ``different``."""
+        if self.settled is not None:
+            return self.settled == "different"
         return self.p_adjusted < self.alpha
 
     @property
@@ -64,7 +71,8 @@ class Comparison:
         """E.g. ``paired t-test p = 0.012, Holm-adjusted 0.036``."""
         name = "paired t-test" if self.paired else "Welch"
         text = f"{name} p = {self.p:.2g}"
-        return text + (f", Holm-adjusted {self.p_adjusted:.2g}" if self.family > 1 else "")
+        text += f", Holm-adjusted {self.p_adjusted:.2g}" if self.family > 1 else ""
+        return text + (f"; judged by the seeds-until-settled rule: {self.settled}" if self.settled else "")
 
     def flipped(self) -> Comparison:
         """The same test read the other way round (b against a)."""
@@ -155,10 +163,22 @@ def figure_family(variants: Sequence[VariantView], base: VariantView | None, key
 
 
 def family_of(study: StudyView, key: str) -> Family:
-    """:func:`figure_family` of ``study``'s variants and baseline on ``key`` (memoised on the study)."""
+    """:func:`figure_family` of ``study``'s variants and baseline on ``key`` (memoised on the study). In a
+    ``repeats = "auto"`` study the pair its rule settled is judged by that rule on the figure it read."""
     cache = study.__dict__.setdefault("_figure_families", {})
     if key not in cache:
-        cache[key] = figure_family(study.variants, study.baseline, key)
+        fam = figure_family(study.variants, study.baseline, key)
+        auto = auto_settings(study)
+        s = settling(study, *auto) if auto is not None else None
+        if s is not None and s.key == key:
+            fam = Family(
+                {
+                    pair: replace(c, settled=s.decision.outcome) if set(pair) == {s.best, s.worst} else c
+                    for pair, c in fam.comparisons.items()
+                },
+                fam.baseline,
+            )
+        cache[key] = fam
     return cache[key]
 
 

@@ -10,14 +10,16 @@ the pairs it could have picked, on top of the spending over the looks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from trainlab.measure.metrics import BY_KEY
 from trainlab.measure.sequential import Decision, decide, look_sizes
 from trainlab.measure.stats import ALPHA
 from trainlab.report import anchors
-from trainlab.report.comparison import seed_group
 from trainlab.report.finding import Finding, metric_label, rounded
-from trainlab.report.study import StudyView, VariantView, dotted_get
+
+if TYPE_CHECKING:  # the study view imports the comparison rule, which asks this module about settled pairs
+    from trainlab.report.study import StudyView, VariantView
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,10 @@ class Settling:
 
 def auto_settings(study: StudyView) -> tuple[int, float] | None:
     """``(max_repeats, margin)`` of a ``repeats = "auto"`` study; None for any other."""
-    if dotted_get(study.meta_study, "repeats") != "auto":
+    meta: dict[str, Any] = study.meta_study or {}
+    if meta.get("repeats") != "auto":
         return None
-    return int(dotted_get(study.meta_study, "max_repeats") or 10), float(dotted_get(study.meta_study, "margin") or 0)
+    return int(meta.get("max_repeats") or 10), float(meta.get("margin") or 0.0)
 
 
 def settling(study: StudyView, max_repeats: int, margin: float) -> Settling | None:
@@ -66,8 +69,8 @@ def settling(study: StudyView, max_repeats: int, margin: float) -> Settling | No
 
 def _sides(best: VariantView, worst: VariantView, key: str) -> tuple[list[float], list[float], bool]:
     """The two sides' values: paired on the seeds both finished when they share seeds, else each on its own."""
-    ga = {s: v for s, v in seed_group(best, key).items() if v is not None}
-    gb = {s: v for s, v in seed_group(worst, key).items() if v is not None}
+    ga = {r.seed: v for r in best.done if (v := r.value(key)) is not None}
+    gb = {r.seed: v for r in worst.done if (v := r.value(key)) is not None}
     common = sorted(set(ga) & set(gb), key=str)
     if len(common) >= 2:
         return [ga[s] for s in common], [gb[s] for s in common], True
