@@ -83,3 +83,16 @@ def test_the_settled_pair_is_judged_by_the_rule_not_by_a_fixed_sample_test() -> 
     assert "larger than the noise" not in verdict.text
     (best,) = [f for f in found if f.kind == "best"]
     assert "not larger than the noise" in best.text and "seeds-until-settled rule: unresolved" in best.text
+
+
+def test_check_says_how_many_runs_an_auto_study_may_take(tmp_path: Path, capsys) -> None:
+    from trainlab.cli import main
+
+    study = tmp_path / "s.toml"
+    study.write_text('repeats = "auto"\nmax_repeats = 6\n[study]\nname = "s"\n[data]\nname = "digits"\n'
+                     '[[variant]]\nname = "a"\n[[variant]]\nname = "b"\n')  # fmt: skip
+    assert main(["check", str(study)]) == 0
+    assert "6 to 12 runs (repeats = auto" in capsys.readouterr().out
+    study.write_text('repeats = "often"\n[study]\nname = "s"\n[data]\nname = "digits"\n')
+    assert main(["check", str(study)]) == 2
+    assert "repeats: a number of seeds per variant (1 or more) or 'auto', not 'often'" in capsys.readouterr().err

@@ -254,10 +254,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from trainlab.measure.sequential import START  # deferred: see the note at the top
     from trainlab.study import load_study  # deferred: see the note at the top
 
     study = load_study(args.study, args.overrides)
-    print(f"study '{study.name}': {len(study.runs)} runs, baseline '{study.baseline}'")
+    cfg = study.config
+    if cfg.repeats == "auto":  # the rounds decide how many of them run (docs/study-file.md)
+        first = sum(1 for r in study.runs if r.repeat < START)
+        print(f"study '{study.name}': {first} to {len(study.runs)} runs (repeats = auto: {START} seeds per variant,"
+              f" then more for the verdict's pair until settled, at most {cfg.max_repeats}),"
+              f" baseline '{study.baseline}'")  # fmt: skip
+    else:
+        print(f"study '{study.name}': {len(study.runs)} runs, baseline '{study.baseline}'")
     for r in study.runs:
         over = ", ".join(f"{k}={v}" for k, v in r.overrides.items()) or "(base config)"
         print(f"  {r.run_id}  {r.variant:<30} seed {r.seed:<4} {over}")
