@@ -83,3 +83,18 @@ def test_the_looks_and_the_interval() -> None:
     assert interval([1.0], [2.0], 0.95, paired=False) is None
     # a look between two planned ones is read as the earlier one; past the last it never continues
     assert decide([0.1, 0.2, 0.3, 0.2], [0.1, 0.25, 0.2, 0.3], max_repeats=MAX).look == 1
+
+
+def test_probability_of_improvement() -> None:
+    from trainlab.measure.stats import probability_of_improvement
+
+    p, low, high = probability_of_improvement([3.0, 2.0, 5.0, 1.0], [1.0, 2.0, 4.0, 2.0], paired=True)
+    assert p == pytest.approx((1 + 0.5 + 1 + 0) / 4) and 0 <= low <= p <= high <= 1
+    same = [0.9, 0.8, 0.7]
+    assert probability_of_improvement(same, same, paired=True) == (0.5, 0.5, 0.5)  # all ties: one half
+    # unpaired: the share of the n x m pairs, the Mann-Whitney U over n m
+    p, _, _ = probability_of_improvement([1.0, 2.0, 3.0], [0.0, 2.0, 4.0], paired=False)
+    assert p == pytest.approx((1 + 1.5 + 2) / 9)
+    assert probability_of_improvement([1.0, 2.0], [0.0, 1.0], paired=True) is None  # too few seeds
+    again = probability_of_improvement([3.0, 2.0, 5.0, 1.0], [1.0, 2.0, 4.0, 2.0], paired=True)
+    assert again == probability_of_improvement([3.0, 2.0, 5.0, 1.0], [1.0, 2.0, 4.0, 2.0], paired=True)

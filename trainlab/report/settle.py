@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainlab.measure.metrics import BY_KEY
 from trainlab.measure.sequential import Decision, decide, look_sizes
-from trainlab.measure.stats import ALPHA
+from trainlab.measure.stats import ALPHA, probability_of_improvement
 from trainlab.report import anchors
 from trainlab.report.finding import Finding, metric_label, rounded
 
@@ -32,6 +32,9 @@ class Settling:
     decision: Decision
     alpha: float  # the rule's overall level for this pair (after the correction over pairs)
     max_repeats: int
+    a: tuple[float, ...] = ()  # the best variant's values the rule read (paired by seed when ``paired``)
+    b: tuple[float, ...] = ()  # the worst variant's
+    paired: bool = True
 
     def next_seeds(self) -> int | None:
         """Seeds per variant the pair needs for the next look; None once settled."""
@@ -64,7 +67,7 @@ def settling(study: StudyView, max_repeats: int, margin: float) -> Settling | No
     pairs = len(scored) * (len(scored) - 1) // 2
     alpha = ALPHA / pairs
     decision = decide(a, b, max_repeats=max_repeats, margin=margin, alpha=alpha, paired=paired)
-    return Settling(key, best.name, worst.name, decision, alpha, max_repeats)
+    return Settling(key, best.name, worst.name, decision, alpha, max_repeats, tuple(a), tuple(b), paired)
 
 
 def _sides(best: VariantView, worst: VariantView, key: str) -> tuple[list[float], list[float], bool]:
@@ -102,9 +105,17 @@ def settled(study: StudyView) -> list[Finding]:
                 f" neither excludes 0 nor lies within the margin; {how}.")  # fmt: skip
     else:
         text = f"Not settled yet at {iv.n} seeds ({s.best} vs {s.worst} on {label}: {span}); the study adds seeds."
+    # How often the best variant wins on a seed (rliable's probability of improvement), higher-is-better.
+    sign = -1.0 if BY_KEY[s.key].better == "lower" else 1.0
+    poi = probability_of_improvement([sign * x for x in s.a], [sign * x for x in s.b], s.paired)
+    if poi is not None:
+        on = "a seed" if s.paired else "a pair of seeds"
+        text += (f" Probability that {s.best} does better than {s.worst} on {on}: {poi[0]:.2f} (95% bootstrap"
+                 f" interval {poi[1]:.2f}–{poi[2]:.2f}).")  # fmt: skip
     figures = {"settle_outcome": d.outcome, "settle_seeds": iv.n, "settle_diff": rounded(iv.diff),
                "settle_low": rounded(iv.low), "settle_high": rounded(iv.high),
-               "settle_pair": [s.best, s.worst]}  # fmt: skip
+               "settle_pair": [s.best, s.worst],
+               "settle_p_improvement": rounded(poi[0]) if poi else None}  # fmt: skip
     return [Finding("settled", "info", text, figures, anchors.COMPARISON)]
 
 
