@@ -177,3 +177,28 @@ def test_without_ray_the_executor_names_the_extra(monkeypatch) -> None:
         make_executor("ray", None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="needs --executor ray"):
         make_executor("subprocess", None, address="127.0.0.1:6379")  # type: ignore[arg-type]
+
+
+def test_a_ray_task_puts_global_settings_back_for_the_next_task_in_its_process(tmp_path) -> None:
+    # Ray reuses a worker process for the next task: the task function itself restores what a run changed
+    # (here train.deterministic and train.threads), as the subprocess executor's workers do. Called directly:
+    # the function is what runs inside the Ray worker.
+    import torch
+    from helpers import tiny_study
+
+    from trainlab.engine.executors import RunJob
+    from trainlab.engine.ray_executor import _run_task
+    from trainlab.study import load_study
+
+    class Sent(list):  # the driver's queue actor, as the task sees it
+        def put(self, item) -> None:
+            self.append(item)
+
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    spec = tiny_study(train={"epochs": 1, "deterministic": True, "threads": 1 if before[0] != 1 else 2})
+    (run_spec,) = load_study(spec).runs
+    job = RunJob(run_spec, 1, 1, tmp_path / "ckpt.pt", tmp_path / "weights.pt")
+    sent = Sent()
+    outcome = _run_task(job, sent)
+    assert outcome.status == "done" and sent
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before

@@ -38,6 +38,7 @@ from trainlab.engine.events import Event, RunDispatched, RunEnded, RunOutcome, S
 from trainlab.engine.executors import RunJob
 from trainlab.engine.loop import execute_run
 from trainlab.engine.runtime import tune_allocator
+from trainlab.engine.worker import GlobalState, release_memory
 from trainlab.errors import ConfigError
 from trainlab.measure.profile_cache import ProfileCache
 
@@ -100,25 +101,34 @@ def probe_address(address: str | None, timeout_s: float = PROBE_S) -> None:
             pass
 
 
-# Ray reuses a worker process for the next task of the same function: a model's profile is counted once there.
+# Ray reuses a worker process for the next task of the same function, as the subprocess executor reuses its
+# workers: a model's profile is counted once there, and after each run torch's global settings are put back and
+# freed memory goes back to the kernel (engine.worker), so the next run starts from the same state and baseline.
 _PROFILES = ProfileCache()
+_STATE: list[GlobalState] = []  # captured before the process's first run
 
 
 def _run_task(job: RunJob, queue: Any) -> RunOutcome:
     """A run on a Ray worker: every event goes to the driver's queue, tagged with the run id."""
+    if not _STATE:
+        _STATE.append(GlobalState.capture())
     tune_allocator()  # the worker process is the run's own while it runs (see engine.runtime)
 
     def emit(event: Event) -> None:
         queue.put((job.spec.run_id, event))
 
-    return execute_run(
-        job.spec,
-        emit=emit,
-        checkpoint_path=job.checkpoint,
-        weights_path=job.weights,
-        study_path=job.study_path,
-        profiles=_PROFILES,
-    )
+    try:
+        return execute_run(
+            job.spec,
+            emit=emit,
+            checkpoint_path=job.checkpoint,
+            weights_path=job.weights,
+            study_path=job.study_path,
+            profiles=_PROFILES,
+        )
+    finally:
+        _STATE[0].restore()
+        release_memory()
 
 
 class RayExecutor:
