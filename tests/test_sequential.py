@@ -86,7 +86,7 @@ def test_the_looks_and_the_interval() -> None:
 
 
 def test_probability_of_improvement() -> None:
-    from trainlab.measure.stats import probability_of_improvement
+    from trainlab.measure.improvement import probability_of_improvement
 
     p, low, high = probability_of_improvement([3.0, 2.0, 5.0, 1.0], [1.0, 2.0, 4.0, 2.0], paired=True)
     assert p == pytest.approx((1 + 0.5 + 1 + 0) / 4) and 0 <= low <= p <= high <= 1

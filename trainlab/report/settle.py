@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trainlab.measure.improvement import probability_of_improvement
 from trainlab.measure.metrics import BY_KEY
 from trainlab.measure.sequential import Decision, decide, look_sizes
-from trainlab.measure.stats import ALPHA, probability_of_improvement
+from trainlab.measure.stats import ALPHA
 from trainlab.report import anchors
 from trainlab.report.finding import Finding, metric_label, rounded
 

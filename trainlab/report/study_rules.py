@@ -160,11 +160,12 @@ def _best(study: StudyView, m: Metric) -> Finding | None:
         figs.update(p_vs_runner_up=rounded(test2.p, 3))
         text += f"; {second.name} ({figure_text(m.key, ss.mean)}) is not distinguishable from it ({test2.p_text})"
     elif test2 is None and m.timing and study.within_timing_noise(m.key, ss.mean, bs.mean):
-        plain = False
         gap = relative_gap(ss.mean, bs.mean) or 0.0
         noise = study.timing_noise_of(m.key) or 0.0
         figs.update(gap_to_runner_up=rounded(gap, 3))
-        text += f"; the gap to {second.name} ({gap * 100:.1f}%) is within the timing noise (twice ±{noise * 100:.1f}%)"
+        within = f"the gap to {second.name} ({gap * 100:.1f}%) is within the timing noise (twice ±{noise * 100:.1f}%)"
+        text += f"; {within}"
+        clause += f"; {within}"  # still one sentence with the other plain winners, its caveat attached
     if m.key.endswith(("to_target", "to_target_s")):
         never = [v.name for v in study.variants if v.done and v.summary(m.key) is None]
         if never:
