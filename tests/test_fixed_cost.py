@@ -19,6 +19,7 @@ from trainlab.api import run
 from trainlab.engine import pool
 from trainlab.errors import ConfigError
 from trainlab.measure.complexity import profile_model
+from trainlab.measure.load import usable_cpus
 from trainlab.measure.profile_cache import ProfileCache
 from trainlab.report.lanes import side_by_side
 from trainlab.report.plots import all_plots
@@ -40,7 +41,7 @@ def test_the_pool_module_imports_no_torch() -> None:
 
 
 def test_a_prestarted_worker_runs_the_study(tmp_path):
-    (slot,) = pool.plan_slots(1, pool.affinity())
+    (slot,) = pool.plan_slots(1, usable_cpus())
     pool.prestart([slot])
     waiting = [w.proc.pid for w in pool._WARM]
     assert len(waiting) == 1
@@ -59,14 +60,14 @@ def test_workers_nobody_takes_are_stopped(tmp_path):
         run(study, out=tmp_path / "out", write_report=False)
     assert not pool._WARM
     assert not [p for p in mp.active_children() if p.name.startswith("trainlab-worker")]
-    pool.prestart(pool.plan_slots(1, pool.affinity()))
+    pool.prestart(pool.plan_slots(1, usable_cpus()))
     procs = [w.proc for w in pool._WARM]
     pool.discard()
     assert not pool._WARM and all(not p.is_alive() for p in procs)
 
 
 def test_prestart_for_the_command_line_skips_what_it_cannot_plan_without_torch() -> None:
-    for jobs in ("auto", "x", "0", str(len(pool.affinity()) + 1)):
+    for jobs in ("auto", "x", "0", str(len(usable_cpus()) + 1)):
         pool.prestart_for_command(jobs)
         assert not pool._WARM, jobs
 

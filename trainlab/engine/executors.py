@@ -30,7 +30,8 @@ from typing import Protocol
 from trainlab.data import DatasetCache
 from trainlab.engine.events import Event, RunDispatched, RunEnded, RunOutcome, Sink
 from trainlab.engine.loop import execute_run
-from trainlab.engine.pool import WorkerHandle, affinity, plan_slots, start_worker, stop_worker, take
+from trainlab.engine.pool import WorkerHandle, plan_slots, start_worker, stop_worker, take
+from trainlab.measure.load import usable_cpus
 from trainlab.measure.profile_cache import ProfileCache
 from trainlab.study import RunSpec
 
@@ -104,7 +105,7 @@ class SubprocessExecutor:
         runs_per_worker: int | None = None,
     ) -> None:
         self.jobs = jobs
-        self.cpus = sorted(cpus) if cpus is not None else affinity()
+        self.cpus = sorted(cpus) if cpus is not None else usable_cpus()
         self.gpus = list(gpus or [])
         self.runs_per_worker = runs_per_worker
         self.slots = plan_slots(jobs, self.cpus, self.gpus)

@@ -23,6 +23,7 @@ from typing import Any
 
 from trainlab.engine.runtime import die_with_parent
 from trainlab.errors import ConfigError
+from trainlab.measure.load import usable_cpus
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,6 @@ def plan_slots(jobs: int, cpus: Sequence[int], gpus: Sequence[str] = ()) -> list
         )
         for i in range(jobs)
     ]
-
-
-def affinity() -> list[int]:
-    """The CPUs this process may run on."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return list(range(os.cpu_count() or 1))
 
 
 def worker_entry(slot: WorkerSlot, inbox: Any, events: Any) -> None:
@@ -149,10 +142,11 @@ def prestart_for_command(jobs: int | str) -> None:
         return
     if n < 1 or (n > 1 and _nvidia_gpus() > 1):
         return
-    cpus = affinity()
-    if n > 1 and n > len(cpus):
-        return  # the command reports it (plan_slots)
-    prestart(plan_slots(n, cpus))
+    try:
+        slots = plan_slots(n, usable_cpus())
+    except ConfigError:  # more jobs than CPUs: the command reports it
+        return
+    prestart(slots)
 
 
 def take(slot: WorkerSlot) -> WorkerHandle | None:
@@ -209,7 +203,6 @@ def _main_not_reimported() -> Iterator[None]:
 __all__ = [
     "WorkerHandle",
     "WorkerSlot",
-    "affinity",
     "discard",
     "plan_slots",
     "prestart",

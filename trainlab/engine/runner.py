@@ -28,11 +28,12 @@ import torch
 from trainlab.data import DatasetCache, dataset_cache
 from trainlab.engine.events import Event, Fanout, RunEnded, Sink
 from trainlab.engine.executors import Executor, InlineExecutor, RunJob, SubprocessExecutor
-from trainlab.engine.pool import WorkerSlot, affinity, plan_slots
+from trainlab.engine.pool import WorkerSlot, plan_slots
 from trainlab.engine.ray_executor import RayExecutor
 from trainlab.engine.sinks import StoreSink
 from trainlab.errors import ConfigError, DiskFull, StoreDamaged, TrainlabError, did_you_mean
 from trainlab.layout import ReportPaths, StudyDir
+from trainlab.measure.load import usable_cpus
 from trainlab.measure.metrics import BY_KEY, column_order, derived
 from trainlab.models import build_for
 from trainlab.names import EXECUTORS
@@ -214,7 +215,7 @@ def make_executor(
 
 def worker_slots(jobs: int) -> list[WorkerSlot]:
     """The slots of the subprocess executor's ``jobs`` workers on this machine (CPUs and GPUs dealt out)."""
-    return plan_slots(jobs, affinity(), _gpus_for(jobs))
+    return plan_slots(jobs, usable_cpus(), _gpus_for(jobs))
 
 
 def _gpus_for(jobs: int) -> list[str]:
@@ -234,10 +235,7 @@ def auto_jobs(study: Study, cpus: int | None = None) -> int:
     """``--jobs auto``: as many runs side by side as the CPUs hold at the study's largest ``train.threads``
     (1 when unset), at least 1; on CUDA, no more than the GPUs when there are several."""
     if cpus is None:
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cpus = os.cpu_count() or 1
+        cpus = len(usable_cpus())
     threads = max((spec.config.train.threads or 1) for spec in study.runs) if study.runs else 1
     jobs = max(1, cpus // threads)
     wants_gpu = any(spec.config.train.device.startswith("cuda") or spec.config.train.device == "auto"

@@ -59,12 +59,12 @@ def is_busy(cpu_cores: float | None, other_cores: float | None, cores: int | Non
     return other_cores >= BUSY_MIN_OTHER_CORES and cpu_cores + other_cores >= BUSY_SATURATION * cores
 
 
-def _cpus() -> list[int] | None:
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity; every CPU where there is none, as on macOS)."""
     try:
         return sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux: every CPU
-        n = os.cpu_count()
-        return list(range(n)) if n else None
+        return list(range(os.cpu_count() or 1))
 
 
 _BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
@@ -74,7 +74,7 @@ class LoadMeter:
     """Measures :class:`LoadSample` between :meth:`start` and :meth:`stop` (cheap: a few /proc reads)."""
 
     def __init__(self) -> None:
-        self._cpus = _cpus()
+        self._cpus = usable_cpus()
         self._start: tuple[float, float, float] | None = None
 
     def _read(self) -> tuple[float, float, float] | None:

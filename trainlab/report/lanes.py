@@ -23,6 +23,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from trainlab.measure.load import usable_cpus
+
 T = TypeVar("T")
 
 # A copy that has not answered by then is stopped and its share computed here (seconds; the heaviest figure of a
@@ -30,18 +32,10 @@ T = TypeVar("T")
 TIMEOUT_S = 120.0
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def side_by_side(tasks: Sequence[Callable[[], T]], lanes: int | None = None, timeout_s: float = TIMEOUT_S) -> list[T]:
     """``[task() for task in tasks]``, computed in up to ``lanes`` processes at once (default: the usable CPUs);
     task ``i`` goes to lane ``i % lanes``, so put the heaviest first. Results must pickle."""
-    lanes = min(lanes or usable_cpus(), len(tasks))
+    lanes = min(lanes or len(usable_cpus()), len(tasks))
     if lanes <= 1 or not hasattr(os, "fork"):
         return [task() for task in tasks]
     share = [list(range(lane, len(tasks), lanes)) for lane in range(lanes)]
@@ -102,4 +96,4 @@ def _collect(pid: int, fd: int, deadline: float) -> dict[int, T] | None:
             os.waitpid(pid, 0)
 
 
-__all__ = ["side_by_side", "usable_cpus"]
+__all__ = ["side_by_side"]
