@@ -29,6 +29,7 @@ itself would retry for minutes). ``auto``, ``local`` and no address are left to 
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import uuid
 from collections.abc import Sequence
@@ -105,13 +106,17 @@ def probe_address(address: str | None, timeout_s: float = PROBE_S) -> None:
 # workers: a model's profile is counted once there, and after each run torch's global settings are put back and
 # freed memory goes back to the kernel (engine.worker), so the next run starts from the same state and baseline.
 _PROFILES = ProfileCache()
-_STATE: list[GlobalState] = []  # captured before the process's first run
+
+
+@functools.cache
+def _initial_state() -> GlobalState:
+    """torch's global settings as this process had them before its first run."""
+    return GlobalState.capture()
 
 
 def _run_task(job: RunJob, queue: Any) -> RunOutcome:
     """A run on a Ray worker: every event goes to the driver's queue, tagged with the run id."""
-    if not _STATE:
-        _STATE.append(GlobalState.capture())
+    state = _initial_state()
     tune_allocator()  # the worker process is the run's own while it runs (see engine.runtime)
 
     def emit(event: Event) -> None:
@@ -127,7 +132,7 @@ def _run_task(job: RunJob, queue: Any) -> RunOutcome:
             profiles=_PROFILES,
         )
     finally:
-        _STATE[0].restore()
+        state.restore()
         release_memory()
 
 

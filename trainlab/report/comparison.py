@@ -116,7 +116,7 @@ def judge(pairs: Mapping[K, tuple[Group, Group]], quantised: bool = False) -> di
 
 def seed_group(v: VariantView, key: str) -> dict[Hashable, float | None]:
     """A variant's figure per seed over its finished runs."""
-    return {r.seed: r.value(key) for r in v.done}
+    return v.per_seed(key)
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,9 @@ def untuned(study: StudyView) -> list[Finding]:
     done = [v for v in study.variants if v.done]
     if len(done) < 2:
         return []
-    keys = differing(study)
-    movers = [k for k in keys if moves_best_lr(k)]
+    movers = [k for k in differing(study) if moves_best_lr(k)]
     rates = {repr(dotted_get(r.config, LR_KEY)) for v in done for r in v.done}
-    if not movers or LR_KEY in keys or len(rates) != 1:
+    if not movers or len(rates) != 1:
         return []
     lr = dotted_get(done[0].done[0].config, LR_KEY)
     if not isinstance(lr, int | float):  # a record without its resolved config: nothing to say

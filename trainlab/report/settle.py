@@ -55,7 +55,15 @@ def auto_settings(study: StudyView) -> tuple[int, float] | None:
 
 
 def settling(study: StudyView, max_repeats: int, margin: float) -> Settling | None:
-    """The rule's decision on the verdict's pair; None with fewer than two finished variants or no values."""
+    """The rule's decision on the verdict's pair; None with fewer than two finished variants or no values
+    (memoised on the study: every figure's comparison family and the verdict ask)."""
+    cache = study.__dict__.setdefault("_settling", {})
+    if (max_repeats, margin) not in cache:
+        cache[(max_repeats, margin)] = _settling(study, max_repeats, margin)
+    return cache[(max_repeats, margin)]
+
+
+def _settling(study: StudyView, max_repeats: int, margin: float) -> Settling | None:
     key = study.choice_key(study.quality_key)
     metric = BY_KEY[key]
     scored = [(v, v.mean(key)) for v in study.variants if v.done]
@@ -73,8 +81,8 @@ def settling(study: StudyView, max_repeats: int, margin: float) -> Settling | No
 
 def _sides(best: VariantView, worst: VariantView, key: str) -> tuple[list[float], list[float], bool]:
     """The two sides' values: paired on the seeds both finished when they share seeds, else each on its own."""
-    ga = {r.seed: v for r in best.done if (v := r.value(key)) is not None}
-    gb = {r.seed: v for r in worst.done if (v := r.value(key)) is not None}
+    ga = {s: v for s, v in best.per_seed(key).items() if v is not None}
+    gb = {s: v for s, v in worst.per_seed(key).items() if v is not None}
     common = sorted(set(ga) & set(gb), key=str)
     if len(common) >= 2:
         return [ga[s] for s in common], [gb[s] for s in common], True

@@ -7,6 +7,7 @@ is fine: pending and running runs have no results yet, and a running run's finis
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -157,6 +158,10 @@ class VariantView:
     @property
     def done(self) -> list[RunView]:
         return [r for r in self.runs if r.status == "done"]
+
+    def per_seed(self, key: str) -> dict[Hashable, float | None]:
+        """The metric per seed over this variant's finished runs (None where a run did not record it)."""
+        return {r.seed: r.value(key) for r in self.done}
 
     def values(self, key: str) -> list[float]:
         """The metric over this variant's finished runs (one value per seed)."""
