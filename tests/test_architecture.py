@@ -34,6 +34,7 @@ DEFERRABLE = (
     "onnxruntime",
     "onnxscript",
     "scipy",
+    "optuna",
     "sklearn",
     "matplotlib",
     "torch._inductor",

@@ -72,7 +72,8 @@ def test_a_run_round_trips_through_the_store(tmp_path: Path) -> None:
     assert second.started_at is None and second.finished_at is None
     assert [f.name for f in dataclasses.fields(RunRecord)] == [
         "run_id", "study", "variant", "repeat", "seed", "status", "error", "detail", "config", "overrides",
-        "results", "env", "profile", "created_at", "started_at", "finished_at",
+        "results", "env", "profile", "created_at", "started_at", "finished_at", "trial",
+        "tuned",
     ]  # fmt: skip  # the runs table's columns, in order
     assert Store(tmp_path / "trainlab.db", readonly=True).runs() == [first, second]
 

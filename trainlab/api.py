@@ -43,7 +43,8 @@ from trainlab.report.deployment import write_deployment_outputs
 from trainlab.report.settle import settling
 from trainlab.report.study import StudyView
 from trainlab.store import Store
-from trainlab.study import Study, load_study
+from trainlab.study import RunSpec, Study, load_study
+from trainlab.study.trials import planned_trials, tuned_runs, variant_bases
 from trainlab.track import Tracker, make_trackers, report_files
 
 
@@ -137,13 +138,21 @@ def _run_loaded(
         full: DiskFull | None = None
         try:
             shared = StudyDir(storage) if storage is not None else None
-            _dispatch_rounds(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared)
+            if study.config.tune is not None:
+                _check_validation_split(study, datasets)
+                trials = _dispatch_trials(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared)
+                study = _tuned_study(study, store, reporter)
+            else:
+                trials = []
+            _dispatch_rounds(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared, trials)
             if study.config.deploy.methods:
                 _deploy(layout, study, datasets)
         except DiskFull as exc:  # the study stops; what finished is stored, and a rerun resumes
             full = exc
         finally:
-            result.records = store.runs()
+            stored = store.runs()
+            result.records = [r for r in stored if r.trial is None]
+            result.trials = [r for r in stored if r.trial is not None]
             if write_report and full is None:
                 try:
                     result.report_paths = _report(layout)
@@ -164,21 +173,25 @@ def _dispatch_rounds(
     reporter: Reporter,
     sinks: list[Sink],
     storage: StudyDir | None,
+    trials: list[RunSpec] | None = None,
 ) -> None:
     """:func:`dispatch` the study; with ``repeats = "auto"``, in rounds: every variant's first look of seeds,
     then more seeds to the pair the verdict compares until the rule settles (:mod:`trainlab.report.settle`).
+    ``trials``: a tuned study's trials, which stay in the plan (the store's record of the study).
 
     Stateless: each round's plan follows from the finished runs in the store, so a rerun of a killed study
     replays the same rounds (their finished runs skipped) and goes on where it stopped."""
     cfg = study.config
+    before = list(trials or [])
     if cfg.repeats != "auto":
-        dispatch(study, layout, store, executor, reporter, sinks, storage)
+        dispatch(study, layout, store, executor, reporter, sinks, storage, plan=[*before, *study.runs])
         return
     sizes = look_sizes(cfg.max_repeats)
     seeds = {r.variant: sizes[0] for r in study.runs}  # per variant: the seeds planned so far
     while True:
         plan = [r for r in study.runs if r.repeat < seeds[r.variant]]
-        dispatch(dataclasses.replace(study, runs=plan), layout, store, executor, reporter, sinks, storage)
+        dispatch(dataclasses.replace(study, runs=plan), layout, store, executor, reporter, sinks, storage,
+                 plan=[*before, *plan])  # fmt: skip
         s = settling(StudyView.load(layout.root), cfg.max_repeats, cfg.margin)
         more = s.next_seeds() if s is not None else None
         if s is None or more is None or all(seeds[v] >= more for v in (s.best, s.worst)):
@@ -190,6 +203,58 @@ def _dispatch_rounds(
                   file=sys.stderr)  # fmt: skip
         for v in (s.best, s.worst):
             seeds[v] = max(seeds[v], more)
+
+
+def _check_validation_split(study: Study, datasets: DatasetCache) -> None:
+    """Refuse ``[tune]`` on a dataset without a validation split: trials must choose without reading test."""
+    for spec in study.runs:
+        if datasets.get(spec.config.data).val is None:
+            raise ConfigError(
+                f"[tune]: variant '{spec.variant}' has no validation split to tune on ({spec.config.data.name} has"
+                " none of its own): set data.val_fraction (e.g. 0.1), so that no trial reads the test split"
+            )
+
+
+def _dispatch_trials(
+    study: Study,
+    layout: StudyDir,
+    store: Store,
+    executor: Executor,
+    reporter: Reporter,
+    sinks: list[Sink],
+    storage: StudyDir | None,
+) -> list[RunSpec]:
+    """Run every variant's tuning trials, round by round (:func:`trainlab.study.trials.planned_trials`), and
+    return them. A trial that ended (even failed) is not run again in this session: the next round reads it as
+    a failure; a rerun of the study retries it, as it retries any failed run."""
+    tried: set[str] = set()
+    trials: list[RunSpec] = []
+    while True:
+        trials = planned_trials(study, store.runs(plan_only=False))
+        todo = [t for t in trials if t.run_id not in tried]
+        if not todo:
+            return trials
+        if not isinstance(reporter, SilentReporter):
+            total = len(variant_bases(study)) * (study.config.tune.trials if study.config.tune else 0)
+            print(f"tune: {len(trials)} of {total} trials planned (validation split only)", file=sys.stderr)
+        dispatch(dataclasses.replace(study, runs=todo), layout, store, executor, reporter, sinks, storage, plan=trials)
+        tried.update(t.run_id for t in todo)
+
+
+def _tuned_study(study: Study, store: Store, reporter: Reporter) -> Study:
+    """The study with each variant's runs at its best trial's settings; a variant none of whose trials recorded
+    a figure has no runs (said on stderr)."""
+    runs, failed = tuned_runs(study, store.runs(plan_only=False))
+    for name in failed:
+        _warn(f"[tune]: every trial of variant '{name}' failed or diverged: it is left out of the study")
+    if not isinstance(reporter, SilentReporter):
+        chosen = {r.variant: r.tuned for r in runs}
+        for name, settings in chosen.items():
+            text = ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in settings.items())
+            print(f"tune: {name}: best trial at {text}", file=sys.stderr)
+    if not runs:
+        raise ConfigError("[tune]: no variant has a trial that recorded a figure; see the trials' errors in the store")
+    return dataclasses.replace(study, runs=runs)
 
 
 def resolve_jobs(jobs: int | str, study: Study) -> int:

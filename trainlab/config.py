@@ -35,6 +35,7 @@ from trainlab.models.config import ModelConfig
 from trainlab.names import DEPLOY_BASELINE, DEPLOY_METHODS, TRACKERS
 from trainlab.optim import OPTIMIZERS
 from trainlab.schema import PERFORMANCE_ONLY, SMOKE, SMOKE_AT_MOST, Strict, field_at, marked_fields, perf_only
+from trainlab.tune.config import TuneConfig
 
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "mse")
@@ -295,6 +296,11 @@ class StudyConfig(RunConfig):
         " matter, in the metric's own units (0.005 = half an accuracy point); a difference whose interval lies"
         " inside +-margin ends the study as equivalent. 0: only a difference can settle it.",
     )
+    tune: TuneConfig | None = Field(
+        None,
+        description="Tune every variant with the same budget of trials on the validation split, then run each"
+        " variant's best setting with the study's seeds (docs/study-file.md, [tune]).",
+    )
     deploy: DeployConfig = Field(
         default_factory=DeployConfig,
         description="Deployment variants (int8, ONNX).",
@@ -319,6 +325,14 @@ class StudyConfig(RunConfig):
         if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
             return v
         raise ValueError(f"a number of seeds per variant (1 or more) or 'auto', not {v!r}")
+
+    @model_validator(mode="after")
+    def _tuned_keys(self) -> StudyConfig:
+        for key in self.tune.params if self.tune else ():
+            _check_dotted_key(key, "tune: key")
+            if key in self.sweep:
+                raise ValueError(f"'{key}' is both swept ([sweep]) and tuned ([tune]): keep it in one of them")
+        return self
 
     @field_validator("sweep")
     @classmethod

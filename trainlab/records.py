@@ -156,6 +156,8 @@ class RunRecord:
     created_at: str = ""  # ISO 8601, UTC, seconds
     started_at: str | None = None
     finished_at: str | None = None
+    trial: int | None = None  # a [tune] trial's 0-based index among its variant's trials; None: a study run
+    tuned: dict[str, Any] = field(default_factory=dict)  # dotted key -> the value [tune] set for this run
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:

@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS runs (
     profile     TEXT,
     created_at  TEXT NOT NULL,
     started_at  TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    trial       INTEGER,                -- a [tune] trial's index among its variant's trials; NULL: a study run
+    tuned       TEXT                    -- JSON: the values [tune] set for the run
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id  TEXT NOT NULL,
@@ -113,6 +115,17 @@ def is_disk_full(exc: BaseException) -> bool:
     return "No space left on device" in str(exc)  # torch's writer wraps ENOSPC in a RuntimeError
 
 
+# Columns added to ``runs`` after its first release: a store written before them gains them on open.
+ADDED_COLUMNS = {"trial": "INTEGER", "tuned": "TEXT"}
+
+
+def _add_columns(con: sqlite3.Connection) -> None:
+    have = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+    for name, kind in ADDED_COLUMNS.items():
+        if name not in have:
+            con.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")  # names from the constant above only
+
+
 class Store:
     """Read and write a study's results. ``readonly``: read only, without write access to the file or folder
     (``trainlab report``, ``export``, ``compare``); the writer (the driver) checks the file's integrity on open."""
@@ -133,6 +146,7 @@ class Store:
                 raise StoreDamaged(f"{self.path} is damaged: SQLite's integrity check says {check!r}")
             with con:
                 con.executescript(SCHEMA)
+                _add_columns(con)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -212,7 +226,7 @@ class Store:
             for r in study.runs:
                 con.execute(
                     "INSERT OR IGNORE INTO runs (run_id, study, variant, repeat, seed, status, config, overrides,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    " created_at, trial, tuned) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
                     (
                         r.run_id,
                         r.study,
@@ -222,6 +236,8 @@ class Store:
                         _dumps(r.config.model_dump(mode="json")),
                         _dumps(r.overrides),
                         _now(),
+                        r.trial,
+                        _dumps(r.tuned),
                     ),
                 )
 
@@ -269,7 +285,7 @@ class Store:
     @staticmethod
     def _row(row: sqlite3.Row) -> RunRecord:
         d = dict(row)
-        for key in ("config", "overrides", "results", "env", "profile"):
+        for key in ("config", "overrides", "results", "env", "profile", "tuned"):
             d[key] = json.loads(d[key]) if d.get(key) else ({} if key != "profile" else None)
         return RunRecord.from_row(d)
 

@@ -24,6 +24,7 @@ from trainlab.data.augment import BatchAugment, WindowStore, build_augment, resi
 from trainlab.data.base import Dataset, Split
 from trainlab.data.dataloader import make_dataloader
 from trainlab.data.epoch import Normalizer, epoch_order, epoch_params, epoch_seed
+from trainlab.data.sealed import is_sealed
 
 if TYPE_CHECKING:
     from trainlab.data.config import DataConfig
@@ -172,8 +173,9 @@ class ResidentLoader:
         return xf
 
 
-def make_loaders(cfg: DataConfig, ds: Dataset, device: torch.device, seed: int) -> tuple[object, ResidentLoader]:
-    """Training loader (shuffled, augmented) and test loader (in order, never augmented) for ``cfg.loader``.
+def make_loaders(cfg: DataConfig, ds: Dataset, device: torch.device, seed: int) -> tuple[object, ResidentLoader | None]:
+    """Training loader (shuffled, augmented) and test loader (in order, never augmented) for ``cfg.loader``;
+    no test loader (None) when the test split is sealed (a tuning trial's, :mod:`trainlab.data.sealed`).
 
     The training loader is a :class:`ResidentLoader` or, with ``data.loader = "dataloader"``, a
     :class:`~trainlab.data.dataloader.EpochDataLoader`; both have ``set_epoch`` and ``len`` and yield ``(x, y)``.
@@ -198,7 +200,7 @@ def make_loaders(cfg: DataConfig, ds: Dataset, device: torch.device, seed: int) 
             augment=augment,
             resize=ds.resize,
         )
-    return train, eval_loader(cfg, ds, ds.test, device)
+    return train, None if is_sealed(ds.test) else eval_loader(cfg, ds, ds.test, device)
 
 
 def eval_loader(cfg: DataConfig, ds: Dataset, split: Split, device: torch.device) -> ResidentLoader:

@@ -108,6 +108,8 @@ def final_figures(spec: RunSpec, run: Training, history: list[EpochRow], mem: di
                     )
                 )
 
+    if test_loader is None:  # a tuning trial: confusion and inference speed are test-split measurements
+        return results
     measure_start = time.perf_counter()
     if ds.task == "classification" and ds.num_classes <= 100:
         ev = evaluate(model, test_loader, run.loss_fn, ds.task, ds.num_classes, confusion=True, autocast=autocast)

@@ -30,6 +30,7 @@ from torch import nn
 from trainlab.config import RunConfig
 from trainlab.data import Dataset, load_dataset
 from trainlab.data.loaders import ResidentLoader, eval_loader, make_loaders
+from trainlab.data.sealed import seal_test
 from trainlab.engine.checkpoint import Resume, find_resume, restore, run_identity, save_checkpoint, write_checkpoint
 from trainlab.engine.device import DeviceUnavailable, resolve_device, seed_everything
 from trainlab.engine.events import (
@@ -123,7 +124,7 @@ class Training:
     device: torch.device
     ds: Dataset
     train_loader: Any
-    test_loader: Any
+    test_loader: ResidentLoader | None  # None for a tuning trial: its test split is sealed
     model: nn.Module
     profile: Profile | None
     optimizer: torch.optim.Optimizer
@@ -146,13 +147,15 @@ class Training:
 
     def examples(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of every shape an epoch's steps see (the full batch, and a smaller last one if any), made of
-        test images: what compilation and capture are prepared with."""
+        evaluation images (test, or validation for a trial): what compilation and capture are prepared with."""
         n, b = len(self.ds.train), self.batch_size
         sizes = [min(b, n)] + ([n % b] if n > b and n % b else [])
+        source = self.test_loader or self.val_loader
+        assert source is not None  # a trial always has a validation split (seal_test)
         out = []
         for size in sizes:
-            idx = torch.arange(size, device=self.test_loader.x.device) % len(self.test_loader.x)
-            out.append(self.to_device(self.test_loader.convert(self.test_loader.x[idx]), self.test_loader.y[idx]))
+            idx = torch.arange(size, device=source.x.device) % len(source.x)
+            out.append(self.to_device(source.convert(source.x[idx]), source.y[idx]))
         return out
 
 
@@ -191,6 +194,8 @@ def _train(
     tc = cfg.train
     # Data: both splits in memory; the training loader shuffles with a seed per (run seed, epoch).
     ds = dataset if dataset is not None else load_dataset(cfg.data)
+    if spec.trial is not None:  # a tuning trial reads no test data: the split is sealed, reading it raises
+        ds = seal_test(ds)
     train_loader, test_loader = make_loaders(cfg.data, ds, device, tc.seed)
 
     # Model: built with the run's seed; profiled as this very instance, before training.
@@ -261,7 +266,12 @@ def _train(
     results["resumed_from_epoch"] = resume.epoch if resume is not None else None
     if rejected:
         results["checkpoint_rejected"] = rejected
-    if weights_path is not None and tc.checkpoint:
+    if spec.trial is not None:
+        # A finished trial's record is its figures; its states (~3x the weights) are not kept, or a study of
+        # 6 variants x 12 trials would hold 72 checkpoints nobody reads. Its epochs are in the store.
+        if checkpoint_path is not None:
+            checkpoint_path.unlink(missing_ok=True)
+    elif weights_path is not None and tc.checkpoint:
         save_checkpoint(weights_path, model.state_dict())  # the module itself: plain keys, never "_orig_mod."
     results.update(gpu_step_profile(run))  # last: its steps train the model further
     return RunOutcome("done", results=results)

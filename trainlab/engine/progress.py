@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from trainlab.engine.events import BatchProgress, EpochEnded, Event, RunDispatched, RunEnded, RunStarted
-from trainlab.measure.format import fmt_pct, fmt_spec, fmt_value
+from trainlab.measure.format import fmt_factor, fmt_pct, fmt_spec, fmt_value
 from trainlab.measure.metrics import BY_KEY, derived
 from trainlab.records import FAILED, OUTCOMES, RunStatus
 from trainlab.study import RunSpec, Study
@@ -24,6 +24,11 @@ from trainlab.study import RunSpec, Study
 def _pct(v: Any) -> str:
     p = fmt_pct(v, decimals=2)
     return p if p == "—" else p + "%"
+
+
+def _setting(v: Any) -> str:
+    """A tuned value as a person reads it: three significant digits for a float."""
+    return format(v, ".3g") if isinstance(v, float) else fmt_factor(v)
 
 
 # Summary columns when a study does not name its own ([study] columns).
@@ -60,7 +65,8 @@ class RichReporter:
 
     def event(self, spec: RunSpec, ev: Event) -> None:
         if isinstance(ev, RunDispatched):
-            label = f"run {ev.index}/{ev.total} {spec.variant} (seed {spec.seed})"
+            what = f"trial {spec.trial + 1}" if spec.trial is not None else f"seed {spec.seed}"
+            label = f"run {ev.index}/{ev.total} {spec.variant} ({what})"
             task = self.progress.add_task(label + (" resuming" if ev.resuming else ""), total=None, info="")
             self.running[spec.run_id] = (task, label, 0)
             return
@@ -92,9 +98,12 @@ class RichReporter:
                 val = f" | val loss {fmt_spec(r.val_loss, '.4f')}{val_q}"
             info = f"loss {fmt_spec(r.train_loss, '.4f')}{train_acc} test{test_q}"
             self.progress.update(task, completed=r.steps, info=info)
+            # A trial's test split is sealed: it has no test figures to show.
+            test = "" if spec.trial is not None else f" | test loss {fmt_spec(r.test_loss, '.4f')}{test_q}"
+            who = f"{spec.variant} trial {spec.trial + 1}" if spec.trial is not None else spec.variant
             self.progress.console.print(
-                f"  {spec.variant} epoch {r.epoch}/{epochs}: train loss {fmt_spec(r.train_loss, '.4f')}"
-                f"{train_acc}{val} | test loss {fmt_spec(r.test_loss, '.4f')}{test_q} | {r.epoch_time_s:.2f}s"
+                f"  {who} epoch {r.epoch}/{epochs}: train loss {fmt_spec(r.train_loss, '.4f')}"
+                f"{train_acc}{val}{test} | {r.epoch_time_s:.2f}s"
                 f" (data {r.data_time_s:.2f}s, compute {r.compute_time_s:.2f}s)"
             )
         elif isinstance(ev, RunEnded):
@@ -102,10 +111,25 @@ class RichReporter:
             del self.running[spec.run_id]
             self.progress.advance(self.run_task)
             if ev.outcome.status != "done":
-                self.progress.console.print(f"  [red]{spec.variant}: {ev.outcome.status}[/] — {ev.outcome.error}")
+                who = f"{spec.variant} trial {spec.trial + 1}" if spec.trial is not None else spec.variant
+                colour = "yellow" if spec.trial is not None else "red"  # a diverged trial is part of tuning
+                self.progress.console.print(f"  [{colour}]{who}: {ev.outcome.status}[/] — {ev.outcome.error}")
 
     def run_skipped(self, spec: RunSpec, status: RunStatus) -> None:
         pass
+
+    def _tuned(self, result: Any) -> None:
+        """One line per tuned variant: its trials and the settings its runs used (the best trial's)."""
+        if not result.trials:
+            return
+        count: dict[str, int] = {}
+        for t in result.trials:
+            count[t.variant] = count.get(t.variant, 0) + 1
+        chosen = {r.variant: r.tuned for r in result.records if r.tuned}
+        for name, n in count.items():
+            settings = ", ".join(f"{k} = {_setting(v)}" for k, v in chosen.get(name, {}).items())
+            settings = settings or "no trial finished"
+            self.console.print(f"tuned on the validation split: {escape(name)}: {n} trials, best at {settings}")
 
     def study_end(self, result: Any) -> None:
         for task, _, _ in self.running.values():  # runs that never ended (an interrupted study)
@@ -130,6 +154,7 @@ class RichReporter:
             cells = [fmt_value(BY_KEY[k], res.get(k)) for k in keys]
             table.add_row(r.variant, str(r.seed), status, *cells)
         self.console.print(table)
+        self._tuned(result)
         for r in result.failed:
             self.console.print(f"[red]{r.variant} (seed {r.seed}) {r.status}:[/] {r.error}")
         html = result.report_paths.html

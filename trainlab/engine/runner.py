@@ -13,6 +13,7 @@ then ``trainlab.api.run`` makes the deployment variants (``[deploy]``) and write
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import shutil
@@ -74,6 +75,9 @@ class StudyResult:
     study: Study
     out_dir: Path
     records: list[RunRecord] = field(default_factory=list)
+    # A tuned study's trials ([tune]), apart from its runs: a trial that failed or diverged (a learning rate
+    # too high, say) is part of tuning, not a failure of the study.
+    trials: list[RunRecord] = field(default_factory=list)
     report_paths: ReportPaths = field(default_factory=ReportPaths)  # the report's files (none if not written)
 
     @property
@@ -93,12 +97,12 @@ class StudyResult:
         of results.csv."""
         present = {k for r in self.records for k in (*r.results, *derived(r.results)) if k in BY_KEY}
         figures = column_order(sorted(present))
-        settings = list(dict.fromkeys(k for r in self.records for k in r.overrides))
+        settings = list(dict.fromkeys(k for r in self.records for k in (*r.overrides, *r.tuned)))
         rows = []
         for r in self.records:
             row: dict[str, Any] = {"variant": r.variant, "seed": r.seed, "repeat": r.repeat, "status": r.status,
                                    "error": r.error}  # fmt: skip
-            row.update({k: r.overrides.get(k) for k in settings})
+            row.update({k: r.tuned.get(k, r.overrides.get(k)) for k in settings})
             row.update({k: r.figure(k) for k in figures})
             rows.append(row)
         return rows
@@ -253,13 +257,15 @@ def dispatch(
     reporter: Reporter,
     sinks: list[Sink] | None = None,
     storage: StudyDir | None = None,
+    plan: list[RunSpec] | None = None,
 ) -> None:
     """Record the plan, skip finished runs, and run the others on ``executor``; every event goes to the store
     first, then to ``reporter``, then (best effort) to ``sinks``. ``storage``: where runs write checkpoints and
     weights when that is not the output folder (a folder every node of a cluster can reach); a finished run's
-    weights are then copied into the output folder, where deployment and the report look."""
+    weights are then copied into the output folder, where deployment and the report look. ``plan``: the runs
+    the store records as the study's (default: ``study.runs``), when the study runs in rounds."""
     where = storage or layout
-    store.set_plan(study)
+    store.set_plan(study if plan is None else dataclasses.replace(study, runs=plan))
     todo: list[RunJob] = []
     for index, spec in enumerate(study.runs, start=1):
         status = store.status(spec.run_id)

@@ -243,8 +243,9 @@ class StudyView:
     baseline_name: str | None
     swept_keys: list[str]
     study_path: str | None
-    runs: list[RunView]
+    runs: list[RunView]  # the study's runs: a tuned study's trials are apart, in ``trials``
     generated_at: str
+    trials: list[RunView] = field(default_factory=list)  # [tune] trials, in plan order (validation only)
 
     @classmethod
     def load(cls, out_dir: str | Path) -> StudyView:
@@ -254,8 +255,10 @@ class StudyView:
         if not db.is_file():
             raise TrainlabError(f"{out_dir} holds no trainlab.db: give the output folder of a study")
         store = Store(db, readonly=True)  # a report never needs write access to the study's folder
-        runs = [RunView(rec, store.epochs(rec.run_id)) for rec in store.runs()]
+        views = [RunView(rec, store.epochs(rec.run_id)) for rec in store.runs()]
+        runs = [v for v in views if v.record.trial is None]
         return cls(
+            trials=[v for v in views if v.record.trial is not None],
             out_dir=out_dir,
             meta_study=store.meta("study") or {},
             baseline_name=store.meta("baseline"),

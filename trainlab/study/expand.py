@@ -23,8 +23,9 @@ from trainlab.study.spec import RunSpec
 
 
 def count_runs(cfg: StudyConfig) -> int:
-    """The number of runs ``cfg`` expands to: variants x product of the sweep lengths x repeats (nothing built)."""
-    n = max(len(cfg.variant), 1) * cfg.planned_repeats
+    """The number of runs ``cfg`` expands to: variants x product of the sweep lengths x (repeats + tuning
+    trials) (nothing built)."""
+    n = max(len(cfg.variant), 1) * (cfg.planned_repeats + (cfg.tune.trials if cfg.tune else 0))
     for values in cfg.sweep.values():
         n *= len(values)
     return n
@@ -40,7 +41,7 @@ def _check_size(cfg: StudyConfig) -> None:
         return
     factors = [f"{max(len(cfg.variant), 1)} variant(s)"]
     factors += [f"{len(v)} values of {k}" for k, v in cfg.sweep.items()]
-    factors.append(f"{cfg.planned_repeats} repeat(s)")
+    factors.append(f"{cfg.planned_repeats} repeat(s)" + (f" + {cfg.tune.trials} trial(s)" if cfg.tune else ""))
     raise ConfigError(
         f"study.max_runs: the study expands to {n:,} runs ({' x '.join(factors)}), more than study.max_runs ="
         f" {cfg.study.max_runs:,}; shrink the sweep, the variants or repeats, or raise study.max_runs"

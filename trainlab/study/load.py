@@ -17,6 +17,7 @@ from trainlab.study.overrides import parse_override, set_dotted
 from trainlab.study.recipes import resolve_study_path
 from trainlab.study.source import check_structure, parse_toml, read_study_text
 from trainlab.study.spec import Study
+from trainlab.study.trials import check_tune
 
 
 def load_study(source: str | Path | dict[str, Any], overrides: list[str] | dict[str, Any] | None = None) -> Study:
@@ -58,4 +59,6 @@ def load_study(source: str | Path | dict[str, Any], overrides: list[str] | dict[
             f"study.baseline: no variant named '{cfg.study.baseline}'{did_you_mean(cfg.study.baseline, names)};"
             f" variants: {', '.join(names)}"
         )
-    return Study(config=cfg, runs=runs, path=path, raw=raw)
+    study = Study(config=cfg, runs=runs, path=path, raw=raw)
+    check_tune(study)  # a tuned value no run can take is refused now, not in the middle of the trials
+    return study

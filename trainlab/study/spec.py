@@ -19,6 +19,12 @@ class RunSpec:
     overrides: dict[str, Any]  # the dotted keys this variant changes (sweep values included)
     config: RunConfig
     run_id: str = field(default="")
+    # A tuning trial's 0-based index among its variant's trials ([tune]); None for a run of the study itself.
+    # A trial reads the validation split only: the engine seals the test split of its dataset.
+    trial: int | None = None
+    # The values [tune] set for this run (a trial's settings, or the variant's best for its final runs); they
+    # are not among ``overrides``, so the report does not read a tuned value as a factor of the study.
+    tuned: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seed(self) -> int:
