@@ -96,5 +96,10 @@ def test_probability_of_improvement() -> None:
     p, _, _ = probability_of_improvement([1.0, 2.0, 3.0], [0.0, 2.0, 4.0], paired=False)
     assert p == pytest.approx((1 + 1.5 + 2) / 9)
     assert probability_of_improvement([1.0, 2.0], [0.0, 1.0], paired=True) is None  # too few seeds
+    # three seeds that all win: the bootstrap alone says 1.00-1.00; three seeds cannot, and the interval says so
+    p, low, high = probability_of_improvement([2.0, 3.0, 4.0], [1.0, 2.0, 3.0], paired=True)
+    assert p == 1.0 and high == 1.0 and 0.4 < low < 0.5  # Wilson, 3 of 3: 0.44
+    p, low, high = probability_of_improvement([5.0] * 10, [1.0] * 10, paired=False)
+    assert p == 1.0 and 0.65 < low < 0.75  # Wilson, 10 of 10: 0.72
     again = probability_of_improvement([3.0, 2.0, 5.0, 1.0], [1.0, 2.0, 4.0, 2.0], paired=True)
     assert again == probability_of_improvement([3.0, 2.0, 5.0, 1.0], [1.0, 2.0, 4.0, 2.0], paired=True)
