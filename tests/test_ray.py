@@ -60,6 +60,23 @@ def test_four_runs_give_the_subprocess_executors_metrics(cluster, tmp_path: Path
     assert all((tmp_path / "ray" / "checkpoints" / f"{r.run_id}.model.pt").is_file() for r in local.records)
 
 
+def test_a_tuned_study_runs_its_trials_as_ray_tasks_with_the_test_split_sealed(cluster, tmp_path: Path) -> None:
+    study = tiny_study(
+        data={"val_fraction": 0.25},
+        train={"deterministic": True},
+        tune={"train.lr": {"low": 0.01, "high": 0.5, "log": True}, "trials": 2},
+        variant=[{"name": "sgd"}, {"name": "adam", "train.optimizer": "adam", "train.momentum": 0.0}],
+    )
+    on_ray = run(study, out=tmp_path / "ray", executor="ray", write_report=False)
+    inline = run(study, out=tmp_path / "inline", executor="inline", write_report=False)
+    assert [t.status for t in on_ray.trials] == ["done"] * 4, [t.error for t in on_ray.trials]
+    assert all(t.figure("test_acc") is None and t.figure("val_acc") is not None for t in on_ray.trials)
+    # the same trials, the same figures, the same choice as in this process
+    assert [(t.tuned, t.figure("val_acc")) for t in on_ray.trials] == [(t.tuned, t.figure("val_acc")) for t in
+                                                                      inline.trials]  # fmt: skip
+    assert [r.tuned for r in on_ray.records] == [r.tuned for r in inline.records]
+
+
 SLOW = {  # ~0.3 s per epoch on one thread: time to kill its worker between epochs
     "data": {"train_size": 3000, "shape": [1, 16, 16], "batch_size": 32},
     "model": {"name": "mlp", "hidden": [512, 512]},

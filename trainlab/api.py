@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -46,6 +47,12 @@ from trainlab.store import Store
 from trainlab.study import RunSpec, Study, load_study
 from trainlab.study.trials import planned_trials, tuned_runs, variant_bases
 from trainlab.track import Tracker, make_trackers, report_files
+
+
+class Send(Protocol):
+    """:func:`trainlab.engine.runner.dispatch` bound to one study's folder, store, executor and listeners."""
+
+    def __call__(self, study: Study, *, plan: list[RunSpec]) -> None: ...
 
 
 def run(
@@ -138,13 +145,16 @@ def _run_loaded(
         full: DiskFull | None = None
         try:
             shared = StudyDir(storage) if storage is not None else None
+            # dispatch bound to this study's folder, store, executor and listeners: send(study, plan=...)
+            send = functools.partial(dispatch, layout=layout, store=store, executor=chosen, reporter=reporter,
+                                     sinks=[*(sinks or []), *live], storage=shared)  # fmt: skip
             if study.config.tune is not None:
                 _check_validation_split(study, datasets)
-                trials = _dispatch_trials(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared)
+                trials = _dispatch_trials(study, store, reporter, send)
                 study = _tuned_study(study, store, reporter)
             else:
                 trials = []
-            _dispatch_rounds(study, layout, store, chosen, reporter, [*(sinks or []), *live], shared, trials)
+            _dispatch_rounds(study, layout, reporter, send, trials)
             if study.config.deploy.methods:
                 _deploy(layout, study, datasets)
         except DiskFull as exc:  # the study stops; what finished is stored, and a rerun resumes
@@ -166,14 +176,7 @@ def _run_loaded(
 
 
 def _dispatch_rounds(
-    study: Study,
-    layout: StudyDir,
-    store: Store,
-    executor: Executor,
-    reporter: Reporter,
-    sinks: list[Sink],
-    storage: StudyDir | None,
-    trials: list[RunSpec] | None = None,
+    study: Study, layout: StudyDir, reporter: Reporter, send: Send, trials: list[RunSpec] | None = None
 ) -> None:
     """:func:`dispatch` the study; with ``repeats = "auto"``, in rounds: every variant's first look of seeds,
     then more seeds to the pair the verdict compares until the rule settles (:mod:`trainlab.report.settle`).
@@ -184,14 +187,13 @@ def _dispatch_rounds(
     cfg = study.config
     before = list(trials or [])
     if cfg.repeats != "auto":
-        dispatch(study, layout, store, executor, reporter, sinks, storage, plan=[*before, *study.runs])
+        send(study, plan=[*before, *study.runs])
         return
     sizes = look_sizes(cfg.max_repeats)
     seeds = {r.variant: sizes[0] for r in study.runs}  # per variant: the seeds planned so far
     while True:
         plan = [r for r in study.runs if r.repeat < seeds[r.variant]]
-        dispatch(dataclasses.replace(study, runs=plan), layout, store, executor, reporter, sinks, storage,
-                 plan=[*before, *plan])  # fmt: skip
+        send(dataclasses.replace(study, runs=plan), plan=[*before, *plan])
         s = settling(StudyView.load(layout.root), cfg.max_repeats, cfg.margin)
         more = s.next_seeds() if s is not None else None
         if s is None or more is None or all(seeds[v] >= more for v in (s.best, s.worst)):
@@ -215,15 +217,7 @@ def _check_validation_split(study: Study, datasets: DatasetCache) -> None:
             )
 
 
-def _dispatch_trials(
-    study: Study,
-    layout: StudyDir,
-    store: Store,
-    executor: Executor,
-    reporter: Reporter,
-    sinks: list[Sink],
-    storage: StudyDir | None,
-) -> list[RunSpec]:
+def _dispatch_trials(study: Study, store: Store, reporter: Reporter, send: Send) -> list[RunSpec]:
     """Run every variant's tuning trials, round by round (:func:`trainlab.study.trials.planned_trials`), and
     return them. A trial that ended (even failed) is not run again in this session: the next round reads it as
     a failure; a rerun of the study retries it, as it retries any failed run."""
@@ -237,7 +231,7 @@ def _dispatch_trials(
         if not isinstance(reporter, SilentReporter):
             total = len(variant_bases(study)) * (study.config.tune.trials if study.config.tune else 0)
             print(f"tune: {len(trials)} of {total} trials planned (validation split only)", file=sys.stderr)
-        dispatch(dataclasses.replace(study, runs=todo), layout, store, executor, reporter, sinks, storage, plan=trials)
+        send(dataclasses.replace(study, runs=todo), plan=trials)
         tried.update(t.run_id for t in todo)
 
 

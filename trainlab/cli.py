@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from trainlab.errors import TrainlabError
 from trainlab.layout import StudyDir
@@ -170,9 +171,13 @@ def entry() -> None:
     torch's, matplotlib's and the study's objects one by one (about 1 s on a 2-core machine, after a 5 s smoke
     run). The exit handlers run and the streams are flushed, then the process ends without that teardown. An
     exception from the command (a bug) still ends with its traceback, the normal way."""
-    code = main()
-    atexit._run_exitfuncs()  # what a normal exit runs first (trackers, multiprocessing, logging)
-    sys.stdout.flush()
+    try:
+        code = main()
+        atexit._run_exitfuncs()  # what a normal exit runs first (trackers, multiprocessing, logging)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `trainlab check ... | head`: the reader left; not an error of the command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so no flush at exit fails again
+        code = 0
     sys.stderr.flush()
     os._exit(code)
 
@@ -266,10 +271,24 @@ def cmd_check(args: argparse.Namespace) -> int:
               f" baseline '{study.baseline}'")  # fmt: skip
     else:
         print(f"study '{study.name}': {len(study.runs)} runs, baseline '{study.baseline}'")
+    if cfg.tune is not None:  # the trials come first; the runs' ids follow from the settings they choose
+        variants = len({r.variant for r in study.runs})
+        spaces = "; ".join(f"{k} {_space(v)}" for k, v in cfg.tune.params.items())
+        print(f"  after {variants} x {cfg.tune.trials} tuning trials ({cfg.tune.sampler}, on the validation split"
+              f" only): {spaces}; each variant's runs use its best trial's settings")  # fmt: skip
     for r in study.runs:
         over = ", ".join(f"{k}={v}" for k, v in r.overrides.items()) or "(base config)"
-        print(f"  {r.run_id}  {r.variant:<30} seed {r.seed:<4} {over}")
+        ident = "(tuned)" if cfg.tune is not None else r.run_id
+        print(f"  {ident:<16}  {r.variant:<30} seed {r.seed:<4} {over}")
     return EXIT_OK
+
+
+def _space(space: Any) -> str:
+    """A [tune] range or choice as ``check`` prints it: ``0.0001 to 1 (log)``, ``one of [32, 64]``."""
+    if isinstance(space, list):
+        return f"one of {space}"
+    scale = " (log)" if space.log else ""
+    return f"{space.low:g} to {space.high:g}{scale}" + (" (integer)" if space.integer else "")
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

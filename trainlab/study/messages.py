@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -14,6 +14,8 @@ from trainlab.errors import did_you_mean
 # megabyte string) gives a readable message, and locating each problem's line stays cheap.
 MAX_PROBLEMS = 20
 MAX_VALUE_CHARS = 80
+# The names pydantic puts in an error's location for the member of a union it tried: not keys of the file.
+UNION_MEMBERS = ("bool", "NormalizeStats", "Range", "TuneConfig", "int", "float", "str")
 
 
 def _locate(text: str | None, loc: tuple[Any, ...]) -> str:
@@ -46,7 +48,9 @@ def format_validation_error(
     for e in errors[:MAX_PROBLEMS]:
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # pydantic reports union members as extra loc parts ("bool", "NormalizeStats"): drop them.
-        loc = tuple(p for p in loc if p not in ("bool", "NormalizeStats", "int", "float", "str", "list[float]"))
+        loc = tuple(p for p in loc if p not in UNION_MEMBERS and not (isinstance(p, str) and p.startswith("list[")))
+        if loc[:2] == ("tune", "params"):  # the keys to tune are written in [tune] itself ("train.lr" = {...})
+            loc = ("tune", *loc[2:])
         key = ".".join(str(p) for p in loc) or "(top level)"
         # A section's own validator (the model's keyword arguments) names the key it refuses: place the
         # message where that key was given (--set or its line), not where its table starts.
@@ -93,6 +97,8 @@ def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
     for p in parent:
         f = model.model_fields.get(str(p))
         ann = getattr(f, "annotation", None) if f else None
+        # An optional section (tune: TuneConfig | None) is the model in it.
+        ann = next((a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             model = ann
         else:

@@ -63,6 +63,12 @@ def check_tune(study: Study) -> None:
             values = [space.low, space.value(0.5), space.high] if isinstance(space, Range) else space
             for value in values:
                 with_settings(base.config, {key: value}, f"variant '{name}'")
+            if isinstance(space, Range) and not space.integer:
+                # A fractional value (a third of the way along) shows a key that takes whole numbers only.
+                try:
+                    with_settings(base.config, {key: space.value(1 / 3)}, f"variant '{name}'")
+                except ConfigError as exc:
+                    raise ConfigError(f"{exc}; {key} takes whole numbers: add integer = true to its range") from None
 
 
 def higher_is_better(tune: TuneConfig, task: str) -> bool:

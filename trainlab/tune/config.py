@@ -20,20 +20,19 @@ from pydantic import (
     Field,
     NonNegativeInt,
     PositiveInt,
-    StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
 from trainlab.errors import did_you_mean
 from trainlab.measure.metrics import BY_KEY
-from trainlab.schema import SMOKE_AT_MOST, Strict
+from trainlab.schema import Strict
 
 SAMPLERS = ("quasirandom", "tpe")
-# A choice's values must be what Optuna's CategoricalDistribution and a TOML file both hold.
-Choice = StrictBool | StrictInt | StrictFloat | str
+RANGE_FORM = "{ low = ..., high = ..., log = true|false, integer = true|false }"
 
 
 class Range(Strict):
@@ -81,6 +80,21 @@ def _dotted(key: str) -> bool:
     return "." in key
 
 
+# The tables a key to tune may start with (a run's sections, trainlab.config.RUN_SECTIONS).
+RUN_TABLES = ("data", "model", "train", "measure")
+
+
+def _flatten(key: str, value: Any) -> dict[str, Any]:
+    """``train.lr = {...}`` written unquoted in TOML is a table ``train`` holding ``lr``: the dotted keys of the
+    ranges and lists inside it (a table with a range's ``low`` or ``high`` is the range)."""
+    if not isinstance(value, dict) or not value or {"low", "high"} & set(value):
+        return {key: value}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        out.update(_flatten(f"{key}.{k}", v))
+    return out
+
+
 class TuneConfig(Strict):
     """``[tune]``: each variant is tuned with the same number of trials on the validation split; its best
     setting then runs with the study's seeds and is scored on test."""
@@ -92,7 +106,7 @@ class TuneConfig(Strict):
         json_schema_extra=lambda schema: _dotted_keys_schema(schema),
     )
 
-    params: dict[str, Range | list[Choice]] = Field(
+    params: dict[str, Range | list[Any]] = Field(
         default_factory=dict,
         description="The keys to tune, each a range { low, high, log, integer } or a list of values to choose"
         ' from: written as dotted keys in [tune], e.g. "train.lr" = { low = 1e-4, high = 1.0, log = true }.',
@@ -100,8 +114,7 @@ class TuneConfig(Strict):
     trials: PositiveInt = Field(
         16,
         description="Trials per variant: every variant gets this many, each an ordinary run scored on the"
-        " validation split only.",
-        json_schema_extra={SMOKE_AT_MOST: 2},
+        " validation split only (a --smoke run: at most 2).",
     )
     sampler: Literal[SAMPLERS] = Field(
         "quasirandom",
@@ -123,21 +136,42 @@ class TuneConfig(Strict):
         params = dict(data.get("params") or {}) if isinstance(data.get("params"), dict) else data.get("params", {})
         rest = {}
         for key, value in data.items():
-            if _dotted(key) and isinstance(params, dict):
-                params[key] = value
+            if isinstance(params, dict) and (_dotted(key) or (key in RUN_TABLES and isinstance(value, dict))):
+                params.update(_flatten(key, value))
             elif key != "params":
                 rest[key] = value
         return {**rest, "params": params}
 
-    @field_validator("params")
+    @field_validator("params", mode="before")
     @classmethod
-    def _some_params(cls, v: dict[str, Range | list[Choice]]) -> dict[str, Range | list[Choice]]:
+    def _spaces(cls, v: Any) -> Any:
+        # One message per key (pydantic would report a failure for each member of the union).
+        if not isinstance(v, dict):
+            return v
         if not v:
             raise ValueError('names no key to tune: add one, e.g. "train.lr" = { low = 1e-4, high = 1.0, log = true }')
+        out: dict[str, Range | list[Any]] = {}
         for key, space in v.items():
-            if isinstance(space, list) and not space:
+            if isinstance(space, Range):
+                out[key] = space
+            elif isinstance(space, dict):
+                try:
+                    out[key] = Range.model_validate(space)
+                except ValidationError as err:
+                    first = err.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    msg = str(first["msg"]).removeprefix("Value error, ")
+                    if first["type"] == "extra_forbidden":
+                        msg, where = f"unknown key '{where}'{did_you_mean(where, Range.model_fields)}", ""
+                    at = f" {where}" if where else ""
+                    raise ValueError(f"'{key}'{at}: {msg} (a range is {RANGE_FORM})") from None
+            elif isinstance(space, list) and space:
+                out[key] = space
+            elif isinstance(space, list):
                 raise ValueError(f"'{key}' is an empty list: give the values to choose from")
-        return v
+            else:
+                raise ValueError(f"'{key}' = {space!r}: give a range {RANGE_FORM} or a list of values to choose from")
+        return out
 
     @field_validator("metric")
     @classmethod
@@ -158,4 +192,4 @@ class TuneConfig(Strict):
         return self.metric or ("val_r2" if task == "regression" else "val_acc")
 
 
-__all__ = ["SAMPLERS", "Choice", "Range", "TuneConfig"]
+__all__ = ["SAMPLERS", "Range", "TuneConfig"]

@@ -75,18 +75,22 @@ def _tpe(tune: TuneConfig, index: int, history: History, direction: Direction) -
         ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = {k: _distribution(optuna, space) for k, space in tune.params.items()}
+    # A choice is told and asked as its index: its values may be lists (model.hidden), which Optuna cannot hold.
+    as_index = {k: space for k, space in tune.params.items() if isinstance(space, list)}
     # A seed per trial index: the same index after the same history asks the same settings, resumed or not.
     sampler = optuna.samplers.TPESampler(seed=tune.seed * 1_000_003 + index, n_startup_trials=0)
     study = optuna.create_study(direction=direction, sampler=sampler)
-    for params, value in history:
+    for settings, value in history:
+        params = {k: as_index[k].index(v) if k in as_index else v for k, v in settings.items()}
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value, state=state))
-    return dict(study.ask(dists).params)
+    asked = study.ask(dists).params
+    return {k: as_index[k][v] if k in as_index else v for k, v in asked.items()}
 
 
 def _distribution(optuna: Any, space: Range | list[Any]) -> Any:
     if isinstance(space, list):
-        return optuna.distributions.CategoricalDistribution(tuple(space))
+        return optuna.distributions.CategoricalDistribution(tuple(range(len(space))))
     if space.integer:
         return optuna.distributions.IntDistribution(int(space.low), int(space.high), log=space.log)
     return optuna.distributions.FloatDistribution(float(space.low), float(space.high), log=space.log)
