@@ -12,9 +12,10 @@ from trainlab.report.deployment import deployment_section, deployments_csv
 from trainlab.report.export import epochs_csv, render_latex, render_markdown, results_csv
 from trainlab.report.findings import study_findings
 from trainlab.report.html import render_html
-from trainlab.report.plots import all_plots
+from trainlab.report.plots import ReportPlots, all_plots
 from trainlab.report.study import StudyView
-from trainlab.report.tables import class_tables, comparison_table, group_tables
+from trainlab.report.tables import class_tables, comparison_table, group_tables, md_escape
+from trainlab.report.tuning import tuning_markdown, tuning_table
 from trainlab.store import Store, is_disk_full
 
 
@@ -32,6 +33,28 @@ def _write(path: Path, data: str | bytes) -> None:
         if is_disk_full(exc):
             raise DiskFull(f"the disk holding {path.parent} is full: {path.name} not written") from None
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+# The sections of report.md that follow the Tuning section: it goes before the first of them there is.
+_AFTER_TUNING = ("## Plots\n", "## Confusion matrices", "## Deployment\n", "## Statistics\n")
+
+
+def with_tuning_section(md: str, study: StudyView, plots: ReportPlots) -> str:
+    """``md`` (report.md) with a tuned study's Tuning section (its table, legend and plots) after the tables,
+    where report.html shows it; ``md`` as it is for an untuned study."""
+    table = tuning_table(study)
+    if table is None:
+        return md
+    section = ["## Tuning\n", tuning_markdown(table)]
+    for p in plots.tuning:
+        section += [
+            f"### {md_escape(p.title)}\n",
+            f"![{md_escape(p.alt)}](plots/{p.name}.png)\n",
+            f"_{md_escape(p.caption)}_\n",
+        ]
+    text = "\n".join(section) + "\n"
+    at = min((i for h in _AFTER_TUNING if (i := md.find("\n" + h)) >= 0), default=len(md) - 1) + 1
+    return md[:at] + text + md[at:]
 
 
 def build_report(out_dir: str | Path, formats: list[str] | None = None, dest: str | Path | None = None) -> ReportPaths:
@@ -97,7 +120,8 @@ def build_report(out_dir: str | Path, formats: list[str] | None = None, dest: st
         paths.plots = plot_dir
         if "md" in wanted:
             paths.md = layout.report_file("report.md")
-            _write(paths.md, render_markdown(study, findings, comparison, groups, plots, classes, deployment))
+            md = render_markdown(study, findings, comparison, groups, plots, classes, deployment)
+            _write(paths.md, with_tuning_section(md, study, plots))
         if "html" in wanted:
             paths.html = layout.report_file("report.html")
             _write(paths.html, render_html(study, findings, comparison, groups, plots, classes, deployment))

@@ -4,7 +4,9 @@ A learning rate that suits one optimizer, width, batch size or normalisation rar
 rate is typically 10-100x below SGD's, a wider network or a larger batch shifts it, batch norm widens the range
 that trains at all. A study whose variants differ in such a key but share one ``train.lr`` measures, in part,
 how well that one rate happens to fit each variant — the course's optimizer lab ranking Adam last at lr 0.1 is
-the textbook case. The rule says so in the verdict (folded into it, as the ``selection`` caveat is).
+the textbook case. The rule says so in the verdict (folded into it, as the ``selection`` caveat is), and its
+remedy is ``[tune]``: the same tuning budget for every variant on the validation split. A study whose ``[tune]``
+tunes ``train.lr`` gave every variant its own rate, even where two variants' best rates happen to coincide.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from trainlab.report import anchors
 from trainlab.report.finding import Finding
 from trainlab.report.study import StudyView, dotted_get
+from trainlab.report.tuning import tuning
 from trainlab.report.verdict import differing, performance_only
 
 # Keys whose value moves the best learning rate: the optimizer and its own settings, the batch size, the input
@@ -29,6 +32,8 @@ LR_MOVING = (
 )
 LR_MOVING_PREFIXES = ("model.",)
 LR_KEY = "train.lr"
+# The remedy, as a study file says it.
+TUNE_EXAMPLE = '"train.lr" = { low = 1e-4, high = 1.0, log = true }'
 
 
 def moves_best_lr(key: str) -> bool:
@@ -41,9 +46,10 @@ def moves_best_lr(key: str) -> bool:
 def untuned(study: StudyView) -> list[Finding]:
     """Variants that differ in a key moving the best learning rate, all trained at one ``train.lr``: the ranking
     may reflect that one rate. Nothing when the learning rate differs between variants (set per variant or
-    swept), or with fewer than two finished variants."""
+    swept) or is tuned per variant by ``[tune]``, or with fewer than two finished variants."""
     done = [v for v in study.variants if v.done]
-    if len(done) < 2:
+    tuned = tuning(study)
+    if len(done) < 2 or (tuned is not None and LR_KEY in tuned.config.params):
         return []
     movers = [k for k in differing(study) if moves_best_lr(k)]
     rates = {repr(dotted_get(r.config, LR_KEY)) for v in done for r in v.done}
@@ -53,15 +59,19 @@ def untuned(study: StudyView) -> list[Finding]:
     if not isinstance(lr, int | float):  # a record without its resolved config: nothing to say
         return []
     named = movers[0] if len(movers) == 1 else ", ".join(movers[:-1]) + " and " + movers[-1]
+    remedy = (
+        f"add train.lr to the study's [tune] section ({TUNE_EXAMPLE})"
+        if tuned is not None
+        else f"add a [tune] section, e.g. {TUNE_EXAMPLE},"
+    )
     text = (
         f"The variants differ in {named} but were all trained at one learning rate (train.lr = {lr:g}), and the"
         " best rate depends on those settings: the ranking may reflect how well that one rate suits each variant"
-        " rather than the variants themselves. For a fair comparison give every variant the same tuning budget:"
-        " tune train.lr per variant on the validation split (e.g. a [sweep] over train.lr crossed with the"
-        " variants, each compared at its best validation setting)."
+        f" rather than the variants themselves. For a fair comparison {remedy} so that every variant gets the same"
+        " tuning budget on the validation split."
     )
     figures = {"lr": lr, "lr_moving_keys": movers}
     return [Finding("untuned", "info", text, figures, anchors.COMPARISON)]
 
 
-__all__ = ["LR_MOVING", "moves_best_lr", "untuned"]
+__all__ = ["LR_MOVING", "TUNE_EXAMPLE", "moves_best_lr", "untuned"]

@@ -51,9 +51,11 @@ SEVERITY_ORDER = {"problem": 0, "warning": 1, "info": 2}
 Kind = Literal[
     "progress",
     "verdict",
+    "tuned",
     "settled",
     "untuned",
     "selection",
+    "edge",
     "nondeterminism",
     "busy_machine",
     "best",

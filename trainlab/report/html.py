@@ -23,6 +23,8 @@ from trainlab.report.machine import machine_info, run_dates
 from trainlab.report.plots import Plot, ReportPlots
 from trainlab.report.study import RunView, StudyView, is_number
 from trainlab.report.tables import BUSY_MARK, NOISE_MARK, SIG_MARK, ClassTable, Table
+from trainlab.report.tuning import ANCHOR as TUNING_ANCHOR
+from trainlab.report.tuning import setting_text, tuning, tuning_table
 
 # Per-epoch columns with a label and unit; other keys are shown under their own name.
 EPOCH_COLUMNS = {
@@ -176,6 +178,10 @@ def render_html(
         "pvalues": _pvalue_rows(study, comparison),
         "deployment": deployment,
         "deployment_img": _img(deployment.plot) if deployment is not None and deployment.plot is not None else None,
+        "tuning": tuning_table(study),
+        "tuning_anchor": TUNING_ANCHOR,
+        "tuning_plots": [_img(p) for p in plots.tuning],
+        "trials": _trial_rows(study),
     }
     return _env().get_template("report.html.j2").render(**ctx)
 
@@ -191,3 +197,19 @@ def _pvalue_rows(study: StudyView, table: Table) -> list[dict[str, Any]]:
         cells = [("—" if c.p is None else f"{c.p:.3g}", c.mark == SIG_MARK) for c in row.cells]
         out.append({"name": row.name, "cells": cells})
     return out
+
+
+def _trial_rows(study: StudyView) -> list[dict[str, Any]]:
+    """A tuned study's every trial, for the Tuning section's listing: variant, 1-based number, the value of
+    each tuned key, status, validation figure and why it failed; empty for an untuned study."""
+    t = tuning(study)
+    if t is None:
+        return []
+    m = BY_KEY[t.metric]
+    return [
+        {"variant": v.name, "number": r.trial.index + 1, "status": r.status, "error": r.error,
+         "values": [setting_text(r.trial.settings[k]) if k in r.trial.settings else "—" for k in t.config.params],
+         "value": fmt_value(m, r.trial.value), "best": v.best is not None and v.best.index == r.trial.index}
+        for v in t.variants
+        for r in v.trials
+    ]  # fmt: skip

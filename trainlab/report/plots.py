@@ -3,15 +3,14 @@
 Each plot is returned as a :class:`Plot` holding PNG bytes, an id the page links to, a caption and alt text
 that says what the figure shows in words (for screen readers and for readers of the Markdown file). Colours
 are the Okabe-Ito palette (distinguishable with the common colour-vision deficiencies); beyond eight variants
-markers tell lines apart as well. Every variant keeps its colour in every figure.
+markers tell lines apart as well. Every variant keeps its colour in every figure. A tuned study (``[tune]``) adds
+two, shown in its Tuning section: the tuning curve and the sensitivity to each numeric tuned key.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
 from matplotlib.lines import Line2D
@@ -21,41 +20,31 @@ from trainlab.measure.metrics import BY_KEY
 from trainlab.measure.stats import spread_bounds
 from trainlab.report import anchors
 from trainlab.report.confusion_plot import confusion_grid
-from trainlab.report.finding import DATA_BOUND_SHARE
+from trainlab.report.finding import DATA_BOUND_SHARE, metric_label
 from trainlab.report.findings import pareto_front
 from trainlab.report.lanes import side_by_side
 from trainlab.report.plotting import (
     LOG_SPAN,
     Plot,
+    ReportPlots,
     colour,
+    colour_index,
+    epoch_means,
+    epoch_split,
     legend_below,
     log_if_wide,
     marker,
     new_figure,
+    numeric_factors,
     set_margins,
     style_axes,
     to_png,
+    zoom_floor,
 )
 from trainlab.report.study import StudyView, VariantView, dotted_get, is_number
 from trainlab.report.tables import ClassTable
-
-
-def _epoch_means(v: VariantView, key: str) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Per epoch over the variant's runs (running and diverged ones included): epochs, mean, min, max."""
-    by_epoch: dict[int, list[float]] = {}
-    for r in v.runs:
-        for e in r.epochs:
-            val = getattr(e, key)  # key: an EpochRow field (a per-epoch figure of the catalogue)
-            if is_number(val):
-                by_epoch.setdefault(e.epoch, []).append(float(val))
-    xs = sorted(by_epoch)
-    return (
-        xs,
-        [statistics.fmean(by_epoch[x]) for x in xs],
-        [min(by_epoch[x]) for x in xs],
-        [max(by_epoch[x]) for x in xs],
-    )
-
+from trainlab.report.tuning import SENSITIVITY_ANCHOR, TUNING_CURVE_ANCHOR, edge_bands, tuning
+from trainlab.tune.config import Range
 
 # ------------------------------------------------------------------------------------------------------
 # Loss and accuracy per epoch
@@ -84,7 +73,7 @@ def curves(study: StudyView) -> Plot | None:
         c, mk = colour(i), marker(i)
         many = len(v.runs) > 1
         for split, style in splits:
-            xs, ys, lo, hi = _epoch_means(v, f"{split}_loss")
+            xs, ys, lo, hi = epoch_means(v, f"{split}_loss")
             if xs:
                 ax_loss.plot(xs, ys, style, color=c, marker=mk, markersize=3, linewidth=1.6)
                 losses += ys
@@ -93,7 +82,7 @@ def curves(study: StudyView) -> Plot | None:
             qkey = f"{split}_{qual}"
             if regression and split == "train":
                 continue  # no R² of the training batches
-            xs, ys, lo, hi = _epoch_means(v, qkey)
+            xs, ys, lo, hi = epoch_means(v, qkey)
             qual_points += [(x, y * scale) for x, y in zip(xs, lo)]
             if xs:
                 ax_acc.plot(xs, [y * scale for y in ys], style, color=c, marker=mk, markersize=3, linewidth=1.6)
@@ -122,7 +111,7 @@ def curves(study: StudyView) -> Plot | None:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel(f"loss ({'MSE' if study.loss_name == 'mse' else 'cross-entropy, nats'})")
     log_if_wide(ax_loss, losses)
-    zoom = _zoom_floor(qual_points, [t * 100 for t in targets_drawn]) if not regression else None
+    zoom = zoom_floor(qual_points, [t * 100 for t in targets_drawn]) if not regression else None
     if zoom is not None:
         ax_acc.set_ylim(bottom=zoom, top=min(ax_acc.get_ylim()[1], 101.0))
     ax_acc.set_title("Test R² per epoch" if regression else "Accuracy per epoch")
@@ -146,7 +135,7 @@ def curves(study: StudyView) -> Plot | None:
     set_margins(fig, legend_rows=rows)
     finals = []
     for v in variants:
-        xs, ys, _lo, _hi = _epoch_means(v, f"test_{qual}")
+        xs, ys, _lo, _hi = epoch_means(v, f"test_{qual}")
         if ys:
             finals.append(f"{v.name} {ys[-1] * scale:.1f}{'' if regression else '%'} at epoch {xs[-1]}")
     alt = (
@@ -175,40 +164,13 @@ def curves(study: StudyView) -> Plot | None:
     return Plot(anchors.CURVES, "curves", "Loss and accuracy per epoch", caption.strip(), alt, to_png(fig))
 
 
-def _zoom_floor(points: list[tuple[int, float]], targets: list[float]) -> float | None:
-    """Lower accuracy limit that leaves out a steep first epoch, or None when zooming would hide little.
-
-    Accuracy often jumps from ~50% after epoch 1 to >90%; a full axis then squashes every later difference. The
-    floor is the lowest value from epoch 2 on (and any target), rounded down to 5%, when epoch-1 values lie more
-    than 10 points below it.
-    """
-    later = [y for e, y in points if e >= 2]
-    if len(later) < 2 or not points:
-        return None
-    floor = math.floor((min(later + targets) - 1.0) / 5.0) * 5.0
-    return floor if min(y for _e, y in points) < floor - 10.0 else None
-
-
 # ------------------------------------------------------------------------------------------------------
 # Data vs compute time per epoch
 
 
-def _epoch_split(v: VariantView) -> tuple[float, float, float, str] | None:
-    """Mean data, compute and other time per epoch over the variant's runs (epoch 1 excluded when possible)."""
-    rows = [e for r in v.runs for e in r.epochs if is_number(e.epoch_time_s)]
-    if not rows:
-        return None
-    later = [e for e in rows if e.epoch > 1]
-    use, which = (later, "epochs 2+") if later else (rows, "epoch 1")
-    data = statistics.fmean(float(e.data_time_s or 0.0) for e in use)
-    comp = statistics.fmean(float(e.compute_time_s or 0.0) for e in use)
-    total = statistics.fmean(float(e.epoch_time_s or 0.0) for e in use)
-    return data, comp, max(total - data - comp, 0.0), which
-
-
 def time_split(study: StudyView) -> Plot | None:
     """Horizontal stacked bars: data, compute and other (loop overhead) seconds per epoch, per variant."""
-    items = [(v, s) for v in study.variants if (s := _epoch_split(v)) is not None]
+    items = [(v, s) for v in study.variants if (s := epoch_split(v)) is not None]
     if not items:
         return None
     fig = new_figure(9.0, 1.6 + 0.38 * len(items))
@@ -240,17 +202,6 @@ def time_split(study: StudyView) -> Plot | None:
 
 # ------------------------------------------------------------------------------------------------------
 # Swept numeric factor -> metric
-
-
-def numeric_factors(study: StudyView) -> list[str]:
-    """Swept keys whose values are numbers (not booleans) with at least two distinct values."""
-    out = []
-    for key in study.swept_keys:
-        vals = [v.factors.get(key) for v in study.variants if v.done]  # variants with figures to plot
-        nums = {float(x) for x in vals if is_number(x)}
-        if len(nums) >= 2:
-            out.append(key)
-    return out
 
 
 def factor_plot(study: StudyView, key: str) -> Plot | None:
@@ -370,18 +321,90 @@ def pareto(study: StudyView) -> Plot | None:
     return Plot(anchors.PARETO, "pareto", f"{qm.label} vs cost", caption, alt, to_png(fig))
 
 
-@dataclass
-class ReportPlots:
-    """Every figure of a report, by where the page shows it."""
+# ------------------------------------------------------------------------------------------------------
+# A tuned study: the tuning curve and the sensitivity to each tuned value
 
-    main: list[Plot]  # loss and accuracy curves, data vs compute time, quality vs cost: the Plots section
-    factors: list[Plot]  # one per swept numeric factor, after the main ones
-    confusion: list[Plot]  # the confusion matrices' grid; none without matrices (e.g. regression)
 
-    @property
-    def every(self) -> list[Plot]:
-        """All of them, in the order the page shows them."""
-        return self.main + self.factors + self.confusion
+def tuning_curve(study: StudyView) -> Plot | None:
+    """The best validation figure so far against the trial number, one line per variant; each trial's own
+    figure a faint point (only for a tuned study)."""
+    t = tuning(study)
+    lines = [v for v in t.variants if v.scored] if t is not None else []
+    if t is None or not lines:
+        return None
+    # The study's variants first (their colours in every figure), then any with trials only (no runs).
+    m, idx = BY_KEY[t.metric], colour_index([v.name for v in (*study.variants, *t.variants)])
+    label = metric_label(t.metric)
+    fig = new_figure(7.5, 4.0 + 0.27 * (math.ceil(len(lines) / 6) - 1))
+    ax = fig.subplots()
+    alt_parts = []
+    for v in lines:
+        c, (xs, ys), best = colour(idx[v.name]), zip(*v.scored), v.running_best(t.higher_is_better)
+        ax.step(xs, [b * m.scale for b in best], where="post", color=c, linewidth=1.8, label=v.name)
+        ax.scatter(xs, [y * m.scale for y in ys], s=22, color=c, alpha=0.45, zorder=3)
+        at = xs[best.index(best[-1])]
+        alt_parts.append(f"{v.name} reached {fmt_value(m, best[-1])}{m.unit} at trial {at} of {v.budget}")
+    ax.set(xlabel="trial", ylabel=m.header, title=f"Best {label} so far, by trial",
+           xlim=(0.5, t.config.trials + 0.5))  # fmt: skip
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    style_axes(ax)
+    set_margins(fig, left=0.8, legend_rows=legend_below(fig, *ax.get_legend_handles_labels(), ncol=6))
+    alt = f"Step lines of the best {label} so far against the trial number: " + "; ".join(alt_parts) + "."
+    caption = (
+        f"Each line is the best {label} (validation split) over a variant's trials so far, in trial order; the"
+        " points are the trials' own figures (a failed or diverged trial has none). A line still rising at the last"
+        " trial suggests that a larger budget would find a better setting."
+    )
+    return Plot(TUNING_CURVE_ANCHOR, "tuning_curve", "Tuning curve", caption, alt, to_png(fig))
+
+
+def sensitivity(study: StudyView) -> Plot | None:
+    """Each trial's validation figure against its value of each numeric tuned key (one panel per key, log axis
+    for a log range), one series per variant, its best trial starred (only for a tuned study)."""
+    t = tuning(study)
+    keys = t.numeric_keys if t is not None else []
+    if t is None or not keys or not any(v.scored for v in t.variants):
+        return None
+    m, idx = BY_KEY[t.metric], colour_index([v.name for v in (*study.variants, *t.variants)])
+    label = metric_label(t.metric)
+    fig = new_figure(max(4.4 * len(keys), 7.5), 4.0 + 0.27 * (math.ceil(len(t.variants) / 6) - 1))
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    alt_parts = []
+    for ax, key in zip(axes, keys):
+        space = t.config.params[key]
+        for v in t.variants:
+            if not (pts := v.along(key)):
+                continue
+            c = colour(idx[v.name])
+            # Joined by a line only along the one tuned key: with several, the other keys vary between points.
+            ax.plot([x for x, _y in pts], [y * m.scale for _x, y in pts], marker="o", markersize=4, color=c,
+                    linewidth=1.2 if len(keys) == 1 else 0, alpha=0.85)  # fmt: skip
+            if v.best is not None and is_number(bx := v.best.settings.get(key)):
+                ax.plot([bx], [v.best.value * m.scale], marker="*", markersize=13, color=c, markeredgecolor="black",
+                        markeredgewidth=0.7, linestyle="none", zorder=5)  # fmt: skip
+                alt_parts.append(f"{v.name} best {fmt_value(m, v.best.value)}{m.unit} at {key} = {bx:.3g}")
+        if isinstance(space, Range):
+            if space.log:
+                ax.set_xscale("log")
+            for a, b in edge_bands(space):  # where a best value lies at an edge (the warning's zones)
+                ax.axvspan(a, b, color="#999999", alpha=0.15, linewidth=0)
+            ax.set_xlim(space.low, space.high)
+        else:
+            log_if_wide(ax, [float(x) for x in space], axis="x")
+        ax.set(xlabel=key, ylabel=m.header, title=f"{m.label} vs {key}")
+        style_axes(ax)
+    handles = [Line2D([], [], color=colour(idx[v.name]), marker="o", label=v.name) for v in t.variants]
+    handles.append(Line2D([], [], color="#444444", marker="*", markersize=10, linestyle="none", label="best trial"))
+    set_margins(fig, left=0.8, legend_rows=legend_below(fig, handles, ncol=8), wspace_in=0.9)
+    alt = f"{m.label} of every trial against {', '.join(keys)}: " + "; ".join(alt_parts) + "."
+    caption = (
+        f"Each point is one trial's {label} on the validation split (a failed or diverged trial has none); the"
+        " star is the variant's best trial, whose settings its runs used. The shaded bands are the outer tenth of"
+        " each range (in log space for a log range): a best value there may be cut off by the range."
+    )
+    if len(keys) > 1:
+        caption += " One panel per numeric tuned key; the other tuned keys vary between the points too."
+    return Plot(SENSITIVITY_ANCHOR, "sensitivity", "Sensitivity to the tuned settings", caption, alt, to_png(fig))
 
 
 def all_plots(study: StudyView, class_tables: list[ClassTable], lanes: int | None = None) -> ReportPlots:
@@ -392,14 +415,27 @@ def all_plots(study: StudyView, class_tables: list[ClassTable], lanes: int | Non
     tasks: list[Callable[[], Plot | None]] = [
         partial(confusion_grid, class_tables),
         partial(pareto, study),
+        partial(sensitivity, study),  # a panel per numeric tuned key; None for an untuned study
         *(partial(factor_plot, study, key) for key in keys),
         partial(curves, study),
         partial(time_split, study),
+        partial(tuning_curve, study),
     ]
-    conf, par, *rest = side_by_side(tasks, lanes)
-    factors, (cur, split) = rest[: len(keys)], rest[len(keys) :]
+    conf, par, sens, *rest = side_by_side(tasks, lanes)
+    factors, (cur, split, tcurve) = rest[: len(keys)], rest[len(keys) :]
     main = [p for p in (cur, split, par) if p is not None]
-    return ReportPlots(main, [p for p in factors if p is not None], [conf] if conf else [])
+    tuned = [p for p in (tcurve, sens) if p is not None]
+    return ReportPlots(main, [p for p in factors if p is not None], [conf] if conf else [], tuned)
 
 
-__all__ = ["Plot", "ReportPlots", "all_plots", "curves", "factor_plot", "pareto", "time_split"]
+__all__ = [
+    "Plot",
+    "ReportPlots",
+    "all_plots",
+    "curves",
+    "factor_plot",
+    "pareto",
+    "sensitivity",
+    "time_split",
+    "tuning_curve",
+]

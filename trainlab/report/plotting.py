@@ -1,4 +1,6 @@
-"""The report's drawing kit: the Plot record, palette and markers, figure set-up, legends and PNG output.
+"""The report's drawing kit: the Plot record and the report's set of them, palette and markers, figure set-up,
+legends and PNG output, the per-variant reductions of the epoch rows that the figures draw, and the swept keys
+with numbers to plot along.
 
 Matplotlib's Agg canvas only (no display, no pyplot global state). Colours are the Okabe-Ito palette
 (distinguishable with the common colour-vision deficiencies); beyond eight variants markers tell lines apart.
@@ -9,12 +11,18 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from trainlab.measure.format import is_number
+
+if TYPE_CHECKING:  # annotations only: the study view is what the figures are drawn from
+    from trainlab.report.study import StudyView, VariantView
 
 # Okabe & Ito (2008), "Color Universal Design"; yellow last: it is faint as a line on white.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000", "#F0E442")
@@ -35,8 +43,29 @@ class Plot:
     png: bytes
 
 
+@dataclass
+class ReportPlots:
+    """Every figure of a report, by where the page shows it."""
+
+    main: list[Plot]  # loss and accuracy curves, data vs compute time, quality vs cost: the Plots section
+    factors: list[Plot]  # one per swept numeric factor, after the main ones
+    confusion: list[Plot]  # the confusion matrices' grid; none without matrices (e.g. regression)
+    tuning: list[Plot] = field(default_factory=list)  # a tuned study's: the Tuning section, before the Plots
+
+    @property
+    def every(self) -> list[Plot]:
+        """All of them, in the order the page shows them."""
+        return self.tuning + self.main + self.factors + self.confusion
+
+
 def colour(i: int) -> str:
     return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def colour_index(names: Iterable[str]) -> dict[str, int]:
+    """Each name's colour (and marker) index, by its first place in ``names``: pass the study's variants first,
+    so that a variant keeps its colour in every figure."""
+    return {n: i for i, n in enumerate(dict.fromkeys(names))}
 
 
 def marker(i: int) -> str:
@@ -121,3 +150,62 @@ def log_if_wide(ax: Any, values: Sequence[float], axis: str = "y") -> None:
     pos = [v for v in values if v > 0]
     if pos and len(pos) == len(values) and max(pos) / min(pos) > LOG_SPAN:
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+# ---- what the figures read of the study: per-variant reductions of the epoch rows, the numeric factors -------
+# (kept here, apart from the figures themselves, so that plots.py stays a size one can read: under 450 lines)
+
+
+def epoch_means(v: VariantView, key: str) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per epoch over the variant's runs (running and diverged ones included): epochs, mean, min, max."""
+    by_epoch: dict[int, list[float]] = {}
+    for r in v.runs:
+        for e in r.epochs:
+            val = getattr(e, key)  # key: an EpochRow field (a per-epoch figure of the catalogue)
+            if is_number(val):
+                by_epoch.setdefault(e.epoch, []).append(float(val))
+    xs = sorted(by_epoch)
+    return (
+        xs,
+        [statistics.fmean(by_epoch[x]) for x in xs],
+        [min(by_epoch[x]) for x in xs],
+        [max(by_epoch[x]) for x in xs],
+    )
+
+
+def zoom_floor(points: list[tuple[int, float]], targets: list[float]) -> float | None:
+    """Lower accuracy limit that leaves out a steep first epoch, or None when zooming would hide little.
+
+    Accuracy often jumps from ~50% after epoch 1 to >90%; a full axis then squashes every later difference. The
+    floor is the lowest value from epoch 2 on (and any target), rounded down to 5%, when epoch-1 values lie more
+    than 10 points below it.
+    """
+    later = [y for e, y in points if e >= 2]
+    if len(later) < 2 or not points:
+        return None
+    floor = math.floor((min(later + targets) - 1.0) / 5.0) * 5.0
+    return floor if min(y for _e, y in points) < floor - 10.0 else None
+
+
+def epoch_split(v: VariantView) -> tuple[float, float, float, str] | None:
+    """Mean data, compute and other time per epoch over the variant's runs (epoch 1 excluded when possible)."""
+    rows = [e for r in v.runs for e in r.epochs if is_number(e.epoch_time_s)]
+    if not rows:
+        return None
+    later = [e for e in rows if e.epoch > 1]
+    use, which = (later, "epochs 2+") if later else (rows, "epoch 1")
+    data = statistics.fmean(float(e.data_time_s or 0.0) for e in use)
+    comp = statistics.fmean(float(e.compute_time_s or 0.0) for e in use)
+    total = statistics.fmean(float(e.epoch_time_s or 0.0) for e in use)
+    return data, comp, max(total - data - comp, 0.0), which
+
+
+def numeric_factors(study: StudyView) -> list[str]:
+    """Swept keys whose values are numbers (not booleans) with at least two distinct values."""
+    out = []
+    for key in study.swept_keys:
+        vals = [v.factors.get(key) for v in study.variants if v.done]  # variants with figures to plot
+        nums = {float(x) for x in vals if is_number(x)}
+        if len(nums) >= 2:
+            out.append(key)
+    return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from trainlab.records import TRAINING, RunStatus
-from trainlab.report import fairness, settle, study_rules
+from trainlab.report import fairness, settle, study_rules, tuning
 from trainlab.report import run_findings as run
 from trainlab.report.finding import DATA_BOUND_SHARE, LAUNCH_BOUND_SHARE, LOW_MFU, Finding, Kind
 from trainlab.report.nondeterminism import nondeterminism
@@ -87,12 +87,19 @@ _LOW_MFU = across_variants(
     "The models or batches are too small for the device, or overheads dominate.",
 )
 
+_EDGE = across_variants(
+    "have their best setting at the edge of the tuned range, so the best setting may lie beyond it",
+    tuning.EDGE_ADVICE,
+)
+
 RULES: tuple[Rule, ...] = (
     Rule("progress", "study", study_rules.progress),
     Rule("verdict", "study", verdict),
+    Rule("tuned", "study", tuning.tuned, fold_into="verdict"),
     Rule("settled", "study", settle.settled, fold_into="verdict"),
     Rule("untuned", "study", fairness.untuned, fold_into="verdict"),
     Rule("selection", "study", study_rules.selection, fold_into="verdict"),
+    Rule("edge", "study", tuning.edges, merge=_EDGE),
     Rule("nondeterminism", "study", nondeterminism),
     Rule("busy_machine", "study", study_rules.busy_machine, fold_into="noise"),
     Rule("best", "study", study_rules.best, superseded_by=("verdict",), merge=study_rules.merge_bests),

@@ -64,22 +64,19 @@ def settling(study: StudyView, max_repeats: int, margin: float) -> Settling | No
 
 
 def _settling(study: StudyView, max_repeats: int, margin: float) -> Settling | None:
-    key = study.choice_key(study.quality_key)
-    metric = BY_KEY[key]
-    scored = [(v, v.mean(key)) for v in study.variants if v.done]
-    scored = [(v, m) for v, m in scored if m is not None]
-    if len(scored) < 2:
+    pair = best_and_worst(study)
+    if pair is None:
         return None
-    ranked = sorted(scored, key=lambda vm: vm[1], reverse=metric.better == "higher")
-    best, worst = ranked[0][0], ranked[-1][0]
-    a, b, paired = _sides(best, worst, key)
-    pairs = len(scored) * (len(scored) - 1) // 2
+    key, best, worst = pair
+    scored = [v for v in study.variants if v.done and v.mean(key) is not None]
+    a, b, paired = sides(best, worst, key)
+    pairs = len(scored) * (len(scored) - 1) // 2  # every pair the rule could have picked
     alpha = ALPHA / pairs
     decision = decide(a, b, max_repeats=max_repeats, margin=margin, alpha=alpha, paired=paired)
     return Settling(key, best.name, worst.name, decision, alpha, max_repeats, tuple(a), tuple(b), paired)
 
 
-def _sides(best: VariantView, worst: VariantView, key: str) -> tuple[list[float], list[float], bool]:
+def sides(best: VariantView, worst: VariantView, key: str) -> tuple[list[float], list[float], bool]:
     """The two sides' values: paired on the seeds both finished when they share seeds, else each on its own."""
     ga = {s: v for s, v in best.per_seed(key).items() if v is not None}
     gb = {s: v for s, v in worst.per_seed(key).items() if v is not None}
@@ -87,6 +84,30 @@ def _sides(best: VariantView, worst: VariantView, key: str) -> tuple[list[float]
     if len(common) >= 2:
         return [ga[s] for s in common], [gb[s] for s in common], True
     return list(ga.values()), list(gb.values()), False
+
+
+def improvement_text(
+    best: str, worst: str, key: str, a: list[float], b: list[float], paired: bool
+) -> tuple[str, tuple[float, float, float] | None]:
+    """The sentence (with a leading space; empty with fewer than 3 seeds a side) giving how often ``best`` does
+    better than ``worst`` on ``key`` on a seed — rliable's probability of improvement — with its interval."""
+    sign = -1.0 if BY_KEY[key].better == "lower" else 1.0  # the function reads higher as better
+    poi = probability_of_improvement([sign * x for x in a], [sign * x for x in b], paired)
+    if poi is None:
+        return "", None
+    on = "a seed" if paired else "a pair of seeds"
+    return (f" Probability that {best} does better than {worst} on {metric_label(key)} on {on}: {poi[0]:.2f}"
+            f" (95% interval {poi[1]:.2f}–{poi[2]:.2f})."), poi  # fmt: skip
+
+
+def best_and_worst(study: StudyView) -> tuple[str, VariantView, VariantView] | None:
+    """The key the verdict chooses by and its best and worst finished variants (None with fewer than two)."""
+    key = study.choice_key(study.quality_key)
+    scored = [(v, m) for v in study.variants if v.done and (m := v.mean(key)) is not None]
+    if len(scored) < 2:
+        return None
+    ranked = sorted(scored, key=lambda vm: vm[1], reverse=BY_KEY[key].better == "higher")
+    return key, ranked[0][0], ranked[-1][0]
 
 
 def settled(study: StudyView) -> list[Finding]:
@@ -114,13 +135,8 @@ def settled(study: StudyView) -> list[Finding]:
                 f" neither excludes 0 nor lies within the margin; {how}.")  # fmt: skip
     else:
         text = f"Not settled yet at {iv.n} seeds ({s.best} vs {s.worst} on {label}: {span}); the study adds seeds."
-    # How often the best variant wins on a seed (rliable's probability of improvement), higher-is-better.
-    sign = -1.0 if BY_KEY[s.key].better == "lower" else 1.0
-    poi = probability_of_improvement([sign * x for x in s.a], [sign * x for x in s.b], s.paired)
-    if poi is not None:
-        on = "a seed" if s.paired else "a pair of seeds"
-        text += (f" Probability that {s.best} does better than {s.worst} on {on}: {poi[0]:.2f} (95% bootstrap"
-                 f" interval {poi[1]:.2f}–{poi[2]:.2f}).")  # fmt: skip
+    said, poi = improvement_text(s.best, s.worst, s.key, s.a, s.b, s.paired)
+    text += said
     figures = {"settle_outcome": d.outcome, "settle_seeds": iv.n, "settle_diff": rounded(iv.diff),
                "settle_low": rounded(iv.low), "settle_high": rounded(iv.high),
                "settle_pair": [s.best, s.worst],
@@ -128,4 +144,4 @@ def settled(study: StudyView) -> list[Finding]:
     return [Finding("settled", "info", text, figures, anchors.COMPARISON)]
 
 
-__all__ = ["Settling", "auto_settings", "settled", "settling"]
+__all__ = ["Settling", "auto_settings", "best_and_worst", "improvement_text", "settled", "settling", "sides"]
