@@ -18,7 +18,8 @@ EXPECTED = {
     "quickstart", "mnist_logreg", "mnist_fc_dropout", "mnist_fc_normalization", "mnist_cnn_design",
     "mnist_cnn_regularization", "cifar10_resnet18", "cifar10_dataloader_workers", "cifar10_devices",
     "cifar10_optimizers", "cifar10_no_batchnorm", "resnet18_anatomy", "cifar10_mlp", "scene15_simplenet",
-    "scene15_alexnet_finetune", "housing_mlp", "cifar10_precision",
+    "scene15_alexnet_finetune", "housing_mlp", "cifar10_precision", "mnist_optimizers", "mnist_optimizers_tuned",
+    "cifar10_optimizers_tuned",
 }  # fmt: skip
 
 
@@ -40,7 +41,11 @@ def test_unknown_recipe_suggests():
 
 
 # bf16 on a CPU without bf16 units is ~20x slower than fp32: the precision study's stand-in gets smaller images.
-SMALLER = {"cifar10_precision": ["data.shape=[3, 8, 8]"]}
+# The tuned ResNet-18 twin (5 variants x (2 trials + 2 seeds)) gets one seed and smaller images for the same reason.
+SMALLER = {
+    "cifar10_precision": ["data.shape=[3, 8, 8]"],
+    "cifar10_optimizers_tuned": ["data.shape=[3, 8, 8]", "repeats=1"],
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -119,6 +119,10 @@ def _stand_in(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Trials per variant in a --smoke run of a tuned study.
+SMOKE_TRIALS = 2
+
+
 def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
     """Overrides that turn a study into a smoke test: a generated stand-in of its data, one short epoch.
 
@@ -136,6 +140,10 @@ def smoke_overrides(source: str, overrides: list[str]) -> dict[str, Any]:
     with contextlib.suppress(TypeError, ValueError):
         smoke.update(_stand_in(data))
     smoke.update(smoke_settings(raw))  # one short epoch, small batches, brief timings: declared on the fields
+    tune = _table(raw, "tune")
+    if tune:  # a tuned study's smoke run tunes too, with two trials per variant: every path, few runs
+        trials = tune.get("trials")
+        smoke["tune.trials"] = min(trials, SMOKE_TRIALS) if isinstance(trials, int) and trials > 0 else SMOKE_TRIALS
     if "data.num_workers" in _table(raw, "sweep"):  # keep the sweep's shape, at worker counts a test machine affords
         smoke["sweep.data.num_workers"] = [0, 1]
     model = _table(raw, "model")
