@@ -16,6 +16,7 @@ from test_verdict import _run, _study
 
 import trainlab
 from trainlab.records import RunRecord
+from trainlab.report.export import tuning_latex
 from trainlab.report.findings import study_findings
 from trainlab.report.html import render_html
 from trainlab.report.plots import ReportPlots
@@ -228,3 +229,15 @@ def test_variant_names_are_escaped_in_the_tuning_section() -> None:
     assert name not in page and section.count("&lt;b&gt;adam&lt;/b&gt;") == 2  # the table and the trials' list
     table = tuning_table(study)
     assert table is not None and "\\<b\\>adam\\</b\\>" in tuning_markdown(table)
+    assert "\\textless{}b\\textgreater{}adam" in tuning_latex(table, "s")
+
+
+def test_the_latex_tables_have_the_tuning_table(tuned: Path) -> None:
+    trainlab.build_report(tuned, formats=["latex"])
+    tex = (tuned / "report.tex").read_text()
+    block = tex[tex.index(r"\label{tab:tuning}") : tex.index(r"\end{table}", tex.index(r"\label{tab:tuning}"))]
+    t = tuning(StudyView.load(tuned))
+    assert t is not None
+    for v in t.variants:
+        assert f"{v.name} & {v.tuned['train.lr']:.3g} & 4 done &" in block
+    assert r"\toprule" in block and "validation split" in block

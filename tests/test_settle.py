@@ -96,3 +96,22 @@ def test_check_says_how_many_runs_an_auto_study_may_take(tmp_path: Path, capsys)
     study.write_text('repeats = "often"\n[study]\nname = "s"\n[data]\nname = "digits"\n')
     assert main(["check", str(study)]) == 2
     assert "repeats: a number of seeds per variant (1 or more) or 'auto', not 'often'" in capsys.readouterr().err
+
+
+def test_a_tuned_study_tunes_once_then_adds_seeds_at_the_tuned_settings(tmp_path: Path) -> None:
+    """[tune] with repeats = "auto": the trials run once, before the first look; every later round adds seeds
+    at each variant's best trial's settings, and the verdict says both how it was tuned and how it settled."""
+    spec = _study([{"name": "a"}, {"name": "b"}], margin=0.0, max_repeats=5)
+    spec["tune"] = {"train.lr": {"low": 0.01, "high": 0.5, "log": True}, "trials": 3}
+    result = run(spec, out=tmp_path, executor="inline", write_report=False)
+    assert sorted((t.variant, t.trial) for t in result.trials) == [(v, i) for v in "ab" for i in range(3)]
+    assert sorted((r.variant, r.seed) for r in result.records) == [(v, s) for v in "ab" for s in range(5)]
+    for name in "ab":
+        best = max((t for t in result.trials if t.variant == name), key=lambda t: (t.figure("val_acc"), -t.trial))
+        assert all(r.tuned == best.tuned for r in result.records if r.variant == name)
+    got = _settled(tmp_path)
+    assert got["settle_outcome"] in ("equivalent", "unresolved") and got["settle_seeds"] == 5, got["text"]
+    assert "tuned with 3 trials on the validation split" in got["text"]
+    again = run(spec, out=tmp_path, executor="inline", write_report=False)  # a rerun trains nothing again
+    assert [t.finished_at for t in again.trials] == [t.finished_at for t in result.trials]
+    assert [r.finished_at for r in again.records] == [r.finished_at for r in result.records]

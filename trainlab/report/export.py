@@ -29,6 +29,7 @@ from trainlab.report.tables import (
     table_latex,
     table_markdown,
 )
+from trainlab.report.tuning import TuningTable, tuning_table
 
 RESULTS_LEAD = ("study", "variant", "seed", "status", "error")
 RESULTS_TAIL = ("repeat", "run_id")
@@ -210,6 +211,9 @@ def render_latex(study: StudyView, comparison: Table, groups: list[Table], class
     ]
     if comparison.rows:
         out.append(table_latex(comparison, f"{name}: comparison of variants"))
+    tuned = tuning_table(study)
+    if tuned is not None:
+        out.append(tuning_latex(tuned, name))
     for t in groups:
         out.append(table_latex(t, f"{name}: {t.title.lower()}"))
     for ct in class_tables:
@@ -229,3 +233,25 @@ def render_latex(study: StudyView, comparison: Table, groups: list[Table], class
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
         out.append("\n".join(lines))
     return "\n".join(out)
+
+
+def tuning_latex(table: TuningTable, study_name: str) -> str:
+    """A tuned study's Tuning table as a booktabs ``table`` (``study_name`` already escaped), its legend as the
+    table's note: per variant the tuned values (an edge marked), trials, best trial, its validation figure and
+    the test figure of the variant's runs."""
+    lines = [
+        r"\begin{table}[htbp]",
+        r"\centering\small",
+        rf"\caption{{{study_name}: tuning, each variant with the same budget}}",
+        r"\label{tab:tuning}",
+        rf"\begin{{tabular}}{{l{'l' * len(table.keys)}lrrr}}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in table.headers) + r" \\",
+        r"\midrule",
+    ]
+    for r in table.rows:
+        values = [text + (f" ({end} end)" if end else "") for text, end in r.values]
+        cells = [r.name, *values, r.trials, r.best_trial, r.best_value, r.test.shown]  # "—" is escaped as ---
+        lines.append(" & ".join(latex_escape(c) for c in cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\par\footnotesize {latex_escape(table.legend)}", r"\end{table}", ""]
+    return "\n".join(lines)
