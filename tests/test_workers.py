@@ -204,3 +204,23 @@ def test_a_study_beside_its_own_module_runs_in_workers(tmp_path):
     result = run(Path(study_file), out=tmp_path / "out", write_report=False)
     assert [r.status for r in result.records] == ["done", "done"]
     assert result.records[1].env.get("process_run") == 2
+
+
+def test_a_study_in_rounds_keeps_its_workers_from_round_to_round(tmp_path):
+    """A TPE-tuned study runs one round per trial after its first, then the study's runs: every round runs on
+    the same warm worker (it is not started again each round), and the worker is stopped once the study ends."""
+    study = tiny_study(
+        data={"val_fraction": 0.25},
+        measure=QUICK,
+        tune={"train.lr": {"low": 0.01, "high": 0.5, "log": True}, "trials": 4, "sampler": "tpe"},
+        repeats=2,
+    )
+    executor = SubprocessExecutor(1)
+    result = run(study, out=tmp_path / "out", write_report=False, executor=executor)
+    runs = sorted([*result.trials, *result.records], key=lambda r: r.started_at or "")
+    assert len(result.trials) == 4 and len(result.records) == 2
+    assert {r.env.get("pid") for r in runs} == {runs[0].env.get("pid")}  # one process for every round
+    assert sorted(r.env.get("process_run") for r in runs) == list(range(1, 7))
+    assert executor._workers == {}  # closed: nothing idle is left behind
+    with pytest.raises(ProcessLookupError):
+        os.kill(runs[0].env["pid"], 0)

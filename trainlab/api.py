@@ -148,13 +148,16 @@ def _run_loaded(
             # dispatch bound to this study's folder, store, executor and listeners: send(study, plan=...)
             send = functools.partial(dispatch, layout=layout, store=store, executor=chosen, reporter=reporter,
                                      sinks=[*(sinks or []), *live], storage=shared)  # fmt: skip
-            if study.config.tune is not None:
-                _check_validation_split(study, datasets)
-                trials = _dispatch_trials(study, store, reporter, send)
-                study = _tuned_study(study, store, reporter)
-            else:
-                trials = []
-            _dispatch_rounds(study, layout, reporter, send, trials)
+            try:
+                if study.config.tune is not None:
+                    _check_validation_split(study, datasets)
+                    trials = _dispatch_trials(study, store, reporter, send)
+                    study = _tuned_study(study, store, reporter)
+                else:
+                    trials = []
+                _dispatch_rounds(study, layout, reporter, send, trials)
+            finally:  # the workers kept from round to round: stopped before the report, which wants the CPUs
+                chosen.close()
             if study.config.deploy.methods:
                 _deploy(layout, study, datasets)
         except DiskFull as exc:  # the study stops; what finished is stored, and a rerun resumes

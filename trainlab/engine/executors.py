@@ -17,6 +17,7 @@ died without sending one).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing.connection as mp_connection
 import queue as queue_mod
@@ -59,6 +60,11 @@ class Executor(Protocol):
 
     def run(self, jobs: Sequence[RunJob], sink: Sink) -> None: ...
 
+    def close(self) -> None:
+        """Release what the executor keeps between calls of :meth:`run` (a study runs in rounds: tuning
+        trials, seeds added until settled); called once the study's last round has run."""
+        ...
+
 
 class InlineExecutor:
     """Every run in this process, one after the other."""
@@ -68,6 +74,9 @@ class InlineExecutor:
     def __init__(self, datasets: DatasetCache | None = None) -> None:
         self.datasets = datasets
         self.profiles = ProfileCache()  # a model's profile, counted once for all its runs here
+
+    def close(self) -> None:
+        """Nothing to release: the runs ran in this process."""
 
     def run(self, jobs: Sequence[RunJob], sink: Sink) -> None:
         for job in jobs:
@@ -92,7 +101,11 @@ class SubprocessExecutor:
     ``jobs``: runs side by side (default 1). ``cpus``: the CPUs to share out (default: this process's
     affinity), ``len(cpus) // jobs`` per worker. ``gpus``: CUDA device ids, one per worker in turn (default:
     none set; the runs see what this process sees). ``runs_per_worker``: retire a worker after this many runs
-    (None: never; 1: a fresh process for every run, the strictest isolation, at ~4 s per run)."""
+    (None: never; 1: a fresh process for every run, the strictest isolation, at ~4 s per run).
+
+    The workers outlive a call of :meth:`run`: a study that runs in rounds (tuning trials, one round per TPE
+    trial; seeds added until settled) would otherwise start every worker again each round (~3 s each on a
+    2-core machine: torch and ``torch._dynamo`` imported again). :meth:`close` stops them."""
 
     name = "subprocess"
 
@@ -109,10 +122,17 @@ class SubprocessExecutor:
         self.gpus = list(gpus or [])
         self.runs_per_worker = runs_per_worker
         self.slots = plan_slots(jobs, self.cpus, self.gpus)
+        self._workers: dict[int, WorkerHandle] = {}  # by slot index: idle between calls of run
+        self._at_exit = False  # close registered to run at exit
+
+    def close(self) -> None:
+        """Stop the idle workers (each is asked to exit; one that does not within seconds is terminated)."""
+        while self._workers:
+            stop_worker(self._workers.popitem()[1])
 
     def run(self, jobs: Sequence[RunJob], sink: Sink) -> None:
         pending = deque(jobs)
-        workers: dict[int, WorkerHandle] = {}
+        workers = self._workers
         try:
             while pending or any(w.job is not None for w in workers.values()):
                 for slot in self.slots:
@@ -124,6 +144,11 @@ class SubprocessExecutor:
                         w = None
                     if w is None:  # a worker pre-started for this slot (pool.prestart), else a new one
                         w = workers[slot.index] = take(slot) or start_worker(slot)
+                        if not self._at_exit:
+                            # A caller that never calls close: at exit multiprocessing joins every child, and
+                            # an idle worker would keep it waiting. Registered after a start, so it runs first.
+                            atexit.register(self.close)
+                            self._at_exit = True
                     if w.job is None:
                         job = pending.popleft()
                         sink.event(job.spec, RunDispatched(job.index, job.total, job.resuming))
@@ -141,10 +166,8 @@ class SubprocessExecutor:
                 w.proc.terminate()
             for w in workers.values():
                 w.proc.join()
+            self.close()
             raise
-        finally:
-            for w in workers.values():
-                stop_worker(w)
 
     def _drain(self, w: WorkerHandle, sink: Sink) -> bool:
         """Deliver what ``w`` sent; True when the worker is gone or retired (the slot needs a fresh one)."""

@@ -159,6 +159,9 @@ class RayExecutor:
         gpu = tc.device == "cuda" or (tc.device == "auto" and self.ray.cluster_resources().get("GPU", 0) > 0)
         return {"num_cpus": cpus, "num_gpus": self.gpus_per_run if gpu else 0}
 
+    def close(self) -> None:
+        """Nothing to release: the cluster and its workers are Ray's (``ray.shutdown`` is the caller's)."""
+
     def run(self, jobs: Sequence[RunJob], sink: Sink) -> None:
         if not jobs:
             return
