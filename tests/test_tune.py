@@ -18,6 +18,7 @@ from trainlab.errors import ConfigError
 from trainlab.study import load_study
 from trainlab.study.recipes import smoke_overrides
 from trainlab.tune import Range, Trial, TuneConfig, at_edge, best_trial
+from trainlab.tune.prune import PruneRule, median_bar, stops_at
 from trainlab.tune.search import rounds, settings_for, sobol_points
 
 
@@ -216,14 +217,14 @@ def test_sobol_settings_are_a_stable_prefix_spread_over_the_range() -> None:
 def test_tpe_asks_the_same_setting_from_the_same_history_and_learns_from_it() -> None:
     tune = TuneConfig.model_validate({"train.lr": LR, "model.hidden": [[8], [16]], "trials": 12, "sampler": "tpe"})
     assert rounds(tune) == [[0, 1, 2, 3], [4], [5], [6], [7], [8], [9], [10], [11]]
-    history = [(settings_for(tune, i, []), None) for i in range(4)]
+    history = [(settings_for(tune, i, []), None, None) for i in range(4)]
     # a figure that peaks at lr = 0.01: TPE's next asks move towards it
-    history = [(s, -abs(math.log10(s["train.lr"]) + 2)) for s, _ in history]
+    history = [(s, -abs(math.log10(s["train.lr"]) + 2), None) for s, _, _ in history]
     first = settings_for(tune, 4, history)
     assert first == settings_for(tune, 4, history) and first["model.hidden"] in ([8], [16])
     for i in range(4, 12):
         s = settings_for(tune, i, history)
-        history.append((s, -abs(math.log10(s["train.lr"]) + 2)))
+        history.append((s, -abs(math.log10(s["train.lr"]) + 2), None))
     best = max(history, key=lambda h: h[1])[0]["train.lr"]
     assert 10**-2.5 < best < 10**-1.5
 
@@ -287,3 +288,78 @@ def test_a_tuning_study_killed_by_sigkill_resumes_with_its_trials_intact(tmp_pat
     assert sorted(r.tuned["train.lr"] for r in after if r.trial is None) == sorted(
         r.tuned["train.lr"] for r in whole.records
     )
+
+
+def test_the_median_rule_is_a_bar_per_epoch_from_earlier_trials() -> None:
+    curves = [[0.5, 0.7, 0.8], [0.3, 0.5], [0.9, None, 0.95]]
+    assert median_bar(curves, 3) == (0.5, 0.6, 0.875)
+    assert median_bar(curves[:1], 3) == (None, None, None)  # one trial is no median
+    rule = PruneRule("val_acc", running=False, higher=True, bar=(0.5, 0.6, 0.875))
+    assert stops_at(rule, [0.4], 3) and not stops_at(rule, [0.5], 3)  # worse than the median stops; equal goes on
+    assert not stops_at(rule, [0.6, 0.7, 0.1], 3)  # the last epoch: the trial is complete, never pruned
+    assert stops_at(rule, [None], 3)  # no figure at all is as bad as it gets
+    loss = PruneRule("val_loss", running=False, higher=False, bar=(1.0, 0.5))
+    assert stops_at(loss, [1.2], 3) and not stops_at(loss, [0.9], 3)
+    warm = PruneRule("val_acc", running=False, higher=True, bar=(0.5, 0.6, 0.875), warmup=1)
+    assert not stops_at(warm, [0.1], 3) and stops_at(warm, [0.1, 0.2], 3)  # the warm-up epoch always runs
+    best = PruneRule("val_acc", running=True, higher=True)
+    assert best.curve([0.5, 0.4, 0.7, None]) == [0.5, 0.5, 0.7, 0.7]  # best_val_acc: the best so far
+
+
+def test_pruning_runs_quasirandom_trials_in_two_rounds() -> None:
+    tune = TuneConfig.model_validate({"train.lr": LR, "trials": 6, "prune": "median"})
+    assert rounds(tune) == [[0, 1], [2, 3, 4, 5]]
+    assert rounds(TuneConfig.model_validate({"train.lr": LR, "trials": 6})) == [[0, 1, 2, 3, 4, 5]]
+    assert rounds(TuneConfig.model_validate({"train.lr": LR, "trials": 2, "prune": "median"})) == [[0, 1]]
+    with pytest.raises(ValueError, match="prune"):
+        TuneConfig.model_validate({"train.lr": LR, "prune": "hyperband"})
+
+
+def _pruned_study(sampler: str = "quasirandom") -> dict[str, Any]:
+    """SGD without momentum on the embedded digits, lr from 1e-4 (learns nothing in 4 epochs) to 1: the first
+    round's two trials set a bar the slow later trials fall below after their first epoch."""
+    return {
+        "study": {"name": "pruned"},
+        "data": {"name": "digits", "batch_size": 64, "val_fraction": 0.2},
+        "model": {"name": "mlp", "hidden": [32]},
+        "train": {"epochs": 4, "threads": 1, "device": "cpu", "momentum": 0.0, "checkpoint": True},
+        "measure": {"latency_repeats": 2, "throughput_time_s": 0.001, "infer_limit": 4, "mfu": False},
+        "tune": {"train.lr": {"low": 1e-4, "high": 1.0, "log": True}, "trials": 6, "prune": "median",
+                 "sampler": sampler},
+        "variant": [{"name": "sgd"}],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("sampler", ["quasirandom", "tpe"])
+def test_a_trial_worse_than_the_median_stops_and_is_never_chosen(tmp_path: Path, sampler: str) -> None:
+    result = run(_pruned_study(sampler), out=tmp_path, executor="inline", write_report=False)
+    trials = sorted(result.trials, key=lambda t: t.trial)
+    assert len(trials) == 6 and all(t.status == "done" for t in trials)  # pruned trials count against the budget
+    pruned = [t for t in trials if t.results.get("pruned_epoch") is not None]
+    assert pruned, [(t.tuned, t.results.get("prune_curve")) for t in trials]
+    assert all(t.trial >= 2 for t in pruned)  # the first round has no bar to fall below
+    for t in pruned:
+        stop = t.results["pruned_epoch"]
+        assert 1 <= stop < 4 and t.results["epochs"] == stop and len(t.results["prune_curve"]) == stop
+    for t in trials[:2]:
+        assert t.results["pruned_epoch"] is None and len(t.results["prune_curve"]) == 4
+    (r,) = result.records
+    chosen = next(t for t in trials if t.tuned == r.tuned)
+    assert chosen.results["pruned_epoch"] is None  # only a complete trial is ever chosen
+    again = run(_pruned_study(sampler), out=tmp_path, executor="inline", write_report=False)  # resume: nothing new
+    assert [t.finished_at for t in sorted(again.trials, key=lambda t: t.trial)] == [t.finished_at for t in trials]
+
+
+def test_the_report_counts_pruned_trials_apart(tmp_path: Path) -> None:
+    run(_pruned_study(), out=tmp_path, executor="inline")
+    from trainlab.report.study import StudyView
+    from trainlab.report.tuning import tuning
+
+    t = tuning(StudyView.load(tmp_path))
+    assert t is not None
+    (v,) = t.variants
+    n = sum(r.pruned_at is not None for r in v.trials)
+    assert n and v.counts_text == f"{6 - n} done, {n} pruned"
+    page = (tmp_path / "report.html").read_text()
+    assert "pruned" in (tmp_path / "report.md").read_text() and "A pruned trial stopped early" in page
+    assert page.count('<span class="status pruned">pruned</span>') == n and "worse than its median" in page

@@ -274,8 +274,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if cfg.tune is not None:  # the trials come first; the runs' ids follow from the settings they choose
         variants = len({r.variant for r in study.runs})
         spaces = "; ".join(f"{k} {_space(v)}" for k, v in cfg.tune.params.items())
-        print(f"  after {variants} x {cfg.tune.trials} tuning trials ({cfg.tune.sampler}, on the validation split"
-              f" only): {spaces}; each variant's runs use its best trial's settings")  # fmt: skip
+        pruned = ", median pruning" if cfg.tune.prune == "median" else ""
+        print(f"  after {variants} x {cfg.tune.trials} tuning trials ({cfg.tune.sampler}{pruned}, on the validation"
+              f" split only): {spaces}; each variant's runs use its best trial's settings")  # fmt: skip
     for r in study.runs:
         over = ", ".join(f"{k}={v}" for k, v in r.overrides.items()) or "(base config)"
         ident = "(tuned)" if cfg.tune is not None else r.run_id

@@ -137,7 +137,8 @@ class RunRecord:
     :meth:`figure`) and the run's context, which the catalogue does not define and which is read by key —
     ``device``, ``precision_effective``, ``compile``, ``resumed_from_epoch``, ``checkpoint_rejected``,
     ``peak_flops*``, ``mfu_low``/``mfu_high``/``mfu_uncertain``/``mfu_note``, ``classes``, ``confusion``,
-    ``step_wall_ms``/``step_kernel_ms``, ``infer_other_cores``.
+    ``step_wall_ms``/``step_kernel_ms``, ``infer_other_cores``, a pruned trial's ``pruned_epoch`` and
+    ``prune_curve``.
     """
 
     run_id: str

@@ -57,6 +57,7 @@ from trainlab.measure.profile_cache import ProfileCache
 from trainlab.models import build_for, set_study_folder
 from trainlab.store import is_disk_full
 from trainlab.study import RunSpec
+from trainlab.tune.prune import PruneRule, stops_at
 
 # A loss above this many times the first epoch's (and above 1e3) counts as exploding: the run is diverged.
 EXPLODE_FACTOR = 1e4
@@ -251,7 +252,13 @@ def _train(
     memory.start()
     clock = EpochClock(device)
     first_loss = history[0].train_loss if history else None
+    pruned: int | None = None  # the epoch a pruned trial stopped after ([tune] prune)
     for epoch in range(start_epoch, tc.epochs + 1):
+        # Checked before the next epoch, not after the last: a trial killed between its checkpoint and this
+        # check stops here when it resumes, as it would have.
+        if spec.prune is not None and stops_at(spec.prune, _prune_curve(spec.prune, history), tc.epochs):
+            pruned = len(history)
+            break
         row = train_epoch(run, clock, epoch, emit)
         first_loss = _check_divergence(row, first_loss, emit)
         evaluate_epoch(run, row)
@@ -264,6 +271,8 @@ def _train(
     # After training: figures of the trained model (eval mode, no grad), none inside the training clock.
     results = final_figures(spec, run, history, mem)
     results["resumed_from_epoch"] = resume.epoch if resume is not None else None
+    if spec.prune is not None:  # what the next rounds' bars and the report read
+        results["prune_curve"], results["pruned_epoch"] = _prune_curve(spec.prune, history), pruned
     if rejected:
         results["checkpoint_rejected"] = rejected
     if spec.trial is not None:
@@ -275,6 +284,11 @@ def _train(
         save_checkpoint(weights_path, model.state_dict())  # the module itself: plain keys, never "_orig_mod."
     results.update(gpu_step_profile(run))  # last: its steps train the model further
     return RunOutcome("done", results=results)
+
+
+def _prune_curve(rule: PruneRule, history: list[EpochRow]) -> list[float | None]:
+    """A trial's curve so far: its per-epoch validation figure that ``rule`` judges."""
+    return rule.curve([getattr(row, rule.key) for row in history])
 
 
 def train_epoch(run: Training, clock: EpochClock, epoch: int, emit: Emit) -> EpochRow:

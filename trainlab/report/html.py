@@ -207,7 +207,8 @@ def _trial_rows(study: StudyView) -> list[dict[str, Any]]:
         return []
     m = BY_KEY[t.metric]
     return [
-        {"variant": v.name, "number": r.trial.index + 1, "status": r.status, "error": r.error,
+        {"variant": v.name, "number": r.trial.index + 1, "status": "pruned" if r.pruned_at else r.status,
+         "error": r.error or (f"stopped after epoch {r.pruned_at}, worse than its median" if r.pruned_at else None),
          "values": [setting_text(r.trial.settings[k]) if k in r.trial.settings else "—" for k in t.config.params],
          "value": fmt_value(m, r.trial.value), "best": v.best is not None and v.best.index == r.trial.index}
         for v in t.variants

@@ -352,8 +352,8 @@ def tuning_curve(study: StudyView) -> Plot | None:
     alt = f"Step lines of the best {label} so far against the trial number: " + "; ".join(alt_parts) + "."
     caption = (
         f"Each line is the best {label} (validation split) over a variant's trials so far, in trial order; the"
-        " points are the trials' own figures (a failed or diverged trial has none). A line still rising at the last"
-        " trial suggests that a larger budget would find a better setting."
+        " points are the trials' own figures (a failed, diverged or pruned trial has none). A line still rising at"
+        " the last trial suggests that a larger budget would find a better setting."
     )
     return Plot(TUNING_CURVE_ANCHOR, "tuning_curve", "Tuning curve", caption, alt, to_png(fig))
 
@@ -398,7 +398,7 @@ def sensitivity(study: StudyView) -> Plot | None:
     set_margins(fig, left=0.8, legend_rows=legend_below(fig, handles, ncol=8), wspace_in=0.9)
     alt = f"{m.label} of every trial against {', '.join(keys)}: " + "; ".join(alt_parts) + "."
     caption = (
-        f"Each point is one trial's {label} on the validation split (a failed or diverged trial has none); the"
+        f"Each point is one trial's {label} on the validation split (a failed, diverged or pruned trial has none); the"
         " star is the variant's best trial, whose settings its runs used. The shaded bands are the outer tenth of"
         " each range (in log space for a log range): a best value there may be cut off by the range."
     )

@@ -55,6 +55,7 @@ class TrialRun:
     status: RunStatus
     run_id: str
     error: str | None = None  # why it failed or diverged
+    pruned_at: int | None = None  # the epoch a pruned trial ([tune] prune) stopped after: done, but not scored
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,11 @@ class VariantTuning:
 
     @property
     def counts_text(self) -> str:
-        """``4 done``, ``3 done, 1 diverged``; ``2 done, 2 pending (of 6)`` while later rounds are unplanned."""
-        text = ", ".join(f"{n} {s}" for s, n in self.counts.items()) or "none yet"
+        """``4 done``, ``3 done, 1 diverged``, ``2 done, 2 pruned``; ``2 done, 2 pending (of 6)`` while later
+        rounds are unplanned."""
+        pruned = sum(t.pruned_at is not None for t in self.trials)
+        counts = {**self.counts, **({"done": self.done - pruned, "pruned": pruned} if pruned else {})}
+        text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none yet"
         return text + (f" (of {self.budget})" if len(self.trials) < self.budget else "")
 
     @property
@@ -215,9 +219,10 @@ def _tuning(study: StudyView) -> Tuning | None:
         if not trial_runs:
             continue
         trials = tuple(
-            TrialRun(Trial(r.record.trial or 0, dict(r.record.tuned), _value(r, metric)), r.status, r.run_id, r.error)
+            TrialRun(Trial(r.record.trial or 0, dict(r.record.tuned), _value(r, metric)), r.status, r.run_id,
+                     r.error, r.record.results.get("pruned_epoch"))
             for r in sorted(trial_runs, key=lambda r: r.record.trial or 0)
-        )
+        )  # fmt: skip
         best = best_trial([t.trial for t in trials], higher)
         v = VariantTuning(name, config.trials, trials, best, dict(ran.get(name) or {}))
         # An edge is news once the variant's search is over: a later trial may still land inside the range.
@@ -226,8 +231,10 @@ def _tuning(study: StudyView) -> Tuning | None:
 
 
 def _value(run: RunView, metric: str) -> float | None:
-    """A trial's validation figure; None unless it is done (a failed or diverged trial scores nothing)."""
-    return run.record.figure(metric) if run.status == "done" else None
+    """A trial's validation figure; None unless it is done and ran every epoch (a failed, diverged or pruned
+    trial scores nothing: a pruned one's figure is a shorter run's)."""
+    done = run.status == "done" and run.record.results.get("pruned_epoch") is None
+    return run.record.figure(metric) if done else None
 
 
 def _task(study: StudyView) -> str:
@@ -405,7 +412,8 @@ def tuning_table(study: StudyView) -> TuningTable | None:
         f" {metric_label(t.metric)} (its test split sealed); the variant's runs ({seeds}) use its best trial's"
         " settings and are scored on test. A value marked low end / high end lies in the outer tenth of its range"
         " (or is the smallest / largest of its choices): the best setting may lie beyond it."
-    )
+    ) + (" A pruned trial stopped early, worse than the median of earlier trials at an epoch: it counts against"
+         " the budget and is never the best." if t.config.prune != "none" else "")  # fmt: skip
     return TuningTable(keys, t.metric, test_key, tuple(rows), legend)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.config import RunConfig, StudyConfig
+from trainlab.tune.prune import PruneRule
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class RunSpec:
     # The values [tune] set for this run (a trial's settings, or the variant's best for its final runs); they
     # are not among ``overrides``, so the report does not read a tuned value as a factor of the study.
     tuned: dict[str, Any] = field(default_factory=dict)
+    # A trial of a study with [tune] prune = "median": the bar it stops at (fixed when planned; not part of its
+    # identity, as it follows from the earlier rounds). None: the run trains every epoch.
+    prune: PruneRule | None = None
 
     @property
     def seed(self) -> int:

@@ -29,7 +29,8 @@ from trainlab.study.overrides import set_dotted
 from trainlab.study.spec import RunSpec, Study
 from trainlab.tune.choice import Trial, best_trial
 from trainlab.tune.config import Range, TuneConfig
-from trainlab.tune.search import rounds, settings_for
+from trainlab.tune.prune import PruneRule, median_bar
+from trainlab.tune.search import History, rounds, settings_for
 
 
 def with_settings(config: RunConfig, settings: dict[str, Any], what: str) -> RunConfig:
@@ -77,14 +78,38 @@ def higher_is_better(tune: TuneConfig, task: str) -> bool:
 
 
 def trial_value(tune: TuneConfig, record: RunRecord | None) -> float | None:
-    """A finished trial's validation figure; None for a trial that failed, diverged or recorded none."""
-    if record is None or record.status != "done":
+    """A finished trial's validation figure; None for a trial that failed, diverged, was pruned (its figure is a
+    shorter run's) or recorded none."""
+    if record is None or record.status != "done" or pruned_at(record) is not None:
         return None
     return record.figure(tune.metric_for(str(record.results.get("task") or "classification")))
 
 
-def _trial_spec(base: RunSpec, index: int, settings: dict[str, Any]) -> RunSpec:
+def pruned_at(record: RunRecord) -> int | None:
+    """The epoch after which a pruned trial stopped (``[tune] prune``); None for one that ran every epoch."""
+    epoch = record.results.get("pruned_epoch")
+    return int(epoch) if isinstance(epoch, int) else None
+
+
+def _curve(record: RunRecord | None) -> list[float | None]:
+    """A trial's per-epoch validation curve as it recorded it (``prune_curve``), empty without one."""
+    got = record.results.get("prune_curve") if record is not None else None
+    return [v if isinstance(v, int | float) else None for v in got] if isinstance(got, list) else []
+
+
+def _rule(tune: TuneConfig, task: str, earlier: list[RunRecord | None], epochs: int) -> PruneRule | None:
+    """The bar of a trial planned after the ``earlier`` rounds' trials (None without pruning)."""
+    if tune.prune == "none":
+        return None
+    key, running = tune.epoch_key(task)
+    bar = median_bar([_curve(r) for r in earlier if r is not None and r.status == "done"], epochs)
+    return PruneRule(key, running, higher_is_better(tune, task), bar, tune.prune_warmup)
+
+
+def _trial_spec(base: RunSpec, index: int, settings: dict[str, Any], prune: PruneRule | None = None) -> RunSpec:
     config = with_settings(base.config, settings, f"variant '{base.variant}', trial {index + 1}")
+    if prune is not None:
+        prune = dataclasses.replace(prune, bar=prune.bar[: config.train.epochs])
     return RunSpec(
         study=base.study,
         variant=base.variant,
@@ -95,6 +120,7 @@ def _trial_spec(base: RunSpec, index: int, settings: dict[str, Any]) -> RunSpec:
         run_id=run_hash(config, f"{base.variant} trial {index}"),
         trial=index,
         tuned=settings,
+        prune=prune,
     )
 
 
@@ -107,17 +133,32 @@ def planned_trials(study: Study, records: list[RunRecord]) -> list[RunSpec]:
     by_id = {r.run_id: r for r in records}
     out: list[RunSpec] = []
     for base in variant_bases(study).values():
-        history: list[tuple[dict[str, Any], float | None]] = []
+        history: History = []
+        earlier: list[RunRecord | None] = []  # the variant's trials of earlier rounds, as stored
         for batch in rounds(tune):
             task = _task(by_id, out)
             direction = "maximize" if higher_is_better(tune, task) else "minimize"
-            specs = [_trial_spec(base, i, settings_for(tune, i, history, direction)) for i in batch]
+            # every trial of a round gets the same bar; the longest a trial of the round may run sizes it
+            rule = _rule(tune, task, earlier, max([base.config.train.epochs, *_tuned_epochs(tune)]))
+            specs = [_trial_spec(base, i, settings_for(tune, i, history, direction), rule) for i in batch]
             out += specs
             ended = [by_id.get(s.run_id) for s in specs]
             if any(r is None or r.status not in OUTCOMES for r in ended):
                 break  # the next round waits for this one
-            history += [(s.tuned, trial_value(tune, r)) for s, r in zip(specs, ended)]
+            history += [
+                (s.tuned, trial_value(tune, r), _curve(r) if r is not None and pruned_at(r) is not None else None)
+                for s, r in zip(specs, ended)
+            ]
+            earlier += ended
     return out
+
+
+def _tuned_epochs(tune: TuneConfig) -> list[int]:
+    """The most epochs a trial may run when ``train.epochs`` is tuned (else nothing)."""
+    space = tune.params.get("train.epochs")
+    if isinstance(space, Range):
+        return [int(space.high)]
+    return [int(v) for v in space if isinstance(v, int)] if isinstance(space, list) else []
 
 
 def _task(by_id: dict[str, RunRecord], specs: list[RunSpec]) -> str:
@@ -166,4 +207,13 @@ def tuned_runs(study: Study, records: list[RunRecord]) -> tuple[list[RunSpec], l
     return runs, failed
 
 
-__all__ = ["check_tune", "planned_trials", "trial_value", "trials_of", "tuned_runs", "variant_bases", "with_settings"]
+__all__ = [
+    "check_tune",
+    "planned_trials",
+    "pruned_at",
+    "trial_value",
+    "trials_of",
+    "tuned_runs",
+    "variant_bases",
+    "with_settings",
+]

@@ -32,6 +32,7 @@ from trainlab.measure.metrics import BY_KEY
 from trainlab.schema import Strict
 
 SAMPLERS = ("quasirandom", "tpe")
+PRUNERS = ("none", "median")
 RANGE_FORM = "{ low = ..., high = ..., log = true|false, integer = true|false }"
 
 
@@ -127,6 +128,17 @@ class TuneConfig(Strict):
         " val_ or best_val_); default: val_acc, or val_r2 for regression.",
     )
     seed: NonNegativeInt = Field(0, description="Seed of the sampler: the same seed, the same trials.")
+    prune: Literal[PRUNERS] = Field(
+        "none",
+        description="median: a trial stops after an epoch (short of its last) whose validation figure is worse"
+        " than the median at that epoch of its variant's trials of earlier rounds (Optuna's median rule); it"
+        " counts against the budget and is never chosen. With quasirandom the trials then run in two rounds.",
+    )
+    prune_warmup: NonNegativeInt = Field(
+        0,
+        description="Epochs every trial runs before the median rule may stop it (Optuna's n_warmup_steps): a"
+        " large learning rate can start slowly and overtake.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -191,5 +203,11 @@ class TuneConfig(Strict):
         """The figure trials are judged by on a ``task`` (classification or regression) dataset."""
         return self.metric or ("val_r2" if task == "regression" else "val_acc")
 
+    def epoch_key(self, task: str) -> tuple[str, bool]:
+        """The per-epoch figure pruning reads for :meth:`metric_for` (an ``EpochRow`` field), and whether the
+        metric is its best so far (``best_val_acc``: ``val_acc``, running)."""
+        metric = self.metric_for(task)
+        return metric.removeprefix("best_"), metric.startswith("best_")
 
-__all__ = ["SAMPLERS", "Range", "TuneConfig"]
+
+__all__ = ["PRUNERS", "SAMPLERS", "Range", "TuneConfig"]

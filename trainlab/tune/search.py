@@ -19,8 +19,9 @@ from trainlab.errors import ConfigError
 from trainlab.tune.config import Range, TuneConfig
 
 Direction = Literal["maximize", "minimize"]
-# One trial: its settings and its validation figure (None: it failed, diverged or recorded no figure).
-History = list[tuple[dict[str, Any], float | None]]
+# One trial: its settings, its validation figure (None: it failed, diverged, was pruned or recorded no figure)
+# and, for a pruned trial, its curve (per epoch, up to where it stopped; else None).
+History = list[tuple[dict[str, Any], float | None, list[float | None] | None]]
 
 
 def startup_trials(tune: TuneConfig) -> int:
@@ -32,7 +33,11 @@ def startup_trials(tune: TuneConfig) -> int:
 
 def rounds(tune: TuneConfig) -> list[list[int]]:
     """The trial indices of each round, in order: a round's trials are chosen together and run side by side;
-    the next round is chosen once they have finished (quasirandom: one round of every trial)."""
+    the next round is chosen once they have finished (quasirandom: one round of every trial; with pruning, the
+    first third of them — at least 2 — then the rest, judged against the first round's curves)."""
+    if tune.sampler == "quasirandom" and tune.prune != "none":
+        first = min(tune.trials, max(2, tune.trials // 3))
+        return [list(range(first)), *([list(range(first, tune.trials))] if first < tune.trials else [])]
     first = startup_trials(tune)
     return [list(range(first)), *([i] for i in range(first, tune.trials))]
 
@@ -80,10 +85,17 @@ def _tpe(tune: TuneConfig, index: int, history: History, direction: Direction) -
     # A seed per trial index: the same index after the same history asks the same settings, resumed or not.
     sampler = optuna.samplers.TPESampler(seed=tune.seed * 1_000_003 + index, n_startup_trials=0)
     study = optuna.create_study(direction=direction, sampler=sampler)
-    for settings, value in history:
+    states = optuna.trial.TrialState
+    for settings, value, curve in history:
         params = {k: as_index[k].index(v) if k in as_index else v for k, v in settings.items()}
-        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value, state=state))
+        # A pruned trial is told as pruned, with its curve: TPE ranks it by its last figure, as Optuna's do.
+        steps = {e: v for e, v in enumerate(curve or []) if v is not None}
+        state = states.COMPLETE if value is not None else states.PRUNED if steps else states.FAIL
+        told = optuna.trial.create_trial(
+            params=params, distributions=dists, value=value, state=state,
+            intermediate_values=steps if state == states.PRUNED else None,
+        )  # fmt: skip
+        study.add_trial(told)
     asked = study.ask(dists).params
     return {k: as_index[k][v] if k in as_index else v for k, v in asked.items()}
 
