@@ -166,6 +166,13 @@ class RunRecord:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in row.items() if k in names})
 
+    @property
+    def pruned_epoch(self) -> int | None:
+        """The epoch after which a pruned tuning trial stopped (``[tune] prune``); None for a run that ran every
+        epoch."""
+        epoch = self.results.get("pruned_epoch")
+        return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
     def figure(self, key: str) -> float | None:
         """Per-run figure ``key`` of the metric catalogue (``trainlab.measure.metrics.METRICS``), as stored or
         derived from the stored ones (``data_share``); None when the run did not record it or it is not a

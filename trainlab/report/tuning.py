@@ -220,7 +220,7 @@ def _tuning(study: StudyView) -> Tuning | None:
             continue
         trials = tuple(
             TrialRun(Trial(r.record.trial or 0, dict(r.record.tuned), _value(r, metric)), r.status, r.run_id,
-                     r.error, r.record.results.get("pruned_epoch"))
+                     r.error, r.record.pruned_epoch)
             for r in sorted(trial_runs, key=lambda r: r.record.trial or 0)
         )  # fmt: skip
         best = best_trial([t.trial for t in trials], higher)
@@ -233,7 +233,7 @@ def _tuning(study: StudyView) -> Tuning | None:
 def _value(run: RunView, metric: str) -> float | None:
     """A trial's validation figure; None unless it is done and ran every epoch (a failed, diverged or pruned
     trial scores nothing: a pruned one's figure is a shorter run's)."""
-    done = run.status == "done" and run.record.results.get("pruned_epoch") is None
+    done = run.status == "done" and run.record.pruned_epoch is None
     return run.record.figure(metric) if done else None
 
 

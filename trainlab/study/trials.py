@@ -80,15 +80,9 @@ def higher_is_better(tune: TuneConfig, task: str) -> bool:
 def trial_value(tune: TuneConfig, record: RunRecord | None) -> float | None:
     """A finished trial's validation figure; None for a trial that failed, diverged, was pruned (its figure is a
     shorter run's) or recorded none."""
-    if record is None or record.status != "done" or pruned_at(record) is not None:
+    if record is None or record.status != "done" or record.pruned_epoch is not None:
         return None
     return record.figure(tune.metric_for(str(record.results.get("task") or "classification")))
-
-
-def pruned_at(record: RunRecord) -> int | None:
-    """The epoch after which a pruned trial stopped (``[tune] prune``); None for one that ran every epoch."""
-    epoch = record.results.get("pruned_epoch")
-    return int(epoch) if isinstance(epoch, int) else None
 
 
 def _curve(record: RunRecord | None) -> list[float | None]:
@@ -97,19 +91,17 @@ def _curve(record: RunRecord | None) -> list[float | None]:
     return [v if isinstance(v, int | float) else None for v in got] if isinstance(got, list) else []
 
 
-def _rule(tune: TuneConfig, task: str, earlier: list[RunRecord | None], epochs: int) -> PruneRule | None:
+def _rule(tune: TuneConfig, task: str, earlier: list[RunRecord | None]) -> PruneRule | None:
     """The bar of a trial planned after the ``earlier`` rounds' trials (None without pruning)."""
     if tune.prune == "none":
         return None
     key, running = tune.epoch_key(task)
-    bar = median_bar([_curve(r) for r in earlier if r is not None and r.status == "done"], epochs)
+    bar = median_bar([_curve(r) for r in earlier if r is not None and r.status == "done"])
     return PruneRule(key, running, higher_is_better(tune, task), bar, tune.prune_warmup)
 
 
 def _trial_spec(base: RunSpec, index: int, settings: dict[str, Any], prune: PruneRule | None = None) -> RunSpec:
     config = with_settings(base.config, settings, f"variant '{base.variant}', trial {index + 1}")
-    if prune is not None:
-        prune = dataclasses.replace(prune, bar=prune.bar[: config.train.epochs])
     return RunSpec(
         study=base.study,
         variant=base.variant,
@@ -138,27 +130,18 @@ def planned_trials(study: Study, records: list[RunRecord]) -> list[RunSpec]:
         for batch in rounds(tune):
             task = _task(by_id, out)
             direction = "maximize" if higher_is_better(tune, task) else "minimize"
-            # every trial of a round gets the same bar; the longest a trial of the round may run sizes it
-            rule = _rule(tune, task, earlier, max([base.config.train.epochs, *_tuned_epochs(tune)]))
+            rule = _rule(tune, task, earlier)  # every trial of a round gets the same bar
             specs = [_trial_spec(base, i, settings_for(tune, i, history, direction), rule) for i in batch]
             out += specs
             ended = [by_id.get(s.run_id) for s in specs]
             if any(r is None or r.status not in OUTCOMES for r in ended):
                 break  # the next round waits for this one
             history += [
-                (s.tuned, trial_value(tune, r), _curve(r) if r is not None and pruned_at(r) is not None else None)
+                (s.tuned, trial_value(tune, r), _curve(r) if r is not None and r.pruned_epoch is not None else None)
                 for s, r in zip(specs, ended)
             ]
             earlier += ended
     return out
-
-
-def _tuned_epochs(tune: TuneConfig) -> list[int]:
-    """The most epochs a trial may run when ``train.epochs`` is tuned (else nothing)."""
-    space = tune.params.get("train.epochs")
-    if isinstance(space, Range):
-        return [int(space.high)]
-    return [int(v) for v in space if isinstance(v, int)] if isinstance(space, list) else []
 
 
 def _task(by_id: dict[str, RunRecord], specs: list[RunSpec]) -> str:
@@ -210,7 +193,6 @@ def tuned_runs(study: Study, records: list[RunRecord]) -> tuple[list[RunSpec], l
 __all__ = [
     "check_tune",
     "planned_trials",
-    "pruned_at",
     "trial_value",
     "trials_of",
     "tuned_runs",

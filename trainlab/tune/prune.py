@@ -46,11 +46,12 @@ class PruneRule:
         return out
 
 
-def median_bar(curves: Sequence[Sequence[float | None]], epochs: int) -> tuple[float | None, ...]:
-    """Per epoch (``epochs`` of them), the median of the earlier trials' figures at that epoch, over the trials
-    that reached it with a finite figure; None with fewer than :data:`MIN_TRIALS` of them."""
+def median_bar(curves: Sequence[Sequence[float | None]], epochs: int | None = None) -> tuple[float | None, ...]:
+    """Per epoch (``epochs`` of them; default: as many as the longest curve), the median of the earlier trials'
+    figures at that epoch, over the trials that reached it with a finite figure; None with fewer than
+    :data:`MIN_TRIALS` of them. A trial that runs longer than every earlier one has no bar past their end."""
     bar: list[float | None] = []
-    for e in range(epochs):
+    for e in range(max((len(c) for c in curves), default=0) if epochs is None else epochs):
         seen = [c[e] for c in curves if len(c) > e and c[e] is not None and math.isfinite(c[e])]  # type: ignore[arg-type]
         bar.append(statistics.median(seen) if len(seen) >= MIN_TRIALS else None)  # type: ignore[type-var]
     return tuple(bar)
